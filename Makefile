@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+
+.PHONY: serve test lint typecheck unit bench clean
+
+# The venv is rebuilt whenever pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+serve: $(BIN)/.installed
+	@echo "Try it, from another terminal:"
+	@echo "  curl -s -XPOST http://127.0.0.1:$(PORT)/2015-03-31/functions/echo/invocations -d '{\"hello\": \"world\"}'"
+	@echo "  $(BIN)/python -c \"import boto3; c = boto3.client('lambda', endpoint_url='http://127.0.0.1:$(PORT)', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); print(c.invoke(FunctionName='echo', Payload=b'{\\\"hello\\\": 1}')['Payload'].read())\""
+	@echo
+	$(BIN)/lambdakit serve --config examples/lambdakit.toml --port $(PORT)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -W error -q
+
+test: lint typecheck unit
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

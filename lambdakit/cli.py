@@ -1,0 +1,301 @@
+"""The ``lambdakit`` command line.
+
+``lambdakit serve [OPTIONS] [HANDLER] [-- COMMAND [ARGS...]]`` runs the local Lambda service.
+Invalid flags or configuration print one line naming the problem and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lambdakit import __version__
+
+EXIT_USAGE = 2
+
+_SERVE_EPILOG = """\
+runtime selection (one of):
+  HANDLER                 a Python handler such as app.handler, run by lambdakit's runtime
+  --bootstrap PATH        a custom runtime's executable (as provided.al2023 runs it)
+  -- COMMAND [ARGS...]    any command as the runtime (as AWS's RIE takes it)
+  (none)                  the 'bootstrap' file in --code-dir, as Lambda looks for it
+
+examples:
+  lambdakit serve --code-dir examples/echo-bash --handler function.handler
+  lambdakit serve --port 0 app.handler
+  lambdakit serve --config lambdakit.toml
+  lambdakit serve --function-name echo -- ./bootstrap
+
+Invoke with curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI (--endpoint-url):
+  curl -XPOST http://127.0.0.1:8080/2015-03-31/functions/NAME/invocations -d '{}'
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+def _serve_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Run Lambda functions on this machine, as Lambda runs them, without Docker.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("handler_arg", nargs="?", metavar="HANDLER", help="Python handler (module.function)")
+    function = parser.add_argument_group("function (single-function mode)")
+    fadd = function.add_argument
+    fadd(
+        "--function-name",
+        help="name in the Invoke API path (env AWS_LAMBDA_FUNCTION_NAME; default: function)",
+    )
+    fadd("--handler", help="value of _HANDLER for the runtime")
+    fadd("--bootstrap", metavar="PATH", help="custom runtime executable")
+    fadd("--code-dir", metavar="DIR", help="LAMBDA_TASK_ROOT and working directory (default: .)")
+    fadd(
+        "--timeout",
+        metavar="SECONDS",
+        help="function timeout (env AWS_LAMBDA_FUNCTION_TIMEOUT; default: 3)",
+    )
+    fadd(
+        "--memory",
+        metavar="MB",
+        help="memory size reported to the function "
+        "(env AWS_LAMBDA_FUNCTION_MEMORY_SIZE; default: 128)",
+    )
+    fadd(
+        "--concurrency",
+        metavar="N",
+        help="most environments at once (env MAX_CONCURRENCY; default: 10)",
+    )
+    fadd(
+        "--max-queue",
+        metavar="N",
+        help="invocations that may wait for a busy function before "
+        "429 TooManyRequestsException (default: 100)",
+    )
+    fadd(
+        "--idle-timeout", metavar="SECONDS", help="stop environments idle this long (default: 600)"
+    )
+    fadd(
+        "--env",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="environment variable for the function (repeatable)",
+    )
+    fadd("--env-file", metavar="FILE", help="KEY=VALUE lines for the function's environment")
+    service = parser.add_argument_group("service")
+    sadd = service.add_argument
+    sadd("--config", metavar="FILE", help="a lambdakit.toml declaring several functions")
+    sadd("--host", help="address of the Invoke API (default: 127.0.0.1)")
+    sadd("--port", help="port of the Invoke API; 0 picks a free one (default: 8080)")
+    sadd(
+        "--log-format",
+        choices=("text", "json"),
+        help="START/END/REPORT and function lines as text or JSON (default: text)",
+    )
+    sadd(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="lambdakit's own diagnostics on stderr (default: info)",
+    )
+    return parser
+
+
+def _function_options(
+    args: argparse.Namespace, command: Sequence[str], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    from lambdakit.emulator.config import (
+        DEFAULT_CONCURRENCY,
+        DEFAULT_MEMORY,
+        DEFAULT_TIMEOUT,
+        environ_default,
+        parse_env_pair,
+    )
+
+    env = dict(parse_env_pair("--env", pair) for pair in args.env)
+    options: dict[str, Any] = {
+        "name": environ_default(
+            environ, args.function_name, "AWS_LAMBDA_FUNCTION_NAME", "function"
+        ),
+        "handler": args.handler or args.handler_arg or "",
+        "python_handler": args.handler_arg,
+        "bootstrap": args.bootstrap,
+        "command": tuple(command),
+        "code_dir": args.code_dir or ".",
+        "timeout": environ_default(
+            environ, args.timeout, "AWS_LAMBDA_FUNCTION_TIMEOUT", DEFAULT_TIMEOUT
+        ),
+        "memory": environ_default(
+            environ, args.memory, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", DEFAULT_MEMORY
+        ),
+        "concurrency": environ_default(
+            environ, args.concurrency, "MAX_CONCURRENCY", DEFAULT_CONCURRENCY
+        ),
+        "env": env,
+        "env_file": args.env_file,
+    }
+    if args.max_queue is not None:
+        options["max_queue"] = args.max_queue
+    if args.idle_timeout is not None:
+        options["idle_timeout"] = args.idle_timeout
+    return options
+
+
+_FLAG_NAMES = {
+    "name": "--function-name / AWS_LAMBDA_FUNCTION_NAME",
+    "code_dir": "--code-dir",
+    "timeout": "--timeout / AWS_LAMBDA_FUNCTION_TIMEOUT",
+    "memory": "--memory / AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "concurrency": "--concurrency / MAX_CONCURRENCY",
+    "max_queue": "--max-queue",
+    "idle_timeout": "--idle-timeout",
+    "env": "--env",
+    "env_file": "--env-file",
+    "runtime": "runtime",
+}
+
+_SINGLE_FUNCTION_FLAGS = (
+    "function_name",
+    "handler",
+    "bootstrap",
+    "code_dir",
+    "timeout",
+    "memory",
+    "concurrency",
+    "max_queue",
+    "idle_timeout",
+    "env_file",
+)
+
+
+def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> Any:
+    """Parse ``serve``'s arguments into a ServiceConfig (raises ConfigError / _UsageError)."""
+    from lambdakit.emulator import config as cfg
+
+    argv = list(argv)
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
+        if not command:
+            raise cfg.ConfigError("--: expected a COMMAND after '--'")
+    args = _serve_parser("lambdakit serve").parse_args(argv)
+    service_options: dict[str, Any] = {}
+    if args.config:
+        given = [f"--{n.replace('_', '-')}" for n in _SINGLE_FUNCTION_FLAGS if getattr(args, n)]
+        if args.env or command or args.handler_arg:
+            given.append("--env/HANDLER/COMMAND")
+        if given:
+            raise cfg.ConfigError(
+                f"{given[0]}: cannot be combined with --config; set it per function in the file"
+            )
+        path = Path(args.config)
+        document = cfg.load_toml(path)
+        functions = cfg.functions_from_file(path, document, environ)
+        service_options.update(cfg.service_options(path, document))
+    else:
+        options = _function_options(args, command, environ)
+        function = cfg.build_function(
+            "", options, base=Path.cwd(), environ=environ, names=_FLAG_NAMES
+        )
+        functions = {function.name: function}
+    for key in ("host", "port", "log_format"):
+        value = getattr(args, key)
+        if value is not None:
+            service_options[key] = value
+    return cfg.build_service(functions, service_options)
+
+
+def _serve(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    from lambdakit.emulator.config import ConfigError
+
+    try:
+        config = build_config(argv, environ)
+    except (ConfigError, _UsageError) as exc:
+        _fail(f"lambdakit serve: error: {exc}")
+        return EXIT_USAGE
+    level = argv[argv.index("--log-level") + 1] if "--log-level" in argv else "info"
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="lambdakit %(levelname)s %(name)s: %(message)s",
+    )
+    from lambdakit.emulator.service import Service, serve
+
+    service = Service(config, environ)
+
+    def ready(address: tuple[str, int]) -> None:
+        host, port = address
+        names = ", ".join(sorted(config.functions))
+        sys.stdout.write(
+            f"lambdakit serve: listening on http://{host}:{port} (functions: {names})\n"
+        )
+        sys.stdout.flush()
+
+    try:
+        _run(serve(service, ready))
+    except OSError as exc:
+        _fail(
+            f"lambdakit serve: error: cannot listen on {config.host}:{config.port}: "
+            f"{exc.strerror or exc}"
+        )
+        return 1
+    return 0
+
+
+def _fail(message: str) -> None:
+    """One line on stderr: the command line's way of naming a problem."""
+    sys.stderr.write(message + "\n")
+
+
+def _run(main: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
+def _main_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lambdakit",
+        description="A toolkit for the AWS Lambda execution environment.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n  serve    run Lambda functions locally (lambdakit serve --help)\n",
+    )
+    parser.add_argument("--version", action="version", version=f"lambdakit {__version__}")
+    parser.add_argument("command", choices=("serve",), help="what to run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    if argv and argv[0] == "serve":
+        return _serve(argv[1:], environ)
+    try:
+        _main_parser().parse_args(argv[:1] if argv else [])
+    except _UsageError as exc:
+        _fail(f"lambdakit: error: {exc}")
+        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The local Lambda service behind ``lambdakit serve``."""

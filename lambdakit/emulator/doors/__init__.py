@@ -1,0 +1,1 @@
+"""Front doors: turn requests into Invocations and results into replies."""

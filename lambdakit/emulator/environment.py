@@ -1,0 +1,66 @@
+"""The environment variables an execution environment's processes see.
+
+Reserved and default variables follow
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html.  On this machine there
+is no ``/var/task``: ``LAMBDA_TASK_ROOT`` is the function's code directory, and ``PATH`` and
+``HOME`` come from the host so that local tools (bash, curl, a virtualenv's python) resolve.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping
+
+from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+
+#: Host variables passed through to every environment when the user has not set them.
+_HOST_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+
+
+def log_stream_name(version: str) -> str:
+    """A CloudWatch-style stream name: ``2026/11/22/[$LATEST]<32 hex digits>``."""
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y/%m/%d")
+    return f"{today}/[{version}]{os.urandom(16).hex()}"
+
+
+def sandbox_environment(
+    service: ServiceConfig,
+    function: FunctionConfig,
+    runtime_api: str,
+    host_environ: Mapping[str, str],
+) -> dict[str, str]:
+    """Build the environment of one sandbox's runtime process."""
+    env = {name: host_environ[name] for name in _HOST_PASSTHROUGH if name in host_environ}
+    env.update(
+        {
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "AWS_REGION": service.region,
+            "AWS_DEFAULT_REGION": service.region,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": function.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(function.version),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "LAMBDA_TASK_ROOT": str(function.code_dir),
+        }
+    )
+    if function.handler:
+        env["_HANDLER"] = function.handler
+    if service.log_format == "json":
+        # Lambda's LoggingConfig: LogFormat JSON reaches the runtime as this variable.
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+    env.update(function.env)
+    # The Runtime API address is the platform's, never the user's.
+    env["AWS_LAMBDA_RUNTIME_API"] = runtime_api
+    return env

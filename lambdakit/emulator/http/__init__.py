@@ -1,0 +1,9 @@
+"""A small HTTP/1.1 server for the Invoke and Runtime APIs.
+
+``messages`` holds the frozen request/response values, ``codec`` turns bytes into requests and
+responses into bytes without doing I/O, and ``server`` is the thin asyncio layer that moves bytes.
+"""
+
+from lambdakit.emulator.http.messages import Handler, Reply, Request, Response
+
+__all__ = ["Handler", "Reply", "Request", "Response"]

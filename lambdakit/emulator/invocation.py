@@ -1,0 +1,107 @@
+"""One invocation: what the caller sent, its identity and deadline, and how its result leaves.
+
+Doors (the Invoke API, later Function URLs and queues) build an :class:`Invocation` from a
+validated request and hand it to a pool; a sandbox dispatches it to a runtime and resolves it
+exactly once with an :class:`InvocationResult`.  Nothing here knows about HTTP or processes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lambdakit.emulator.lifecycle import (
+    INVOCATION_TRANSITIONS,
+    InvocationEvent,
+    InvocationState,
+    Lifecycle,
+)
+from lambdakit.wire import errors
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRequest:
+    """What a door accepted: the payload and the context the runtime will see."""
+
+    payload: bytes
+    invoked_arn: str
+    client_context: str = ""
+    cognito_identity: str = ""
+    tenant_id: str = ""
+    trace_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """How an invocation ended, as the caller sees it.
+
+    ``function_error`` is empty for a success; otherwise it is the ``X-Amz-Function-Error``
+    value (``Unhandled``) and ``body`` is the error JSON.  ``error_type`` names the error for
+    logs and telemetry (the runtime's ``Lambda-Runtime-Function-Error-Type`` or a platform type).
+    """
+
+    body: bytes
+    content_type: str = "application/json"
+    function_error: str = ""
+    error_type: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.function_error
+
+
+def function_error(body: bytes, error_type: str) -> InvocationResult:
+    return InvocationResult(body, "application/json", errors.UNHANDLED, error_type)
+
+
+def platform_error(error_type: str, request_id: str, detail: str) -> InvocationResult:
+    """A failure of the environment (timeout, crash, init failure) as Lambda reports it."""
+    return function_error(errors.platform_error_body(error_type, request_id, detail), error_type)
+
+
+def new_trace_id() -> str:
+    """An X-Ray trace header, as Lambda gives every invocation one."""
+    root = f"1-{int(time.time()):08x}-{os.urandom(12).hex()}"
+    return f"Root={root};Parent={os.urandom(8).hex()};Sampled=0"
+
+
+class Invocation:
+    """One invocation in flight; resolved exactly once through ``on_done``."""
+
+    __slots__ = ("_lifecycle", "_on_done", "accepted_at", "request", "request_id")
+
+    def __init__(
+        self,
+        request: InvocationRequest,
+        on_done: Callable[[InvocationResult], None],
+        request_id: str | None = None,
+    ) -> None:
+        self.request = request
+        self.request_id = request_id or str(uuid.uuid4())
+        self.accepted_at = time.monotonic()
+        self._on_done = on_done
+        self._lifecycle: Lifecycle[InvocationState, InvocationEvent] = Lifecycle(
+            "invocation", INVOCATION_TRANSITIONS, InvocationState.QUEUED
+        )
+
+    @property
+    def state(self) -> InvocationState:
+        return self._lifecycle.state
+
+    @property
+    def done(self) -> bool:
+        return self._lifecycle.state is InvocationState.DONE
+
+    def dispatched(self) -> None:
+        self._lifecycle.fire(InvocationEvent.DISPATCH)
+
+    def resolve(self, result: InvocationResult) -> None:
+        """Deliver the result to the door; a second call raises ``IllegalTransition``."""
+        self._lifecycle.fire(InvocationEvent.RESOLVE)
+        self._on_done(result)
+
+    def __repr__(self) -> str:
+        return f"<Invocation {self.request_id} {self.state.value}>"

@@ -1,0 +1,157 @@
+"""Every lifecycle of the local Lambda service, as transition tables.
+
+Theory of operation
+-------------------
+An execution environment (a *sandbox*) moves through Lambda's phases
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html):
+
+* ``STARTING``: its processes are spawned; Init runs until the runtime first calls ``next``.
+* ``IDLE``: the runtime waits in ``GET next`` and no event is assigned: the pool may invoke it.
+* ``INVOKING``: an event was handed to the runtime; no result yet.
+* ``RESPONDED``: the runtime posted ``/response`` or ``/error``; the caller has its answer, but the
+  Invoke phase lasts until the runtime calls ``next`` again (work after the response is billed).
+* ``STOPPING``: the environment is being shut down or reset (timeout, crash, init error, spindown);
+  its processes get SIGTERM and/or SIGKILL.
+* ``DEAD``: every process of the environment has been reaped.
+
+An *invocation* is ``QUEUED`` (waiting for an environment), ``RUNNING`` (its event was handed to a
+runtime) or ``DONE`` (a result, function error or platform error was delivered exactly once).
+
+Each machine is a table keyed by (state, event); an event missing from the table for the current
+state raises :class:`IllegalTransition`, naming the machine, the event and the state, so that no
+component can move a lifecycle in a way this module does not spell out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Generic, TypeVar
+
+
+class SandboxState(enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    INVOKING = "invoking"
+    RESPONDED = "responded"
+    STOPPING = "stopping"
+    DEAD = "dead"
+
+
+class SandboxEvent(enum.Enum):
+    #: The runtime called ``GET next``.
+    RUNTIME_NEXT = "runtime-next"
+    #: The pool handed the environment an invocation.
+    INVOKE = "invoke"
+    #: The runtime posted ``/response`` or ``/error`` for the current invocation.
+    RESULT = "result"
+    #: The runtime posted ``/init/error``.
+    INIT_ERROR = "init-error"
+    #: The invocation's deadline (or Init's limit) passed.
+    TIMEOUT = "timeout"
+    #: A process of the environment exited on its own.
+    EXIT = "exit"
+    #: The service asked the environment to shut down (idle reap, daemon stop).
+    STOP = "stop"
+    #: Every process has been reaped.
+    REAPED = "reaped"
+
+
+class InvocationState(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class InvocationEvent(enum.Enum):
+    DISPATCH = "dispatch"
+    RESOLVE = "resolve"
+
+
+S = SandboxState
+E = SandboxEvent
+
+SANDBOX_TRANSITIONS: Mapping[SandboxState, Mapping[SandboxEvent, SandboxState]] = {
+    S.STARTING: {
+        E.RUNTIME_NEXT: S.IDLE,
+        E.INIT_ERROR: S.STOPPING,
+        E.TIMEOUT: S.STOPPING,
+        E.EXIT: S.STOPPING,
+        E.STOP: S.STOPPING,
+    },
+    S.IDLE: {
+        E.INVOKE: S.INVOKING,
+        E.EXIT: S.STOPPING,
+        E.STOP: S.STOPPING,
+    },
+    S.INVOKING: {
+        E.RESULT: S.RESPONDED,
+        E.TIMEOUT: S.STOPPING,
+        E.EXIT: S.STOPPING,
+        E.STOP: S.STOPPING,
+    },
+    S.RESPONDED: {
+        E.RUNTIME_NEXT: S.IDLE,
+        E.TIMEOUT: S.STOPPING,
+        E.EXIT: S.STOPPING,
+        E.STOP: S.STOPPING,
+    },
+    S.STOPPING: {
+        E.EXIT: S.STOPPING,
+        E.STOP: S.STOPPING,
+        E.TIMEOUT: S.STOPPING,
+        E.REAPED: S.DEAD,
+    },
+    S.DEAD: {},
+}
+
+INVOCATION_TRANSITIONS: Mapping[InvocationState, Mapping[InvocationEvent, InvocationState]] = {
+    InvocationState.QUEUED: {
+        InvocationEvent.DISPATCH: InvocationState.RUNNING,
+        InvocationEvent.RESOLVE: InvocationState.DONE,
+    },
+    InvocationState.RUNNING: {InvocationEvent.RESOLVE: InvocationState.DONE},
+    InvocationState.DONE: {},
+}
+
+StateT = TypeVar("StateT", bound=enum.Enum)
+EventT = TypeVar("EventT", bound=enum.Enum)
+
+
+class IllegalTransition(Exception):
+    """An event arrived in a state whose table has no entry for it."""
+
+    def __init__(self, machine: str, event: enum.Enum, state: enum.Enum) -> None:
+        super().__init__(
+            f"{machine}: event {event.value!r} is not allowed in state {state.value!r}"
+        )
+        self.machine = machine
+        self.event = event
+        self.state = state
+
+
+class Lifecycle(Generic[StateT, EventT]):
+    """The current state of one machine and the table that moves it."""
+
+    __slots__ = ("_name", "_table", "state")
+
+    def __init__(
+        self, name: str, table: Mapping[StateT, Mapping[EventT, StateT]], initial: StateT
+    ) -> None:
+        self._name = name
+        self._table = table
+        self.state = initial
+
+    def allows(self, event: EventT) -> bool:
+        return event in self._table[self.state]
+
+    def fire(self, event: EventT) -> StateT:
+        """Move on ``event``; raise :class:`IllegalTransition` if the table forbids it."""
+        try:
+            self.state = self._table[self.state][event]
+        except KeyError:
+            raise IllegalTransition(self._name, event, self.state) from None
+        return self.state
+
+    def __repr__(self) -> str:
+        return f"<{self._name} {self.state.value}>"

@@ -1,0 +1,150 @@
+"""The execution environments of one function: scale out on demand, reuse warm, reap idle.
+
+Theory of operation
+-------------------
+An invocation goes to the most recently idle environment (a stack, so that a steady load keeps
+few environments warm and the rest can be reaped).  With none idle it waits in a bounded FIFO
+queue, and the pool starts environments while fewer are starting than invocations wait and the
+function's concurrency allows; whichever environment becomes ready first takes the queue's
+head.  A full queue refuses with :class:`Throttled` (the Invoke API's 429).  An environment whose
+Init fails takes one waiting invocation down with it (Lambda returns an init error to the
+invocation that caused the cold start); the others get new environments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+
+from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.invocation import Invocation, platform_error
+from lambdakit.emulator.lifecycle import SandboxState
+from lambdakit.emulator.logs import LogSink
+from lambdakit.emulator.sandbox import SPINDOWN_GRACE, InitFailure, Sandbox
+from lambdakit.wire import errors
+
+logger = logging.getLogger("lambdakit.pool")
+
+
+class Throttled(Exception):
+    """Every environment is busy and the wait queue is full."""
+
+
+class Pool:
+    """All sandboxes of one function."""
+
+    def __init__(
+        self,
+        service: ServiceConfig,
+        function: FunctionConfig,
+        sink: LogSink,
+        host_environ: Mapping[str, str],
+    ) -> None:
+        self._service = service
+        self.function = function
+        self._sink = sink
+        self._host_environ = host_environ
+        self.sandboxes: set[Sandbox] = set()
+        self._idle: list[Sandbox] = []
+        self._queue: deque[Invocation] = deque()
+        #: Sandboxes whose Init has not finished; each will take one queued invocation.
+        self._starting: set[Sandbox] = set()
+        self._numbered = 0
+        self._stopping = False
+
+    # Work -----------------------------------------------------------------------------------------
+    def submit(self, invocation: Invocation) -> None:
+        """Run ``invocation`` now, queue it, or raise :class:`Throttled`."""
+        if self._stopping:
+            raise Throttled("the service is shutting down")
+        while self._idle:
+            sandbox = self._idle.pop()
+            if sandbox.state is SandboxState.IDLE:
+                sandbox.invoke(invocation)
+                return
+        covered = len(self._starting) + self._capacity_to_start()
+        if len(self._queue) >= self.function.max_queue + covered:
+            raise Throttled(f"{self.function.name}: all environments busy and queue full")
+        self._queue.append(invocation)
+        self._scale()
+
+    def _capacity_to_start(self) -> int:
+        """Environments that may still be started (each takes one invocation off the queue)."""
+        return max(0, self.function.concurrency - len(self.sandboxes))
+
+    def _scale(self) -> None:
+        while (
+            not self._stopping
+            and len(self._starting) < len(self._queue)
+            and len(self.sandboxes) < self.function.concurrency
+        ):
+            self._numbered += 1
+            sandbox = Sandbox(
+                self._service, self.function, self._sink, self, self._host_environ, self._numbered
+            )
+            self.sandboxes.add(sandbox)
+            self._starting.add(sandbox)
+            asyncio.get_running_loop().create_task(sandbox.start(), name=f"start {sandbox.name}")
+
+    # SandboxListener ------------------------------------------------------------------------------
+    def sandbox_idle(self, sandbox: Sandbox) -> None:
+        self._starting.discard(sandbox)
+        if self._stopping:
+            sandbox.stop()
+            return
+        if self._queue:
+            sandbox.invoke(self._queue.popleft())
+        else:
+            self._idle.append(sandbox)
+
+    def sandbox_dead(self, sandbox: Sandbox, failure: InitFailure | None) -> None:
+        self.sandboxes.discard(sandbox)
+        if sandbox in self._idle:
+            self._idle.remove(sandbox)
+        if sandbox in self._starting:
+            self._starting.discard(sandbox)
+            if failure is not None and self._queue:
+                invocation = self._queue.popleft()
+                invocation.resolve(failure.result_for(invocation.request_id))
+        self._scale()
+
+    # Housekeeping ---------------------------------------------------------------------------------
+    def reap_idle(self) -> None:
+        """Stop environments idle for longer than the function's ``idle_timeout``."""
+        limit = time.monotonic() - self.function.idle_timeout
+        for sandbox in [s for s in self._idle if s.idle_since < limit]:
+            self._idle.remove(sandbox)
+            logger.debug("%s: idle for %.0f s, stopping", sandbox.name, self.function.idle_timeout)
+            sandbox.stop()
+
+    @property
+    def busy(self) -> int:
+        """Environments running or starting work, plus invocations waiting for one."""
+        idle = sum(1 for s in self._idle if s.state is SandboxState.IDLE)
+        return len(self.sandboxes) - idle + len(self._queue)
+
+    def kill(self) -> None:
+        """SIGKILL every environment's processes now (a forced shutdown)."""
+        for sandbox in self.sandboxes:
+            sandbox.kill()
+
+    async def stop(self, grace: float = SPINDOWN_GRACE) -> None:
+        """Stop every environment (SIGTERM, ``grace``, SIGKILL) and wait until all are reaped."""
+        self._stopping = True
+        while self._queue:
+            invocation = self._queue.popleft()
+            invocation.resolve(
+                platform_error(
+                    errors.SANDBOX_FAILURE,
+                    invocation.request_id,
+                    "the local Lambda service stopped before an environment was ready",
+                )
+            )
+        sandboxes = list(self.sandboxes)
+        for sandbox in sandboxes:
+            sandbox.stop(grace)
+        if sandboxes:
+            await asyncio.gather(*(s.closed for s in sandboxes))

@@ -1,0 +1,158 @@
+"""The server side of the Runtime API: routes a runtime's requests to its sandbox.
+
+https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
+
+Every sandbox listens on its own loopback port, given to its processes as
+``AWS_LAMBDA_RUNTIME_API``, so a request needs no header to say which environment it comes
+from.  This module only parses paths and bodies and renders the Runtime API's answers; what a
+call *means* in the sandbox's current state is decided by the sandbox (:class:`RuntimeApiTarget`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Protocol
+
+from lambdakit.emulator.http import Reply, Request, Response
+from lambdakit.emulator.invocation import InvocationResult, function_error
+from lambdakit.wire import errors, headers, limits, paths
+
+_JSON = (("Content-Type", "application/json"),)
+ACCEPTED = Response(202, _JSON, b'{"status":"OK"}')
+_NOT_FOUND = Response(404, _JSON, errors.error_body("NotFound", "Unknown Runtime API path"))
+_PONG = Response(200, (("Content-Type", "text/plain"),), b"pong")
+
+
+class RuntimeApiTarget(Protocol):
+    """What a sandbox offers its runtime."""
+
+    def runtime_next(self) -> Reply: ...
+
+    def runtime_result(self, request_id: str, result: InvocationResult) -> Response: ...
+
+    def runtime_result_too_large(self, request_id: str, size: int) -> Response: ...
+
+    def runtime_init_error(self, result: InvocationResult) -> Response: ...
+
+
+def runtime_error(status: int, error_type: str, message: str) -> Response:
+    return Response(status, _JSON, errors.error_body(error_type, message))
+
+
+def invalid_request_id() -> Response:
+    return runtime_error(400, errors.INVALID_REQUEST_ID, "Invalid request ID")
+
+
+def invalid_transition(current: str, wanted: str) -> Response:
+    return runtime_error(
+        403,
+        errors.INVALID_STATE_TRANSITION,
+        f"State transition from {current} to {wanted} failed for runtime. "
+        "Error: State transition is not allowed",
+    )
+
+
+def payload_too_large() -> Response:
+    return runtime_error(
+        413,
+        errors.REQUEST_ENTITY_TOO_LARGE,
+        f"Exceeded maximum allowed payload size ({limits.MAX_SYNC_PAYLOAD} bytes).",
+    )
+
+
+class RuntimeApi:
+    """The request handler of one sandbox's Runtime API listener."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: RuntimeApiTarget) -> None:
+        self._target = target
+
+    def __call__(self, request: Request) -> Reply:
+        path = request.path
+        if path == paths.RUNTIME_NEXT:
+            if request.method != "GET":
+                return _NOT_FOUND
+            return self._target.runtime_next()
+        if request.method == "POST":
+            if path.startswith(paths.RUNTIME_INVOCATION_PREFIX):
+                return self._invocation_post(request)
+            if path == paths.RUNTIME_INIT_ERROR:
+                return self._target.runtime_init_error(error_result(request))
+        if path == paths.PING:
+            return _PONG
+        return _NOT_FOUND
+
+    def _invocation_post(self, request: Request) -> Response:
+        rest = request.path[len(paths.RUNTIME_INVOCATION_PREFIX) :]
+        request_id, _, action = rest.partition("/")
+        if action == paths.RESPONSE_SUFFIX[1:]:
+            mode = request.headers.get(headers.FUNCTION_RESPONSE_MODE)
+            if mode is not None and mode.lower() != "streaming":
+                return runtime_error(
+                    400, errors.INVALID_RESPONSE_MODE, f"Invalid response mode: {mode!r}"
+                )
+            if request.body_too_large:
+                return self._target.runtime_result_too_large(request_id, request.body_size)
+            trailer_type = request.trailers.get(headers.FUNCTION_ERROR_TYPE)
+            if trailer_type:
+                return self._target.runtime_result(
+                    request_id, streamed_error(request, trailer_type)
+                )
+            # A buffered response is JSON to the caller whatever the runtime labelled it
+            # (curl -d says form-urlencoded); streamed responses keep theirs.
+            content_type = "application/json"
+            if mode is not None:
+                content_type = request.headers.get("content-type") or "application/octet-stream"
+            return self._target.runtime_result(
+                request_id, InvocationResult(request.body, content_type)
+            )
+        if action == paths.ERROR_SUFFIX[1:]:
+            return self._target.runtime_result(request_id, error_result(request))
+        return _NOT_FOUND
+
+
+def error_result(request: Request) -> InvocationResult:
+    """An ``/error`` or ``/init/error`` post as the caller will see it.
+
+    The body passes through when it is a JSON error object; otherwise Lambda builds one from
+    ``Lambda-Runtime-Function-Error-Type`` (the Runtime API's documented fallback).
+    """
+    error_type = request.headers.get(headers.FUNCTION_ERROR_TYPE, "")
+    body = request.body
+    if not _is_json_object(body):
+        body = errors.error_body(
+            error_type or errors.RUNTIME_UNKNOWN, error_type or "Unknown error"
+        )
+    return function_error(body, error_type or _body_error_type(body))
+
+
+def streamed_error(request: Request, error_type: str) -> InvocationResult:
+    """A streamed response that ended with error trailers (``Lambda-Runtime-Function-Error-*``)."""
+    encoded = request.trailers.get(headers.FUNCTION_ERROR_BODY, "")
+    try:
+        body = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        body = b""
+    if not _is_json_object(body):
+        body = errors.error_body(error_type, error_type)
+    return function_error(body, error_type)
+
+
+def _is_json_object(body: bytes) -> bool:
+    if not body.startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(body), dict)
+    except ValueError:
+        return False
+
+
+def _body_error_type(body: bytes) -> str:
+    try:
+        value = json.loads(body).get("errorType")
+    except (ValueError, AttributeError):
+        return errors.RUNTIME_UNKNOWN
+    return value if isinstance(value, str) and value else errors.RUNTIME_UNKNOWN

@@ -1,0 +1,101 @@
+"""Real AWS clients against `lambdakit serve`: boto3 and the AWS CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.serving import Serve, bash_function, running_serve
+
+
+@pytest.fixture(scope="module")
+def serve() -> Iterator[Serve]:
+    with running_serve(*bash_function("--function-name", "echo", "--concurrency", "2")) as s:
+        yield s
+
+
+def _client(serve: Serve):
+    return boto3.client(
+        "lambda",
+        endpoint_url=serve.url,
+        region_name="us-east-1",
+        aws_access_key_id="anything",
+        aws_secret_access_key="anything",
+        config=Config(retries={"max_attempts": 1}, read_timeout=30),
+    )
+
+
+def test_boto3_invoke_returns_the_payload_and_request_id(serve: Serve) -> None:
+    response = _client(serve).invoke(FunctionName="echo", Payload=b'{"from": "boto3"}')
+    assert response["StatusCode"] == 200
+    assert json.loads(response["Payload"].read()) == {"from": "boto3"}
+    assert response["ExecutedVersion"] == "$LATEST"
+    assert "FunctionError" not in response
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert serve.wait_for_output(rf"^START RequestId: {request_id} ")
+
+
+def test_boto3_invoke_by_arn_with_qualifier(serve: Serve) -> None:
+    response = _client(serve).invoke(
+        FunctionName="arn:aws:lambda:us-east-1:123456789012:function:echo",
+        Qualifier="$LATEST",
+        Payload=b"[]",
+    )
+    assert json.loads(response["Payload"].read()) == []
+
+
+def test_boto3_raises_the_named_service_errors(serve: Serve) -> None:
+    client = _client(serve)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="missing", Payload=b"{}")
+    with pytest.raises(client.exceptions.InvalidRequestContentException):
+        client.invoke(FunctionName="echo", Payload=b"not json")
+
+
+def test_boto3_sees_function_errors() -> None:
+    with running_serve(*bash_function("--function-name", "f", handler="function.fail")) as s:
+        response = _client(s).invoke(FunctionName="f", Payload=b"{}")
+    assert response["FunctionError"] == "Unhandled"
+    assert json.loads(response["Payload"].read())["errorType"] == "HandlerFailed"
+
+
+def test_aws_cli_invoke(serve: Serve, tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    aws = Path(sys.executable).parent / "aws"
+    result = subprocess.run(
+        [
+            str(aws),
+            "lambda",
+            "invoke",
+            "--endpoint-url",
+            serve.url,
+            "--region",
+            "us-east-1",
+            "--function-name",
+            "echo",
+            "--payload",
+            '{"from": "cli"}',
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["StatusCode"] == 200
+    assert json.loads(out.read_text()) == {"from": "cli"}

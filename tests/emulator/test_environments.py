@@ -1,0 +1,215 @@
+"""Execution environments: timeouts, crashes, init errors, scale-out, idle reaping, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+from tests.serving import bash_function, process_alive, running_serve
+
+
+def _pids(pid_file: Path) -> list[int]:
+    return [int(line) for line in pid_file.read_text().split()] if pid_file.exists() else []
+
+
+def test_timeout_kills_the_environment_and_the_next_invocation_gets_a_fresh_one(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "pids"
+    with running_serve(
+        *bash_function(
+            "--function-name",
+            "slow",
+            "--timeout",
+            "1",
+            "--env",
+            f"PID_FILE={pid_file}",
+            handler="function.sleep_long",
+        )
+    ) as serve:
+        started = time.monotonic()
+        status, headers, body = serve.invoke("slow")
+        elapsed = time.monotonic() - started
+        first_pid = _pids(pid_file)[0]
+        # The whole process group is gone, the runtime and its `sleep 30` child alike.
+        deadline = time.monotonic() + 5
+        while process_alive(first_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_alive(first_pid)
+        status2, _, _ = serve.invoke("slow")
+        assert serve.wait_for_output(r"^REPORT .*Init Duration", count=2)
+        pids = _pids(pid_file)
+    assert status == 200
+    assert headers["x-amz-function-error"] == "Unhandled"
+    error = json.loads(body)
+    assert error["errorType"] == "Sandbox.Timedout"
+    request_id = headers["x-amzn-requestid"]
+    assert error["errorMessage"] == (
+        f"RequestId: {request_id} Error: Task timed out after 1.00 seconds"
+    )
+    assert 0.9 < elapsed < 5
+    assert status2 == 200
+    assert len(pids) == 2 and pids[0] != pids[1]  # a fresh environment
+    assert re.search(rf"{request_id} Task timed out after 1\.00 seconds", serve.output())
+    assert re.search(rf"REPORT RequestId: {request_id}.*Status: timeout", serve.output())
+
+
+def test_a_crash_is_runtime_exit_error_and_the_environment_is_replaced(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    with running_serve(
+        *bash_function(
+            "--function-name", "crashy", "--env", f"PID_FILE={pid_file}", handler="function.crash"
+        )
+    ) as serve:
+        status, headers, body = serve.invoke("crashy")
+        again = serve.invoke("crashy")
+        pids = _pids(pid_file)
+    assert status == 200
+    assert headers["x-amz-function-error"] == "Unhandled"
+    request_id = headers["x-amzn-requestid"]
+    assert json.loads(body) == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 42",
+    }
+    assert json.loads(again[2])["errorType"] == "Runtime.ExitError"
+    assert len(pids) == 2 and pids[0] != pids[1]
+    assert "crashing now" in serve.output()
+
+
+def test_init_error_goes_to_the_waiting_invocation_and_init_is_retried() -> None:
+    with running_serve(
+        *bash_function("--function-name", "broken", "--env", "INIT_FAIL=1")
+    ) as serve:
+        status, headers, body = serve.invoke("broken")
+        again = serve.invoke("broken")
+        assert serve.wait_for_output(r"INIT_REPORT .*Status: error", count=2)
+    assert status == 200
+    assert headers["x-amz-function-error"] == "Unhandled"
+    assert json.loads(body) == {
+        "errorMessage": "bad configuration",
+        "errorType": "Runtime.ConfigInvalid",
+    }
+    assert json.loads(again[2])["errorType"] == "Runtime.ConfigInvalid"
+
+
+def test_exit_before_the_first_next_is_runtime_exit_error() -> None:
+    with running_serve(
+        *bash_function("--function-name", "quitter", "--env", "INIT_EXIT=3")
+    ) as serve:
+        status, headers, body = serve.invoke("quitter")
+    error = json.loads(body)
+    assert (status, headers["x-amz-function-error"]) == (200, "Unhandled")
+    assert error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith("Error: Runtime exited with error: exit status 3")
+    assert "exiting during init with status 3" in serve.output()
+
+
+def test_a_runtime_that_cannot_start_is_reported_not_hung(tmp_path: Path) -> None:
+    script = tmp_path / "bootstrap"
+    script.write_text("#!/nonexistent/interpreter\n")
+    script.chmod(0o755)
+    with running_serve("--function-name", "nostart", "--bootstrap", str(script)) as serve:
+        status, headers, body = serve.invoke("nostart")
+    assert status == 200
+    assert headers["x-amz-function-error"] == "Unhandled"
+    assert json.loads(body)["errorType"] == "Runtime.InvalidEntrypoint"
+
+
+def test_eight_parallel_invocations_with_concurrency_8_finish_together() -> None:
+    with running_serve(
+        *bash_function(
+            "--function-name", "half", "--concurrency", "8", handler="function.sleep_half"
+        )
+    ) as serve:
+        ends: list[float] = []
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def call() -> None:
+            status, _, _ = serve.invoke("half")
+            with lock:
+                statuses.append(status)
+                ends.append(time.monotonic())
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert serve.wait_for_output(r"^REPORT", count=8)
+        environments = len(re.findall(r"Init Duration", serve.output()))
+    assert statuses == [200] * 8
+    # One at a time would take 8 x 0.5 s = 4 s; together they take about 0.5 s.
+    assert max(ends) - started < 2.5
+    assert max(ends) - min(ends) < 1.0
+    assert environments == 8
+
+
+def test_idle_environments_are_stopped_after_the_idle_timeout(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    with running_serve(
+        *bash_function(
+            "--function-name", "idle", "--idle-timeout", "0.5", "--env", f"PID_FILE={pid_file}"
+        )
+    ) as serve:
+        assert serve.invoke("idle")[0] == 200
+        first = _pids(pid_file)[0]
+        deadline = time.monotonic() + 10
+        while process_alive(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_alive(first)
+        assert serve.invoke("idle")[0] == 200
+        assert serve.wait_for_output(r"^REPORT .*Init Duration", count=2)
+
+
+def test_sigterm_finishes_in_flight_work_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    with running_serve(
+        *bash_function(
+            "--function-name",
+            "half",
+            "--concurrency",
+            "3",
+            "--env",
+            f"PID_FILE={pid_file}",
+            handler="function.sleep_half",
+        )
+    ) as serve:
+        results: list[int] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(serve.invoke("half")[0]))
+            for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        assert serve.wait_for_output(r"^START", count=3)
+        code = serve.stop(signal.SIGTERM)
+        for thread in threads:
+            thread.join(10)
+        pids = _pids(pid_file)
+    assert code == 0
+    assert results == [200, 200, 200]  # in-flight invocations finished
+    assert len(pids) == 3
+    leftovers = [pid for pid in pids if process_alive(pid) or _in_group(pid)]
+    assert leftovers == []
+
+
+def _in_group(pgid: int) -> bool:
+    """True if any live process still belongs to process group ``pgid``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

@@ -1,0 +1,106 @@
+"""Service errors as Lambda returns them: status, JSON body and x-amzn-ErrorType."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.serving import Serve, bash_function, running_serve
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[Serve]:
+    with running_serve(*bash_function("--function-name", "echo")) as serve:
+        yield serve
+
+
+def _error(response: tuple[int, dict[str, str], bytes]) -> tuple[int, str, dict[str, str]]:
+    status, headers, body = response
+    return status, headers.get("x-amzn-errortype", ""), json.loads(body)
+
+
+def test_unknown_function_is_404_resource_not_found(echo: Serve) -> None:
+    status, kind, body = _error(echo.invoke("missing"))
+    assert (status, kind) == (404, "ResourceNotFoundException")
+    assert body["message"] == (
+        "Function not found: arn:aws:lambda:us-east-1:123456789012:function:missing"
+    )
+
+
+def test_unknown_qualifier_is_404(echo: Serve) -> None:
+    status, kind, body = _error(echo.invoke("echo?Qualifier=prod"))
+    assert (status, kind) == (404, "ResourceNotFoundException")
+    assert body["message"].endswith("function:echo:prod")
+
+
+def test_a_body_that_is_not_json_is_400_invalid_request_content(echo: Serve) -> None:
+    status, kind, body = _error(echo.invoke("echo", b"hello"))
+    assert (status, kind) == (400, "InvalidRequestContentException")
+    assert "Could not parse request body into json" in body["message"]
+
+
+def test_a_payload_over_6_mb_is_413_request_too_large(echo: Serve) -> None:
+    payload = b'"' + b"a" * (6 * 1024 * 1024 + 200) + b'"'
+    status, kind, body = _error(echo.invoke("echo", payload))
+    assert (status, kind) == (413, "RequestTooLargeException")
+    assert "InvokeFunction" in body["message"]
+    # The connection and the service survive.
+    assert echo.invoke("echo", b"{}")[0] == 200
+
+
+def test_a_bad_invocation_type_is_400(echo: Serve) -> None:
+    status, kind, _ = _error(echo.invoke("echo", b"{}", {"X-Amz-Invocation-Type": "Later"}))
+    assert (status, kind) == (400, "InvalidParameterValueException")
+
+
+def test_event_invocations_are_refused_clearly_until_supported(echo: Serve) -> None:
+    status, kind, body = _error(echo.invoke("echo", b"{}", {"X-Amz-Invocation-Type": "Event"}))
+    assert (status, kind) == (400, "InvalidParameterValueException")
+    assert "Event" in body["message"]
+
+
+def test_bad_client_context_is_400(echo: Serve) -> None:
+    status, kind, _ = _error(echo.invoke("echo", b"{}", {"X-Amz-Client-Context": "%%%"}))
+    assert (status, kind) == (400, "InvalidParameterValueException")
+
+
+def test_unknown_paths_and_methods_are_refused(echo: Serve) -> None:
+    conn = echo.connection()
+    conn.request("GET", "/2015-03-31/functions/echo/invocations")
+    response = conn.getresponse()
+    assert response.status == 400
+    assert response.getheader("x-amzn-ErrorType") == "UnknownOperationException"
+    response.read()
+    conn.request("POST", "/nothing/here", b"{}")
+    response = conn.getresponse()
+    assert response.status == 400
+    response.read()
+    conn.close()
+
+
+def test_every_environment_busy_and_queue_full_is_429_too_many_requests() -> None:
+    with running_serve(
+        *bash_function(
+            "--function-name",
+            "slow",
+            "--concurrency",
+            "1",
+            "--max-queue",
+            "0",
+            handler="function.sleep_half",
+        )
+    ) as serve:
+        first: list[int] = []
+        thread = threading.Thread(target=lambda: first.append(serve.invoke("slow")[0]))
+        thread.start()
+        assert serve.wait_for_output(r"^START RequestId", timeout=10)
+        status, headers, body = serve.invoke("slow")
+        thread.join(30)
+    assert first == [200]
+    assert status == 429
+    assert headers["x-amzn-errortype"] == "TooManyRequestsException"
+    assert headers["retry-after"] == "1"
+    assert json.loads(body)["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
