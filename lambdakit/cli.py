@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -97,6 +98,17 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         help="environment variable for the function (repeatable)",
     )
     fadd("--env-file", metavar="FILE", help="KEY=VALUE lines for the function's environment")
+    fadd(
+        "--extensions-dir",
+        metavar="DIR",
+        help="start every executable in DIR as an external extension (the local /opt/extensions)",
+    )
+    fadd(
+        "--no-freeze",
+        dest="freeze",
+        action="store_false",
+        help="do not freeze (SIGSTOP) environments between invocations",
+    )
     service = parser.add_argument_group("service")
     sadd = service.add_argument
     sadd("--config", metavar="FILE", help="a lambdakit.toml declaring several functions")
@@ -148,6 +160,8 @@ def _function_options(
         ),
         "env": env,
         "env_file": args.env_file,
+        "extensions_dir": args.extensions_dir,
+        "freeze": args.freeze,
     }
     if args.max_queue is not None:
         options["max_queue"] = args.max_queue
@@ -166,6 +180,7 @@ _FLAG_NAMES = {
     "idle_timeout": "--idle-timeout",
     "env": "--env",
     "env_file": "--env-file",
+    "extensions_dir": "--extensions-dir",
     "runtime": "runtime",
 }
 
@@ -180,6 +195,7 @@ _SINGLE_FUNCTION_FLAGS = (
     "max_queue",
     "idle_timeout",
     "env_file",
+    "extensions_dir",
 )
 
 
@@ -207,6 +223,8 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> Any:
         path = Path(args.config)
         document = cfg.load_toml(path)
         functions = cfg.functions_from_file(path, document, environ)
+        if not args.freeze:  # --no-freeze applies to every function of the file
+            functions = {n: dataclasses.replace(f, freeze=False) for n, f in functions.items()}
         service_options.update(cfg.service_options(path, document))
     else:
         options = _function_options(args, command, environ)
@@ -272,15 +290,40 @@ def _run(main: Any) -> None:
     uvloop.run(main)
 
 
-def _main_parser() -> argparse.ArgumentParser:
+#: Subcommands implemented in other packages: name -> (module, one-line summary).  Each module
+#: has ``main(argv, environ) -> int``; it is imported only when its command runs.
+_COMMANDS = {
+    "post-run": ("lambdakit.postrun.cli", "run a command after each response, for any runtime"),
+    "layer": ("lambdakit.postrun.layer", "build the post-runner's Lambda layer zip"),
+    "extension": ("lambdakit.extensions.cli", "run a Python external extension"),
+}
+
+
+def _available_commands() -> dict[str, str]:
+    import importlib.util
+
+    commands = {"serve": "run Lambda functions locally, as Lambda runs them"}
+    for name, (module, summary) in _COMMANDS.items():
+        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is not None:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:
+                found = False
+            if found:
+                commands[name] = summary
+    return commands
+
+
+def _main_parser(commands: Mapping[str, str]) -> argparse.ArgumentParser:
+    listing = "".join(f"  {name:<10} {summary}\n" for name, summary in commands.items())
     parser = _Parser(
         prog="lambdakit",
         description="A toolkit for the AWS Lambda execution environment.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n  serve    run Lambda functions locally (lambdakit serve --help)\n",
+        epilog=f"commands:\n{listing}\nlambdakit COMMAND --help describes each one.\n",
     )
     parser.add_argument("--version", action="version", version=f"lambdakit {__version__}")
-    parser.add_argument("command", choices=("serve",), help="what to run")
+    parser.add_argument("command", choices=tuple(commands), help="what to run")
     return parser
 
 
@@ -289,8 +332,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     if argv and argv[0] == "serve":
         return _serve(argv[1:], environ)
+    commands = _available_commands()
+    if argv and argv[0] in _COMMANDS and argv[0] in commands:
+        import importlib
+
+        module = importlib.import_module(_COMMANDS[argv[0]][0])
+        return int(module.main(argv[1:], environ))
     try:
-        _main_parser().parse_args(argv[:1] if argv else [])
+        _main_parser(commands).parse_args(argv[:1] if argv else [])
     except _UsageError as exc:
         _fail(f"lambdakit: error: {exc}")
         return EXIT_USAGE

@@ -62,6 +62,10 @@ class FunctionConfig:
     init_timeout: float = limits.INIT_TIMEOUT
     env: Mapping[str, str] = field(default_factory=dict)
     version: str = "$LATEST"
+    #: The local stand-in for /opt/extensions: every executable in it is started before the runtime.
+    extensions_dir: Path | None = None
+    #: Freeze the environment's processes (SIGSTOP) between invocations, as Lambda does.
+    freeze: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,12 @@ def _integer(key: str, value: Any, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(f"{key}: {number} is out of range ({low} to {high})")
     return number
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    return value
 
 
 def _function_name(key: str, value: Any) -> str:
@@ -249,7 +259,12 @@ def build_function(
         python_handler=options.get("python_handler"),
         env={**environ, **env},
     )
+    extensions_dir = options.get("extensions_dir")
     return FunctionConfig(
+        extensions_dir=(
+            code_directory(key("extensions_dir"), extensions_dir, base) if extensions_dir else None
+        ),
+        freeze=_boolean(key("freeze"), options.get("freeze", True)),
         name=name,
         command=command,
         code_dir=code_dir,
@@ -294,6 +309,8 @@ _FUNCTION_KEYS = frozenset(
         "init_timeout",
         "env",
         "env_file",
+        "extensions_dir",
+        "freeze",
     }
 )
 _SERVICE_KEYS = frozenset(

@@ -64,3 +64,25 @@ def sandbox_environment(
     # The Runtime API address is the platform's, never the user's.
     env["AWS_LAMBDA_RUNTIME_API"] = runtime_api
     return env
+
+
+#: Variables Lambda shows the runtime but not extensions.
+_RUNTIME_ONLY = frozenset(
+    {
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_XRAY_CONTEXT_MISSING",
+        "AWS_XRAY_DAEMON_ADDRESS",
+        "LAMBDA_RUNTIME_DIR",
+        "LAMBDA_TASK_ROOT",
+        "_AWS_XRAY_DAEMON_ADDRESS",
+        "_AWS_XRAY_DAEMON_PORT",
+        "_HANDLER",
+    }
+)
+
+
+def extension_environment(runtime_env: Mapping[str, str]) -> dict[str, str]:
+    """An external extension's environment: the function's, less the runtime-only variables."""
+    return {name: value for name, value in runtime_env.items() if name not in _RUNTIME_ONLY}

@@ -14,6 +14,12 @@ An execution environment (a *sandbox*) moves through Lambda's phases
   its processes get SIGTERM and/or SIGKILL.
 * ``DEAD``: every process of the environment has been reaped.
 
+An *extension* registered with the Extensions API is ``REGISTERED`` until its first
+``event/next``, then ``WAITING`` for an event or ``BUSY`` with one (INVOKE or SHUTDOWN) until it
+calls ``event/next`` again; ``FAILED`` after it reports ``init/error`` or ``exit/error``.  The
+sandbox leaves ``STARTING`` or ``RESPONDED`` (event ``READY``) only when the runtime and every
+extension are waiting in ``next``: that is when Lambda ends a phase and freezes the environment.
+
 An *invocation* is ``QUEUED`` (waiting for an environment), ``RUNNING`` (its event was handed to a
 runtime) or ``DONE`` (a result, function error or platform error was delivered exactly once).
 
@@ -39,8 +45,8 @@ class SandboxState(enum.Enum):
 
 
 class SandboxEvent(enum.Enum):
-    #: The runtime called ``GET next``.
-    RUNTIME_NEXT = "runtime-next"
+    #: The runtime and every extension are waiting in ``next``: the phase is over.
+    READY = "ready"
     #: The pool handed the environment an invocation.
     INVOKE = "invoke"
     #: The runtime posted ``/response`` or ``/error`` for the current invocation.
@@ -55,6 +61,23 @@ class SandboxEvent(enum.Enum):
     STOP = "stop"
     #: Every process has been reaped.
     REAPED = "reaped"
+
+
+class ExtensionState(enum.Enum):
+    #: Registered; has not asked for an event yet (still initializing).
+    REGISTERED = "registered"
+    #: Waiting in ``event/next``.
+    WAITING = "waiting"
+    #: Handling an event (INVOKE or SHUTDOWN) it was given.
+    BUSY = "busy"
+    #: Reported ``init/error`` or ``exit/error``; no further calls succeed.
+    FAILED = "failed"
+
+
+class ExtensionEvent(enum.Enum):
+    NEXT = "next"
+    EVENT = "event"
+    ERROR = "error"
 
 
 class InvocationState(enum.Enum):
@@ -73,7 +96,7 @@ E = SandboxEvent
 
 SANDBOX_TRANSITIONS: Mapping[SandboxState, Mapping[SandboxEvent, SandboxState]] = {
     S.STARTING: {
-        E.RUNTIME_NEXT: S.IDLE,
+        E.READY: S.IDLE,
         E.INIT_ERROR: S.STOPPING,
         E.TIMEOUT: S.STOPPING,
         E.EXIT: S.STOPPING,
@@ -91,7 +114,7 @@ SANDBOX_TRANSITIONS: Mapping[SandboxState, Mapping[SandboxEvent, SandboxState]] 
         E.STOP: S.STOPPING,
     },
     S.RESPONDED: {
-        E.RUNTIME_NEXT: S.IDLE,
+        E.READY: S.IDLE,
         E.TIMEOUT: S.STOPPING,
         E.EXIT: S.STOPPING,
         E.STOP: S.STOPPING,
@@ -103,6 +126,26 @@ SANDBOX_TRANSITIONS: Mapping[SandboxState, Mapping[SandboxEvent, SandboxState]] 
         E.REAPED: S.DEAD,
     },
     S.DEAD: {},
+}
+
+X = ExtensionState
+EXTENSION_TRANSITIONS: Mapping[ExtensionState, Mapping[ExtensionEvent, ExtensionState]] = {
+    X.REGISTERED: {
+        ExtensionEvent.NEXT: X.WAITING,
+        ExtensionEvent.EVENT: X.BUSY,
+        ExtensionEvent.ERROR: X.FAILED,
+    },
+    X.WAITING: {
+        ExtensionEvent.NEXT: X.WAITING,
+        ExtensionEvent.EVENT: X.BUSY,
+        ExtensionEvent.ERROR: X.FAILED,
+    },
+    X.BUSY: {
+        ExtensionEvent.NEXT: X.WAITING,
+        ExtensionEvent.EVENT: X.BUSY,
+        ExtensionEvent.ERROR: X.FAILED,
+    },
+    X.FAILED: {},
 }
 
 INVOCATION_TRANSITIONS: Mapping[InvocationState, Mapping[InvocationEvent, InvocationState]] = {

@@ -5,7 +5,8 @@ Text lines follow CloudWatch Logs as Lambda writes them
 follow Lambda's JSON log format, whose platform records share the Telemetry API's shapes
 (https://docs.aws.amazon.com/lambda/latest/dg/telemetry-schema-reference.html).  Lines are
 buffered and written once per event-loop iteration, so a busy service makes one ``write`` for
-many lines.
+many lines: a flush waits up to :data:`FLUSH_DELAY` so that START, END and REPORT of a short
+invocation leave together.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import json
 import math
 from dataclasses import dataclass
 from typing import BinaryIO
+
+#: Longest a line waits in the buffer, seconds.
+FLUSH_DELAY = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,7 @@ class LogSink:
         if not self._scheduled:
             self._scheduled = True
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
             except RuntimeError:
                 self.flush()
 

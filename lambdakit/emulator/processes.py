@@ -23,6 +23,8 @@ logger = logging.getLogger("lambdakit.processes")
 
 #: How often the list of a group's processes is refreshed for memory accounting, seconds.
 _MEMBER_SCAN_INTERVAL = 5.0
+#: How often their peak memory is read again; REPORT lines in between reuse the last reading.
+_RSS_READ_INTERVAL = 1.0
 
 
 class _OutputProtocol(asyncio.SubprocessProtocol):
@@ -70,6 +72,7 @@ class ProcessGroup:
         self._members: list[int] = [self.pid]
         self._members_scanned = 0.0
         self._max_rss_kb = 0
+        self._rss_read = 0.0
 
     @classmethod
     async def spawn(
@@ -126,14 +129,17 @@ class ProcessGroup:
     def max_rss_mb(self) -> int:
         """Peak resident memory of the group's processes (sum of each one's VmHWM), in MB.
 
-        Never decreases: it is the most the environment has used since it started.
+        Never decreases: it is the most the environment has used since it started.  Read from
+        ``/proc`` at most once a second (it is on every invocation's path).
         """
         now = time.monotonic()
-        if now - self._members_scanned > _MEMBER_SCAN_INTERVAL:
-            self._members = _group_members(self.pid)
-            self._members_scanned = now
-        total_kb = sum(_peak_rss_kb(pid) for pid in self._members)
-        self._max_rss_kb = max(self._max_rss_kb, total_kb)
+        if now - self._rss_read > _RSS_READ_INTERVAL:
+            self._rss_read = now
+            if now - self._members_scanned > _MEMBER_SCAN_INTERVAL:
+                self._members = _group_members(self.pid)
+                self._members_scanned = now
+            total_kb = sum(_peak_rss_kb(pid) for pid in self._members)
+            self._max_rss_kb = max(self._max_rss_kb, total_kb)
         return max(1, round(self._max_rss_kb / 1024))
 
     def __repr__(self) -> str:

@@ -1,6 +1,8 @@
-"""The server side of the Runtime API: routes a runtime's requests to its sandbox.
+"""The server side of the Runtime, Extensions and Telemetry APIs: routes calls to their sandbox.
 
-https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
+https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html,
+https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html and
+https://docs.aws.amazon.com/lambda/latest/dg/telemetry-api.html
 
 Every sandbox listens on its own loopback port, given to its processes as
 ``AWS_LAMBDA_RUNTIME_API``, so a request needs no header to say which environment it comes
@@ -35,6 +37,14 @@ class RuntimeApiTarget(Protocol):
     def runtime_result_too_large(self, request_id: str, size: int) -> Response: ...
 
     def runtime_init_error(self, result: InvocationResult) -> Response: ...
+
+    def extension_register(self, request: Request) -> Response: ...
+
+    def extension_next(self, request: Request) -> Reply: ...
+
+    def extension_error(self, request: Request, phase: str) -> Response: ...
+
+    def telemetry_subscribe(self, request: Request, api: str) -> Response: ...
 
 
 def runtime_error(status: int, error_type: str, message: str) -> Response:
@@ -81,8 +91,26 @@ class RuntimeApi:
                 return self._invocation_post(request)
             if path == paths.RUNTIME_INIT_ERROR:
                 return self._target.runtime_init_error(error_result(request))
+        if path.startswith(paths.EXTENSION_PREFIX):
+            return self._extension_call(request)
+        if request.method == "PUT" and path in (paths.TELEMETRY, paths.LOGS):
+            api = "telemetry" if path == paths.TELEMETRY else "logs"
+            return self._target.telemetry_subscribe(request, api)
         if path == paths.PING:
             return _PONG
+        return _NOT_FOUND
+
+    def _extension_call(self, request: Request) -> Reply:
+        path, method = request.path, request.method
+        if path == paths.EXTENSION_NEXT and method == "GET":
+            return self._target.extension_next(request)
+        if method == "POST":
+            if path == paths.EXTENSION_REGISTER:
+                return self._target.extension_register(request)
+            if path == paths.EXTENSION_INIT_ERROR:
+                return self._target.extension_error(request, "init")
+            if path == paths.EXTENSION_EXIT_ERROR:
+                return self._target.extension_error(request, "exit")
         return _NOT_FOUND
 
     def _invocation_post(self, request: Request) -> Response:

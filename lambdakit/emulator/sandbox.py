@@ -1,37 +1,56 @@
-"""One execution environment: its runtime process group, its Runtime API, its lifecycle.
+"""One execution environment: its processes, its Runtime/Extensions/Telemetry API, its lifecycle.
 
 Theory of operation
 -------------------
 A sandbox is started by its pool when an invocation finds no idle environment.  It binds a
-loopback port for its Runtime API, then spawns the runtime as the leader of a new process group
-with ``AWS_LAMBDA_RUNTIME_API`` pointing at that port (``STARTING``: Lambda's Init phase).  The
-runtime's first ``GET next`` ends Init (``IDLE``); the pending request is held open until the
-pool hands the sandbox an invocation, which answers it with the event (``INVOKING``).  The
-runtime's ``/response`` or ``/error`` resolves the invocation at once, so the caller is answered
-while the environment stays busy (``RESPONDED``) until the runtime asks for the next event; only
-then does the invoke phase end, END and REPORT are written, and the pool may reuse it.
+loopback port for its APIs, launches every executable of the function's extensions directory
+(the local stand-in for ``/opt/extensions``) and waits for them to register, then spawns the
+runtime; each process leads its own process group and sees ``AWS_LAMBDA_RUNTIME_API`` pointing at
+that port (``STARTING``: Lambda's Init phase).  Init ends when the runtime and every extension
+wait in ``next`` (``IDLE``); the pending requests are held open until the pool hands the sandbox
+an invocation, which answers the runtime with the event and each INVOKE subscriber with an
+INVOKE event (``INVOKING``).  The runtime's ``/response`` or ``/error`` resolves the invocation
+at once, so the caller is answered while the environment stays busy (``RESPONDED``) until the
+runtime and every extension ask for the next event.  Then the invoke phase ends: END and REPORT
+are written (Duration covers the work after the response, as Lambda bills it), the processes are
+frozen with SIGSTOP until the next invocation thaws them with SIGCONT, and the pool may reuse
+the environment.  (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html)
 
-Failures reset the environment, as Lambda does: a deadline passing (the function timeout over
-the whole invoke phase, or the Init limit), the runtime exiting, or an ``/init/error``.  The
-process group is killed and reaped (``STOPPING`` then ``DEAD``), the affected invocation gets
-the platform's error, and the pool starts a fresh environment for later work.  All moves go
+Failures reset the environment, as Lambda does: the function timeout passing over the whole
+invoke phase (extensions included) or Init's limit, a process exiting, an ``/init/error``.  The
+shutdown runs Lambda's sequence: the runtime gets SIGTERM (SIGKILL at once for a reset without
+extensions), buffered telemetry is delivered, external extensions get SHUTDOWN with the reason
+(``spindown``, ``timeout``, ``failure``) and a deadline, and whatever is left is killed when the
+2 s budget ends.  Every process is reaped (``STOPPING`` then ``DEAD``), the affected invocation
+gets the platform's error, and the pool starts a fresh environment for later work.  All moves go
 through :data:`lambdakit.emulator.lifecycle.SANDBOX_TRANSITIONS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import os
 import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
-from lambdakit.emulator.environment import sandbox_environment
-from lambdakit.emulator.http import Reply, Response
+from lambdakit.emulator.environment import extension_environment, sandbox_environment
+from lambdakit.emulator.extensions import (
+    INVOKE,
+    SHUTDOWN,
+    Extension,
+    ExtensionRegistry,
+    FunctionIdentity,
+)
+from lambdakit.emulator.http import Reply, Request, Response
 from lambdakit.emulator.http.server import HttpServer
 from lambdakit.emulator.invocation import (
     Invocation,
@@ -43,14 +62,16 @@ from lambdakit.emulator.lifecycle import SANDBOX_TRANSITIONS as _TABLE
 from lambdakit.emulator.lifecycle import Lifecycle, SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink, Report
 from lambdakit.emulator.processes import ProcessGroup, describe_exit
+from lambdakit.emulator.telemetry import TelemetryHub
 from lambdakit.wire import errors, headers, limits
 
 logger = logging.getLogger("lambdakit.sandbox")
 
 #: How long a runtime that reported ``/init/error`` may take to exit on its own.
 _INIT_ERROR_EXIT_GRACE = 0.5
-#: How long a runtime gets between SIGTERM and SIGKILL when its environment spins down.
-SPINDOWN_GRACE = 2.0
+#: Shutdown budget, and the runtime's share of it when external extensions are registered.
+SPINDOWN_GRACE = limits.SHUTDOWN_BUDGET_MS / 1000
+_RUNTIME_SHARE = limits.SHUTDOWN_RUNTIME_SHARE_MS / 1000
 
 # Runtime state names in InvalidStateTransition messages, as AWS's RIE words them.
 _RUNTIME_STATE_NAMES = {
@@ -61,6 +82,11 @@ _RUNTIME_STATE_NAMES = {
     SandboxState.STOPPING: "Stopping",
     SandboxState.DEAD: "Dead",
 }
+_NON_RECOVERABLE = Response(
+    500,
+    (("Content-Type", "application/json"),),
+    errors.error_body("Runtime.Unknown", "Non-recoverable state. Runtime should exit promptly."),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +112,19 @@ class SandboxListener(Protocol):
     def sandbox_dead(self, sandbox: Sandbox, failure: InitFailure | None) -> None: ...
 
 
+def external_extensions(directory: Path | None) -> list[Path]:
+    """The executables of an extensions directory, in name order, as Lambda launches them."""
+    if directory is None:
+        return []
+    found = []
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and os.access(path, os.X_OK):
+            found.append(path)
+        else:
+            logger.warning("extensions directory: %s is not an executable file, skipped", path)
+    return found
+
+
 class Sandbox:
     """One execution environment of one function."""
 
@@ -106,53 +145,148 @@ class Sandbox:
         self._host_environ = host_environ
         self._loop = asyncio.get_running_loop()
         self.name = f"{function.name}#{number}"
-        self._arn = service.function_arn(function.name)
         # Per-environment state
         self._lifecycle: Lifecycle[SandboxState, SandboxEvent] = Lifecycle(
             f"sandbox {self.name}", _TABLE, SandboxState.STARTING
         )
         self._server = HttpServer(runtime_api.RuntimeApi(self), limits.MAX_SYNC_PAYLOAD)
-        self._group: ProcessGroup | None = None
+        self._extension_paths = external_extensions(function.extensions_dir)
+        self._registry = ExtensionRegistry(
+            FunctionIdentity(function.name, function.version, function.handler, service.account_id),
+            frozenset(path.name for path in self._extension_paths),
+            self._check_ready,
+            self._on_extension_failed,
+        )
+        self._telemetry = TelemetryHub()
+        self._runtime: ProcessGroup | None = None
+        self._extension_groups: dict[str, ProcessGroup] = {}
         self._started_at = 0.0
         self._init_duration_ms: float | None = None
         self._init_failure: InitFailure | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._pending_next: asyncio.Future[Response] | None = None
+        self._runtime_waiting = False
+        self._frozen = False
+        self._stopping: asyncio.Future[None] = self._loop.create_future()
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.idle_since = 0.0
         # Per-invocation state
         self._current: Invocation | None = None
         self._delivered = False
         self._invoke_started = 0.0
+        self._responded_at = 0.0
         self._deadline_ms = 0
 
     @property
     def state(self) -> SandboxState:
         return self._lifecycle.state
 
-    # Start ----------------------------------------------------------------------------------------
+    def _groups(self) -> list[ProcessGroup]:
+        groups = list(self._extension_groups.values())
+        if self._runtime is not None:
+            groups.append(self._runtime)
+        return groups
+
+    # Init -----------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Bind the Runtime API and spawn the runtime; failures end in ``sandbox_dead``."""
+        """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
         self._started_at = time.monotonic()
+        self._timer = self._loop.call_later(self.function.init_timeout, self._on_timeout)
+        self._telemetry.emit(
+            "platform.initStart",
+            {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "functionName": self.function.name,
+                "functionVersion": self.function.version,
+            },
+        )
         try:
             host, port = await self._server.start("127.0.0.1", 0)
             env = sandbox_environment(
                 self._service, self.function, f"{host}:{port}", self._host_environ
             )
-            self._group = await ProcessGroup.spawn(
+            for path in self._extension_paths:
+                await self._launch_extension(path, extension_environment(env))
+            if self._extension_paths and not await self._extensions_registered():
+                return
+            self._runtime = await ProcessGroup.spawn(
                 self.function.command,
                 env=env,
                 cwd=str(self.function.code_dir),
                 on_line=self._on_output,
             )
         except OSError as exc:
-            detail = f"cannot start {self.function.command[0]!r}: {exc.strerror or exc}"
+            detail = (
+                f"cannot start {exc.filename or self.function.command[0]!r}: {exc.strerror or exc}"
+            )
             logger.error("%s: %s", self.name, detail)
-            self._fail_init(InitFailure(errors.RUNTIME_INVALID_ENTRYPOINT, detail))
+            if self._lifecycle.state is SandboxState.STARTING:
+                self._fail_init(InitFailure(errors.RUNTIME_INVALID_ENTRYPOINT, detail))
             return
-        logger.debug("%s: started %r", self.name, self._group)
-        self._group.exited().add_done_callback(self._on_exit)
-        self._timer = self._loop.call_later(self.function.init_timeout, self._on_timeout)
+        if self._lifecycle.state is not SandboxState.STARTING:
+            self._runtime.signal(signal.SIGKILL)  # failed while we were spawning: reap it too
+        logger.debug("%s: started %r", self.name, self._runtime)
+        self._runtime.exited().add_done_callback(self._on_exit)
+
+    async def _launch_extension(self, path: Path, env: Mapping[str, str]) -> None:
+        name = path.name
+
+        def output(line: str) -> None:
+            self._sink.function_line(self.function.name, line)
+            if self._telemetry.active or self._telemetry.open:
+                self._telemetry.emit("extension", line)
+
+        group = await ProcessGroup.spawn(
+            (str(path),), env=env, cwd=str(self.function.code_dir), on_line=output
+        )
+        self._extension_groups[name] = group
+        group.exited().add_done_callback(functools.partial(self._on_extension_exit, name))
+        logger.debug("%s: launched extension %s %r", self.name, name, group)
+
+    async def _extensions_registered(self) -> bool:
+        """Wait for every launched extension to register; False if Init failed meanwhile."""
+        registered = asyncio.ensure_future(self._registry.external_registered())
+        await asyncio.wait((registered, self._stopping), return_when=asyncio.FIRST_COMPLETED)
+        registered.cancel()
+        return self._lifecycle.state is SandboxState.STARTING
+
+    def _check_ready(self) -> None:
+        """End the phase when the runtime and every extension wait in ``next``."""
+        state = self._lifecycle.state
+        if (
+            state not in (SandboxState.STARTING, SandboxState.RESPONDED)
+            or not self._runtime_waiting
+            or not self._registry.all_waiting()
+        ):
+            return
+        self._lifecycle.fire(SandboxEvent.READY)
+        if state is SandboxState.STARTING:
+            self._init_done()
+        else:
+            self._invoke_done()
+        self.idle_since = time.monotonic()
+        self._freeze()
+        self._listener.sandbox_idle(self)
+
+    def _init_done(self) -> None:
+        self._cancel_timer()
+        self._registry.open = False
+        self._telemetry.open = False
+        self._init_duration_ms = (time.monotonic() - self._started_at) * 1000
+        self._telemetry.emit(
+            "platform.initRuntimeDone",
+            {"initializationType": "on-demand", "phase": "init", "status": "success"},
+        )
+        self._telemetry.emit(
+            "platform.initReport",
+            {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "status": "success",
+                "metrics": {"durationMs": round(self._init_duration_ms, 3)},
+            },
+        )
 
     # Runtime API (RuntimeApiTarget) ---------------------------------------------------------------
     def runtime_next(self) -> Reply:
@@ -160,23 +294,19 @@ class Sandbox:
         if state is SandboxState.INVOKING and not self._delivered:
             # The event went to a next request whose connection dropped; this is its retry.
             return self._event_response()
-        if state is SandboxState.IDLE:
+        if state is SandboxState.IDLE or (
+            state in (SandboxState.STARTING, SandboxState.RESPONDED) and self._runtime_waiting
+        ):
             # A fresh next replaces one whose connection is gone (or a duplicate).
-            self._replace_pending_next()
-            return self._pending_next  # type: ignore[return-value]
-        if not self._lifecycle.allows(SandboxEvent.RUNTIME_NEXT):
+            return self._replace_pending_next()
+        if state in (SandboxState.STARTING, SandboxState.RESPONDED):
+            self._runtime_waiting = True
+            future = self._replace_pending_next()
+            self._check_ready()
+            return future
+        if state is SandboxState.INVOKING:
             return runtime_api.invalid_transition(_RUNTIME_STATE_NAMES[state], "Ready")
-        self._lifecycle.fire(SandboxEvent.RUNTIME_NEXT)
-        self._replace_pending_next()
-        future = self._pending_next
-        assert future is not None
-        if state is SandboxState.STARTING:
-            self._init_done()
-        else:
-            self._invoke_done()
-        self.idle_since = time.monotonic()
-        self._listener.sandbox_idle(self)
-        return future
+        return _NON_RECOVERABLE
 
     def runtime_result(self, request_id: str, result: InvocationResult) -> Response:
         current = self._current
@@ -186,7 +316,20 @@ class Sandbox:
             state = _RUNTIME_STATE_NAMES[self._lifecycle.state]
             return runtime_api.invalid_transition(state, "InvocationResponse")
         self._lifecycle.fire(SandboxEvent.RESULT)
+        self._responded_at = time.monotonic()
         current.resolve(result)
+        if self._telemetry.active:
+            self._telemetry.emit(
+                "platform.runtimeDone",
+                {
+                    "requestId": request_id,
+                    "status": "success" if result.ok else "error",
+                    "metrics": {
+                        "durationMs": round((self._responded_at - self._invoke_started) * 1000, 3),
+                        "producedBytes": len(result.body),
+                    },
+                },
+            )
         return runtime_api.ACCEPTED
 
     def runtime_result_too_large(self, request_id: str, size: int) -> Response:
@@ -202,8 +345,7 @@ class Sandbox:
             errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE,
         )
         if self._lifecycle.state is SandboxState.INVOKING:
-            self._lifecycle.fire(SandboxEvent.RESULT)
-            current.resolve(result)
+            self.runtime_result(request_id, result)
         return runtime_api.payload_too_large()
 
     def runtime_init_error(self, result: InvocationResult) -> Response:
@@ -219,20 +361,67 @@ class Sandbox:
         self._fail_init(InitFailure(result.error_type, "", result.body), _INIT_ERROR_EXIT_GRACE)
         return runtime_api.ACCEPTED
 
+    # Extensions and Telemetry APIs (RuntimeApiTarget) ---------------------------------------------
+    def extension_register(self, request: Request) -> Response:
+        return self._registry.register(request)
+
+    def extension_next(self, request: Request) -> Reply:
+        if self._lifecycle.state is SandboxState.DEAD:
+            return _NON_RECOVERABLE
+        return self._registry.next(request)
+
+    def extension_error(self, request: Request, phase: str) -> Response:
+        return self._registry.report_error(request, phase)
+
+    def telemetry_subscribe(self, request: Request, api: str) -> Response:
+        extension = self._registry.lookup(request)
+        if isinstance(extension, Response):
+            return extension
+        return self._telemetry.subscribe(request, extension.name, api)
+
+    def _on_extension_failed(
+        self, extension: Extension, error_type: str, body: bytes, during_init: bool
+    ) -> None:
+        detail = f"Extension {extension.name} reported {error_type}"
+        self._sink.platform(self.function.name, detail)
+        if self._lifecycle.state is SandboxState.STARTING:
+            self._fail_init(InitFailure(error_type, detail, body))
+        elif self._lifecycle.allows(SandboxEvent.EXIT):
+            self._reset(error_type, detail)
+
     # Invoke ---------------------------------------------------------------------------------------
     def invoke(self, invocation: Invocation) -> None:
-        """Hand ``invocation`` to the runtime waiting in ``GET next``."""
+        """Hand ``invocation`` to the runtime waiting in ``GET next`` and to INVOKE subscribers."""
+        self._thaw()
         self._lifecycle.fire(SandboxEvent.INVOKE)
         invocation.dispatched()
         self._current = invocation
+        self._runtime_waiting = False
         self._invoke_started = time.monotonic()
         self._deadline_ms = int(time.time() * 1000 + self.function.timeout * 1000)
         self._timer = self._loop.call_later(self.function.timeout, self._on_timeout)
         self._sink.start(self.function.name, invocation.request_id, self.function.version)
+        if self._telemetry.active:
+            self._telemetry.emit(
+                "platform.start",
+                {"requestId": invocation.request_id, "version": self.function.version},
+            )
         pending, self._pending_next = self._pending_next, None
         self._delivered = False
         if pending is not None and not pending.done():
             pending.set_result(self._event_response())
+        if self._registry.any:
+            request = invocation.request
+            self._registry.deliver(
+                INVOKE,
+                {
+                    "eventType": INVOKE,
+                    "deadlineMs": self._deadline_ms,
+                    "requestId": invocation.request_id,
+                    "invokedFunctionArn": request.invoked_arn,
+                    "tracing": {"type": "X-Amzn-Trace-Id", "value": request.trace_id},
+                },
+            )
 
     def _event_response(self) -> Response:
         invocation = self._current
@@ -254,15 +443,13 @@ class Sandbox:
             fields.append((headers.TENANT_ID, request.tenant_id))
         return Response(200, fields, request.payload)
 
-    def _replace_pending_next(self) -> None:
+    def _replace_pending_next(self) -> asyncio.Future[Response]:
         old = self._pending_next
         if old is not None and not old.done():
             old.cancel()
-        self._pending_next = self._loop.create_future()
-
-    def _init_done(self) -> None:
-        self._cancel_timer()
-        self._init_duration_ms = (time.monotonic() - self._started_at) * 1000
+        future: asyncio.Future[Response] = self._loop.create_future()
+        self._pending_next = future
+        return future
 
     def _invoke_done(self, status: str = "success") -> None:
         """The invoke phase ended: write END and REPORT."""
@@ -276,18 +463,48 @@ class Sandbox:
             invocation.request_id,
             duration,
             self.function.memory,
-            self._group.max_rss_mb() if self._group else 0,
+            sum(group.max_rss_mb() for group in self._groups()),
             self._init_duration_ms,
             status,
         )
         self._init_duration_ms = None  # only the first invocation reports Init Duration
         self._sink.report(self.function.name, report)
+        if self._telemetry.active:
+            metrics: dict[str, float] = {
+                "durationMs": round(duration, 3),
+                "billedDurationMs": report.billed_duration_ms,
+                "memorySizeMB": report.memory_size_mb,
+                "maxMemoryUsedMB": report.max_memory_used_mb,
+            }
+            if report.init_duration_ms is not None:
+                metrics["initDurationMs"] = round(report.init_duration_ms, 3)
+            self._telemetry.emit(
+                "platform.report",
+                {"requestId": invocation.request_id, "status": status, "metrics": metrics},
+            )
+
+    # Freeze ---------------------------------------------------------------------------------------
+    def _freeze(self) -> None:
+        if not self.function.freeze or self._frozen:
+            return
+        for group in self._groups():
+            group.signal(signal.SIGSTOP)
+        self._frozen = True
+        logger.debug("%s: frozen", self.name)
+
+    def _thaw(self) -> None:
+        if not self._frozen:
+            return
+        for group in self._groups():
+            group.signal(signal.SIGCONT)
+        self._frozen = False
+        logger.debug("%s: thawed", self.name)
 
     # Failures -------------------------------------------------------------------------------------
     def _on_timeout(self) -> None:
         self._timer = None
         state = self._lifecycle.state
-        if not self._lifecycle.allows(SandboxEvent.TIMEOUT) or state is SandboxState.STOPPING:
+        if state is SandboxState.STOPPING or not self._lifecycle.allows(SandboxEvent.TIMEOUT):
             return
         if state is SandboxState.STARTING:
             seconds = self.function.init_timeout
@@ -296,9 +513,8 @@ class Sandbox:
                 f"INIT_REPORT Init Duration: {seconds * 1000:.2f} ms\tPhase: init\tStatus: timeout",
             )
             detail = f"Init timed out after {seconds:.2f} seconds"
-            self._fail_init(
-                InitFailure(errors.SANDBOX_TIMEDOUT, detail), event=SandboxEvent.TIMEOUT
-            )
+            failure = InitFailure(errors.SANDBOX_TIMEDOUT, detail)
+            self._fail_init(failure, event=SandboxEvent.TIMEOUT)
             return
         invocation = self._current
         assert invocation is not None
@@ -310,11 +526,11 @@ class Sandbox:
             )
         self._lifecycle.fire(SandboxEvent.TIMEOUT)
         self._invoke_done("timeout")
-        self._shutdown(grace=0)
+        self._shutdown("timeout", grace=0)
 
     def _on_exit(self, exited: asyncio.Future[int]) -> None:
         state = self._lifecycle.state
-        if state in (SandboxState.STOPPING, SandboxState.DEAD):
+        if state in (SandboxState.STOPPING, SandboxState.DEAD) or exited.cancelled():
             return
         detail = f"Runtime exited with error: {describe_exit(exited.result())}"
         logger.debug("%s: %s in state %s", self.name, detail, state.value)
@@ -323,21 +539,35 @@ class Sandbox:
                 self.function.name,
                 f"INIT_REPORT Phase: init\tStatus: error\tError Type: {errors.RUNTIME_EXIT_ERROR}",
             )
-            self._fail_init(InitFailure(errors.RUNTIME_EXIT_ERROR, detail), event=SandboxEvent.EXIT)
+            failure = InitFailure(errors.RUNTIME_EXIT_ERROR, detail)
+            self._fail_init(failure, event=SandboxEvent.EXIT)
             return
+        self._reset(errors.RUNTIME_EXIT_ERROR, detail)
+
+    def _on_extension_exit(self, name: str, exited: asyncio.Future[int]) -> None:
+        state = self._lifecycle.state
+        if state in (SandboxState.STOPPING, SandboxState.DEAD) or exited.cancelled():
+            return
+        detail = f"Extension {name} exited: {describe_exit(exited.result())}"
+        logger.debug("%s: %s in state %s", self.name, detail, state.value)
+        if state is SandboxState.STARTING:
+            self._fail_init(InitFailure(errors.EXTENSION_CRASH, detail), event=SandboxEvent.EXIT)
+            return
+        self._reset(errors.EXTENSION_CRASH, detail)
+
+    def _reset(self, error_type: str, detail: str) -> None:
+        """A process failed after Init: fail the invocation in flight and reset."""
         invocation = self._current
         self._lifecycle.fire(SandboxEvent.EXIT)
         if invocation is not None:
             self._sink.platform(
                 self.function.name,
-                f"RequestId: {invocation.request_id} Error: {detail}\n{errors.RUNTIME_EXIT_ERROR}",
+                f"RequestId: {invocation.request_id} Error: {detail}\n{error_type}",
             )
             if not invocation.done:
-                invocation.resolve(
-                    platform_error(errors.RUNTIME_EXIT_ERROR, invocation.request_id, detail)
-                )
+                invocation.resolve(platform_error(error_type, invocation.request_id, detail))
             self._invoke_done("error")
-        self._shutdown(grace=0)
+        self._shutdown("failure", grace=0)
 
     def _fail_init(
         self,
@@ -348,7 +578,7 @@ class Sandbox:
         """Init failed: the environment is discarded and ``failure`` goes to a waiting caller."""
         self._init_failure = failure
         self._lifecycle.fire(event)
-        self._shutdown(grace)
+        self._shutdown("failure", grace)
 
     # Stop -----------------------------------------------------------------------------------------
     def stop(self, grace: float = SPINDOWN_GRACE) -> None:
@@ -365,28 +595,56 @@ class Sandbox:
                     "the local Lambda service stopped the execution environment",
                 )
             )
-        self._shutdown(grace)
+        self._shutdown("spindown", grace)
 
     def kill(self) -> None:
-        """SIGKILL the process group now; reaping follows through the usual path."""
-        if self._group is not None:
-            self._group.signal(signal.SIGKILL)
+        """SIGKILL every process now; reaping follows through the usual path."""
+        for group in self._groups():
+            group.signal(signal.SIGKILL)
 
-    def _shutdown(self, grace: float) -> None:
+    def _shutdown(self, reason: str, grace: float) -> None:
         self._cancel_timer()
+        self._registry.open = False
         if self._pending_next is not None and not self._pending_next.done():
             self._pending_next.cancel()
-        self._loop.create_task(self._reap(grace), name=f"reap {self.name}")
+        if not self._stopping.done():
+            self._stopping.set_result(None)
+        self._loop.create_task(self._reap(reason, grace), name=f"reap {self.name}")
 
-    async def _reap(self, grace: float) -> None:
-        # Order: stop accepting Runtime API calls, stop the processes, close connections, report.
+    async def _reap(self, reason: str, grace: float) -> None:
+        """Lambda's Shutdown phase, then every process reaped and the APIs closed."""
+        deadline = time.monotonic() + SPINDOWN_GRACE
+        self._thaw()  # a stopped process cannot act on SIGTERM
+        # 1. The runtime: SIGTERM and its share of the budget (SIGKILL at once on a reset
+        #    without extensions, as Lambda does).
+        if self._runtime is not None:
+            share = min(grace, _RUNTIME_SHARE) if self._extension_groups else grace
+            await self._runtime.stop(share)
+        # 2. Telemetry still buffered goes out while its listeners are alive.
+        await self._telemetry.drain(max(0.1, deadline - time.monotonic()))
+        # 3. External extensions: SHUTDOWN with the reason, until they exit or the budget ends.
+        if self._extension_groups:
+            self._registry.deliver(
+                SHUTDOWN,
+                {
+                    "eventType": SHUTDOWN,
+                    "shutdownReason": reason,
+                    "deadlineMs": int((time.time() + max(0.0, deadline - time.monotonic())) * 1000),
+                },
+            )
+            exits = [asyncio.shield(g.exited()) for g in self._extension_groups.values()]
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*exits), max(0.0, deadline - time.monotonic())
+                )
+            await asyncio.gather(*(g.stop(0) for g in self._extension_groups.values()))
+        # 4. Close the APIs and tell the pool.
+        self._registry.cancel_waiters()
         self._server.stop_accepting()
-        if self._group is not None:
-            code = await self._group.stop(grace)
-            logger.debug("%s: reaped %r (%s)", self.name, self._group, describe_exit(code))
         self._server.close_connections()
         self._lifecycle.fire(SandboxEvent.REAPED)
         self._sink.flush()
+        logger.debug("%s: shut down (%s)", self.name, reason)
         self._listener.sandbox_dead(self, self._init_failure)
         if not self.closed.done():
             self.closed.set_result(None)
@@ -398,6 +656,8 @@ class Sandbox:
 
     def _on_output(self, line: str) -> None:
         self._sink.function_line(self.function.name, line)
+        if self._telemetry.active or self._telemetry.open:
+            self._telemetry.emit("function", line)
 
     def __repr__(self) -> str:
-        return f"<Sandbox {self.name} {self._lifecycle.state.value} {self._group!r}>"
+        return f"<Sandbox {self.name} {self._lifecycle.state.value} {self._runtime!r}>"

@@ -8,8 +8,6 @@ Platform error payloads follow AWS's RIE:
 
 from __future__ import annotations
 
-import json
-
 # --- Runtime API (answers to the runtime) ---------------------------------------------------
 INVALID_REQUEST_ID = "InvalidRequestID"
 INVALID_STATE_TRANSITION = "InvalidStateTransition"
@@ -62,6 +60,8 @@ UNHANDLED = "Unhandled"
 
 def error_body(error_type: str, message: str) -> bytes:
     """The ``{"errorMessage", "errorType"}`` body used by both the Runtime API and runtimes."""
+    import json  # lazily: the runtime client imports this module during every cold start
+
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
@@ -72,4 +72,29 @@ def platform_error_body(error_type: str, request_id: str, detail: str) -> bytes:
 
 def service_error_body(message: str, **extra: str) -> bytes:
     """A service error body, as boto3 parses it (``Type``, ``message``, and any extra members)."""
+    import json
+
     return json.dumps({"Type": "User", "message": message, **extra}).encode()
+
+
+# --- Extensions API (403 answers to an extension) -------------------------------------------
+# https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html; names as AWS's RIE.
+EXTENSION_INVALID_NAME = "Extension.InvalidExtensionName"
+EXTENSION_REGISTRATION_CLOSED = "Extension.RegistrationClosed"
+EXTENSION_TOO_MANY = "Extension.TooManyExtensions"
+EXTENSION_INVALID_STATE = "Extension.InvalidExtensionState"
+EXTENSION_INVALID_EVENT_TYPE = "Extension.InvalidEventType"
+EXTENSION_MISSING_IDENTIFIER = "Extension.MissingExtensionIdentifier"
+EXTENSION_INVALID_IDENTIFIER = "Extension.InvalidExtensionIdentifier"
+EXTENSION_UNKNOWN_IDENTIFIER = "Extension.UnknownExtensionIdentifier"
+EXTENSION_MISSING_HEADER = "Extension.MissingHeader"
+INVALID_REQUEST_FORMAT = "InvalidRequestFormat"
+
+# --- Extension platform errors (what a caller sees) ---------------------------------------------
+EXTENSION_INIT_ERROR = "Extension.InitError"
+EXTENSION_EXIT_ERROR = "Extension.ExitError"
+EXTENSION_CRASH = "Extension.Crash"
+EXTENSION_LAUNCH_ERROR = "Extension.LaunchError"
+
+# --- Telemetry / Logs API ---------------------------------------------------------------------
+VALIDATION_ERROR = "ValidationError"

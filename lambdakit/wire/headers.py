@@ -21,6 +21,9 @@ INVOCATION_ID = "lambda-runtime-invocation-id"
 FUNCTION_ERROR_TYPE = "lambda-runtime-function-error-type"
 FUNCTION_ERROR_BODY = "lambda-runtime-function-error-body"
 FUNCTION_RESPONSE_MODE = "lambda-runtime-function-response-mode"
+#: The only documented value of ``Lambda-Runtime-Function-Response-Mode``: a chunked body whose
+#: errors, if any, arrive as ``Lambda-Runtime-Function-Error-*`` trailers.
+RESPONSE_MODE_STREAMING = "streaming"
 ERROR_CONTENT_TYPE = "application/vnd.aws.lambda.error+json"
 #: X-Ray cause of an invocation error (JSON); runtimes leave it out at 1 MiB or more.
 XRAY_ERROR_CAUSE = "lambda-runtime-function-xray-error-cause"
@@ -33,6 +36,10 @@ TRANSFER_ENCODING = "transfer-encoding"
 CONNECTION = "connection"
 HOST = "host"
 USER_AGENT = "user-agent"
+#: ``100-continue``: curl sends it with bodies over 1 KiB and waits for an interim 100 reply.
+EXPECT = "expect"
+#: Announces the trailer fields of a chunked body (RFC 9110 §6.6.2).
+TRAILER = "trailer"
 
 # Content types of events and responses.
 JSON_CONTENT_TYPE = "application/json"
@@ -58,3 +65,10 @@ RETRY_AFTER = "Retry-After"
 REQUEST_RESPONSE = "RequestResponse"
 EVENT = "Event"
 DRY_RUN = "DryRun"
+
+# Extensions API headers.
+EXTENSION_NAME = "lambda-extension-name"
+EXTENSION_IDENTIFIER = "lambda-extension-identifier"
+EXTENSION_ACCEPT_FEATURE = "lambda-extension-accept-feature"
+EXTENSION_EVENT_IDENTIFIER = "lambda-extension-event-identifier"
+EXTENSION_ERROR_TYPE = "lambda-extension-function-error-type"

@@ -24,3 +24,12 @@ INIT_TIMEOUT = 10.0
 BILLING_GRANULARITY_MS = 1
 #: Bytes of log kept for X-Amz-Log-Result ("the last 4 KB").
 LOG_TAIL_BYTES = 4096
+#: "You can register up to 10 extensions for a function."
+MAX_EXTENSIONS = 10
+#: Shutdown budget with external extensions (ms), and the runtime's share of it.
+SHUTDOWN_BUDGET_MS = 2000
+SHUTDOWN_RUNTIME_SHARE_MS = 300
+#: Telemetry API buffering: (default, minimum, maximum).
+TELEMETRY_MAX_ITEMS = (10_000, 1_000, 10_000)
+TELEMETRY_MAX_BYTES = (262_144, 262_144, 1_048_576)
+TELEMETRY_TIMEOUT_MS = (1_000, 25, 30_000)

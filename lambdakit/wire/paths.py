@@ -34,3 +34,16 @@ INVOKE_SUFFIX = "/invocations"
 def invoke(function_name: str) -> str:
     """``POST`` target of the synchronous Invoke API for ``function_name``."""
     return INVOKE_PREFIX + function_name + INVOKE_SUFFIX
+
+
+# Extensions API, same host: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html
+EXTENSION_PREFIX = "/2020-01-01/extension"
+EXTENSION_REGISTER = EXTENSION_PREFIX + "/register"
+EXTENSION_NEXT = EXTENSION_PREFIX + "/event/next"
+EXTENSION_INIT_ERROR = EXTENSION_PREFIX + "/init/error"
+EXTENSION_EXIT_ERROR = EXTENSION_PREFIX + "/exit/error"
+
+# Telemetry API: https://docs.aws.amazon.com/lambda/latest/dg/telemetry-api-reference.html
+TELEMETRY = "/2022-07-01/telemetry"
+# Logs API (superseded by the Telemetry API): https://docs.aws.amazon.com/lambda/latest/dg/runtimes-logs-api.html
+LOGS = "/2020-08-15/logs"

@@ -1,0 +1,171 @@
+"""The runtime loop: load the handler (init), then serve events until the process ends.
+
+Init errors are reported to ``/init/error`` and end the process with status 1, as awslambdaric
+4.x does; errors of an invocation are posted to its ``/error`` and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+from lambdakit.runtime import fastjson, lifecycle, logs, shutdown
+from lambdakit.runtime.client import PostRejected, RuntimeApiClient
+from lambdakit.runtime.config import RuntimeConfig
+from lambdakit.runtime.context import LambdaContext
+from lambdakit.runtime.errors import (
+    ErrorReport,
+    FaultError,
+    report_exception,
+    report_fault,
+)
+from lambdakit.runtime.handler import load_handler
+from lambdakit.runtime.marshal import marshal_response, unmarshal_event
+from lambdakit.runtime.scope import SCOPE
+from lambdakit.wire import environment as env
+from lambdakit.wire import errors
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, MutableMapping
+
+    from lambdakit.runtime.client import Invocation
+
+#: X-Ray exception type for errors the runtime raises itself (bad handler, marshalling).
+_VALIDATION_FAULT = "LambdaValidationError"
+
+
+class Runtime:
+    """One runtime process: its configuration, its Runtime API client and its lifecycle."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        client: RuntimeApiClient,
+        environ: MutableMapping[str, str] | None = None,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._environ = os.environ if environ is None else environ
+        self._lifecycle = lifecycle.Lifecycle()
+        self._handler: Callable[..., object] | None = None
+
+    def init(self) -> bool:
+        """Import the handler; on failure log and report the error and return False."""
+        try:
+            self._handler = load_handler(self._config.handler)
+        except FaultError as fault:
+            self._fail_init(report_fault(fault))
+            return False
+        except Exception as exc:
+            self._fail_init(report_exception(exc))
+            return False
+        shutdown.arm()
+        self._lifecycle.fire("loaded")
+        return True
+
+    def _fail_init(self, report: ErrorReport) -> None:
+        self._lifecycle.fire("init_failed")
+        logs.write_init_warning(json_logs=self._config.json_logs)
+        logs.write_error_report(report, "", json_logs=self._config.json_logs)
+        self._client.post_init_error(report.body(), report.error_type)
+
+    def serve_forever(self) -> None:
+        while True:
+            self.serve_one()
+
+    def serve_one(self) -> None:
+        """Wait for one event, handle it, post the result and run its after-response tasks."""
+        invocation = self._client.next_invocation()
+        self._lifecycle.fire("event")
+        SCOPE.begin(invocation.request_id, invocation.tenant_id)
+        try:
+            self._set_trace_id(invocation.trace_id)
+            self._invoke(invocation)
+            self._lifecycle.fire("posted")
+            if SCOPE.tasks:
+                from lambdakit.runtime.tasks import run_tasks
+
+                run_tasks(invocation.deadline_ms)
+        finally:
+            SCOPE.end()
+        shutdown.arm()
+        self._lifecycle.fire("done")
+
+    def _invoke(self, invocation: Invocation) -> None:
+        assert self._handler is not None, "serve_one() before a successful init()"
+        try:
+            context = self._context(invocation)
+            SCOPE.context = context
+            event = unmarshal_event(invocation.body, invocation.content_type)
+            result = self._handler(event, context)
+            if isinstance(result, types.CoroutineType):
+                from lambdakit.runtime import aio
+
+                result = aio.run(result)
+            body, content_type = marshal_response(result)
+        except FaultError as fault:
+            self._post_error(invocation, report_fault(fault), _VALIDATION_FAULT)
+        except Exception as exc:
+            self._post_error(invocation, report_exception(exc), None)
+        else:
+            self._post(self._client.post_response, invocation, body, content_type)
+
+    def _post_error(self, invocation: Invocation, report: ErrorReport, fault: str | None) -> None:
+        logs.write_error_report(report, invocation.request_id, json_logs=self._config.json_logs)
+        body = report.body(invocation.request_id)
+        cause = report.xray_cause(fault)
+        self._post(self._client.post_error, invocation, body, report.error_type, cause)
+
+    def _post(self, post: Callable[..., None], *args: object) -> None:
+        try:
+            post(*args)
+        except PostRejected as exc:  # e.g. 413: the platform reports it to the caller
+            import logging
+
+            logging.getLogger("lambdakit.runtime").warning("%s", exc)
+
+    def _context(self, invocation: Invocation) -> LambdaContext:
+        return LambdaContext(
+            aws_request_id=invocation.request_id,
+            deadline_ms=invocation.deadline_ms,
+            invoked_function_arn=invocation.invoked_function_arn,
+            tenant_id=invocation.tenant_id,
+            client_context=_json_header(invocation.client_context, "Client Context"),
+            cognito_identity=_json_header(invocation.cognito_identity, "Cognito Identity"),
+            environ=self._environ,
+        )
+
+    def _set_trace_id(self, trace_id: str | None) -> None:
+        if trace_id:
+            self._environ[env.TRACE_ID] = trace_id
+        else:
+            self._environ.pop(env.TRACE_ID, None)
+
+
+def _json_header(value: str | None, name: str) -> Mapping[str, object] | None:
+    if not value:
+        return None
+    try:
+        parsed = fastjson.loads(value)
+    except Exception as exc:
+        raise FaultError(
+            errors.RUNTIME_CONTEXT_UNMARSHAL_ERROR, f"Unable to parse {name} JSON: {exc}"
+        ) from exc
+    return parsed if isinstance(parsed, dict) else None
+
+
+def run(argv: list[str], environ: MutableMapping[str, str] | None = None) -> int:
+    """Start the runtime; returns only when init fails (status 1)."""
+    environ = os.environ if environ is None else environ
+    config = RuntimeConfig.from_environ(argv, environ)
+    logs.unbuffer_std_streams()
+    logs.install_logging(config)
+    if config.task_root and config.task_root not in sys.path:
+        sys.path.insert(0, config.task_root)
+    runtime = Runtime(config, RuntimeApiClient(config.api_address), environ)
+    if not runtime.init():
+        return 1
+    runtime.serve_forever()
+    return 0
