@@ -104,6 +104,34 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         help="start every executable in DIR as an external extension (the local /opt/extensions)",
     )
     fadd(
+        "--url-port",
+        metavar="PORT",
+        help="serve the function's Function URL on this port (0: a free one)",
+    )
+    events = parser.add_argument_group("Event (asynchronous) invocations")
+    eadd = events.add_argument
+    eadd("--max-retry-attempts", metavar="N", help="retries after a failed Event, 0-2 (default: 2)")
+    eadd(
+        "--retry-backoff",
+        metavar="SECONDS",
+        help="wait before the first retry, doubling (default: 60)",
+    )
+    eadd(
+        "--max-event-age",
+        metavar="SECONDS",
+        help="give up on Events older than this (default: 21600)",
+    )
+    eadd(
+        "--on-success",
+        metavar="DEST",
+        help="destination of successful Events: function:NAME or a .jsonl file",
+    )
+    eadd(
+        "--on-failure",
+        metavar="DEST",
+        help="destination of failed Events: function:NAME or a .jsonl file",
+    )
+    fadd(
         "--no-freeze",
         dest="freeze",
         action="store_false",
@@ -113,6 +141,11 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     sadd = service.add_argument
     sadd("--config", metavar="FILE", help="a lambdakit.toml declaring several functions")
     sadd("--host", help="address of the Invoke API (default: 127.0.0.1)")
+    sadd(
+        "--state-dir",
+        metavar="DIR",
+        help="where accepted Event invocations are stored (default: .lambdakit)",
+    )
     sadd("--port", help="port of the Invoke API; 0 picks a free one (default: 8080)")
     sadd(
         "--log-format",
@@ -162,9 +195,18 @@ def _function_options(
         "env_file": args.env_file,
         "extensions_dir": args.extensions_dir,
         "freeze": args.freeze,
+        "url_port": args.url_port,
     }
-    if args.max_queue is not None:
-        options["max_queue"] = args.max_queue
+    for option in (
+        "max_queue",
+        "max_retry_attempts",
+        "retry_backoff",
+        "max_event_age",
+        "on_success",
+        "on_failure",
+    ):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
     if args.idle_timeout is not None:
         options["idle_timeout"] = args.idle_timeout
     return options
@@ -181,6 +223,12 @@ _FLAG_NAMES = {
     "env": "--env",
     "env_file": "--env-file",
     "extensions_dir": "--extensions-dir",
+    "url_port": "--url-port",
+    "max_retry_attempts": "--max-retry-attempts",
+    "retry_backoff": "--retry-backoff",
+    "max_event_age": "--max-event-age",
+    "on_success": "--on-success",
+    "on_failure": "--on-failure",
     "runtime": "runtime",
 }
 
@@ -196,6 +244,12 @@ _SINGLE_FUNCTION_FLAGS = (
     "idle_timeout",
     "env_file",
     "extensions_dir",
+    "url_port",
+    "max_retry_attempts",
+    "retry_backoff",
+    "max_event_age",
+    "on_success",
+    "on_failure",
 )
 
 
@@ -232,7 +286,7 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> Any:
             "", options, base=Path.cwd(), environ=environ, names=_FLAG_NAMES
         )
         functions = {function.name: function}
-    for key in ("host", "port", "log_format"):
+    for key in ("host", "port", "log_format", "state_dir"):
         value = getattr(args, key)
         if value is not None:
             service_options[key] = value
@@ -253,16 +307,23 @@ def _serve(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         stream=sys.stderr,
         format="lambdakit %(levelname)s %(name)s: %(message)s",
     )
+    import sqlite3
+
     from lambdakit.emulator.service import Service, serve
 
-    service = Service(config, environ)
+    try:
+        service = Service(config, environ)
+    except (OSError, sqlite3.Error) as exc:
+        _fail(f"lambdakit serve: error: --state-dir: cannot use {str(config.state_dir)!r}: {exc}")
+        return EXIT_USAGE
 
     def ready(address: tuple[str, int]) -> None:
         host, port = address
         names = ", ".join(sorted(config.functions))
-        sys.stdout.write(
-            f"lambdakit serve: listening on http://{host}:{port} (functions: {names})\n"
-        )
+        lines = [f"lambdakit serve: listening on http://{host}:{port} (functions: {names})"]
+        for name, (url_host, url_port) in sorted(service.url_addresses.items()):
+            lines.append(f"lambdakit serve: function URL of {name}: http://{url_host}:{url_port}/")
+        sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
 
     try:
@@ -273,6 +334,81 @@ def _serve(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             f"{exc.strerror or exc}"
         )
         return 1
+    return 0
+
+
+def _events(argv: Sequence[str]) -> int:
+    """``lambdakit events``: the stored Event invocations that are not done."""
+    import json
+    import sqlite3
+
+    from lambdakit.emulator.event_store import DATABASE, EventStore
+
+    parser = _Parser(
+        prog="lambdakit events",
+        description="List the Event invocations that "
+        "lambdakit serve has accepted and not yet run (pending, running) or given "
+        "up on (failed).",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=".lambdakit",
+        metavar="DIR",
+        help="serve's --state-dir (default: .lambdakit)",
+    )
+    parser.add_argument(
+        "--state",
+        choices=("pending", "running", "failed"),
+        action="append",
+        help="only these states (repeatable; default: all three)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        _fail(f"lambdakit events: error: {exc}")
+        return EXIT_USAGE
+    state_dir = Path(args.state_dir)
+    if not (state_dir / DATABASE).exists():
+        _fail(f"lambdakit events: error: --state-dir: no {DATABASE} in {str(state_dir)!r}")
+        return EXIT_USAGE
+    try:
+        store = EventStore(state_dir, read_only=True)
+        events = store.listing(tuple(args.state or ("pending", "running", "failed")))
+        store.close()
+    except sqlite3.Error as exc:
+        _fail(f"lambdakit events: error: cannot read {state_dir / DATABASE}: {exc}")
+        return 1
+    out = sys.stdout
+    if args.json:
+        for event in events:
+            out.write(
+                json.dumps(
+                    {
+                        "requestId": event.request_id,
+                        "function": event.function,
+                        "state": event.state,
+                        "attempts": event.attempts,
+                        "acceptedAt": event.accepted_at,
+                        "dueAt": event.due_at,
+                        "condition": event.condition,
+                        "lastError": event.last_error,
+                        "payload": event.payload.decode("utf-8", "replace"),
+                    }
+                )
+                + "\n"
+            )
+        return 0
+    if not events:
+        out.write("no pending or failed events\n")
+        return 0
+    out.write(f"{'REQUEST ID':36}  {'FUNCTION':16}  {'STATE':8}  TRIES  LAST ERROR\n")
+    for event in events:
+        error = (event.last_error or "").replace("\n", " ")[:60]
+        out.write(
+            f"{event.request_id:36}  {event.function[:16]:16}  {event.state:8}  "
+            f"{event.attempts:5}  {error}\n"
+        )
     return 0
 
 
@@ -302,7 +438,10 @@ _COMMANDS = {
 def _available_commands() -> dict[str, str]:
     import importlib.util
 
-    commands = {"serve": "run Lambda functions locally, as Lambda runs them"}
+    commands = {
+        "serve": "run Lambda functions locally, as Lambda runs them",
+        "events": "list the Event invocations serve has pending or failed",
+    }
     for name, (module, summary) in _COMMANDS.items():
         if importlib.util.find_spec(module.rsplit(".", 1)[0]) is not None:
             try:
@@ -332,6 +471,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     if argv and argv[0] == "serve":
         return _serve(argv[1:], environ)
+    if argv and argv[0] == "events":
+        return _events(argv[1:])
     commands = _available_commands()
     if argv and argv[0] in _COMMANDS and argv[0] in commands:
         import importlib

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -123,7 +124,15 @@ def running_serve(
     cwd: str | os.PathLike[str] | None = None,
     startup_timeout: float = 20.0,
 ) -> Iterator[Serve]:
-    """Start ``lambdakit serve --port 0 ARGS...``; stop it (and its runtimes) afterwards."""
+    """Start ``lambdakit serve --port 0 ARGS...``; stop it (and its runtimes) afterwards.
+
+    Unless ``--state-dir`` is given, each serve stores its Event invocations in a fresh
+    temporary directory, so that tests never see each other's events.
+    """
+    state: tempfile.TemporaryDirectory[str] | None = None
+    if "--state-dir" not in args:
+        state = tempfile.TemporaryDirectory(prefix="lambdakit-state-")
+        args = (*args, "--state-dir", state.name)
     command = [sys.executable, "-m", "lambdakit", "serve", "--port", "0", *args]
     process = subprocess.Popen(
         command,
@@ -150,6 +159,8 @@ def running_serve(
         yield serve
     finally:
         serve.stop()
+        if state is not None:
+            state.cleanup()
 
 
 def bash_function(*args: str, handler: str = "function.echo_event") -> tuple[str, ...]:

@@ -66,6 +66,15 @@ class FunctionConfig:
     extensions_dir: Path | None = None
     #: Freeze the environment's processes (SIGSTOP) between invocations, as Lambda does.
     freeze: bool = True
+    #: Serve a Function URL on this port (0: a free one); None: no URL.
+    url_port: int | None = None
+    #: Event invocations: retries after the first attempt, first backoff (doubling), max age.
+    max_retry_attempts: int = 2
+    retry_backoff: float = 60 * SECONDS
+    max_event_age: float = 21600 * SECONDS
+    #: Event destinations: ``function:NAME`` or a ``.jsonl`` file path; "" for none.
+    on_success: str = ""
+    on_failure: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class ServiceConfig:
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    #: Where Event invocations are stored (``events.sqlite3``).
+    state_dir: Path = Path(".lambdakit")
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
@@ -111,6 +122,24 @@ def _boolean(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     return value
+
+
+def _destination(key: str, value: Any, base: Path) -> str:
+    """``function:NAME`` or a ``.jsonl`` file (made absolute); the function is checked later."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected function:NAME or a .jsonl file, got {value!r}")
+    if value.startswith("function:"):
+        _function_name(key, value.split(":", 1)[1])
+        return value
+    if not value.endswith(".jsonl"):
+        raise ConfigError(f"{key}: {value!r} is neither function:NAME nor a .jsonl file")
+    path = Path(value)
+    path = path if path.is_absolute() else base / path
+    if not path.parent.is_dir():
+        raise ConfigError(f"{key}: the directory of {str(path)!r} does not exist")
+    return str(path.resolve())
 
 
 def _function_name(key: str, value: Any) -> str:
@@ -265,6 +294,18 @@ def build_function(
             code_directory(key("extensions_dir"), extensions_dir, base) if extensions_dir else None
         ),
         freeze=_boolean(key("freeze"), options.get("freeze", True)),
+        url_port=(
+            None
+            if options.get("url_port") is None
+            else _integer(key("url_port"), options["url_port"], 0, 65535)
+        ),
+        max_retry_attempts=_integer(
+            key("max_retry_attempts"), options.get("max_retry_attempts", 2), 0, 2
+        ),
+        retry_backoff=_number(key("retry_backoff"), options.get("retry_backoff", 60), 0, 3600),
+        max_event_age=_number(key("max_event_age"), options.get("max_event_age", 21600), 1, 21600),
+        on_success=_destination(key("on_success"), options.get("on_success"), base),
+        on_failure=_destination(key("on_failure"), options.get("on_failure"), base),
         name=name,
         command=command,
         code_dir=code_dir,
@@ -311,10 +352,16 @@ _FUNCTION_KEYS = frozenset(
         "env_file",
         "extensions_dir",
         "freeze",
+        "url_port",
+        "max_retry_attempts",
+        "retry_backoff",
+        "max_event_age",
+        "on_success",
+        "on_failure",
     }
 )
 _SERVICE_KEYS = frozenset(
-    {"host", "port", "log_format", "region", "account_id", "shutdown_timeout"}
+    {"host", "port", "log_format", "region", "account_id", "shutdown_timeout", "state_dir"}
 )
 
 
@@ -379,7 +426,10 @@ def service_options(path: Path, document: Mapping[str, Any]) -> dict[str, Any]:
             f"{path}: service.{sorted(extra)[0]}: unknown key "
             f"(known: {', '.join(sorted(_SERVICE_KEYS))})"
         )
-    return dict(section)
+    options = dict(section)
+    if "state_dir" in options:  # relative to the file, like every path in it
+        options["state_dir"] = str(path.parent / str(options["state_dir"]))
+    return options
 
 
 def build_service(
@@ -389,6 +439,16 @@ def build_service(
     log_format = str(options.get("log_format", "text")).lower()
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"--log-format: {options.get('log_format')!r} is not 'text' or 'json'")
+    for function in functions.values():
+        for key, target in (
+            ("on_success", function.on_success),
+            ("on_failure", function.on_failure),
+        ):
+            name = target.split(":", 1)[1] if target.startswith("function:") else ""
+            if name and name not in functions:
+                raise ConfigError(
+                    f"{function.name}: {key}: no function named {name!r} in this service"
+                )
     account = str(options.get("account_id", DEFAULT_ACCOUNT_ID))
     if not re.fullmatch(r"\d{12}", account):
         raise ConfigError(f"account_id: {account!r} is not a 12-digit AWS account id")
@@ -399,6 +459,7 @@ def build_service(
         log_format=log_format,
         region=str(options.get("region", DEFAULT_REGION)),
         account_id=account,
+        state_dir=Path(str(options.get("state_dir", ".lambdakit"))).resolve(),
         shutdown_timeout=_number(
             "shutdown_timeout", options.get("shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT), 0, 3600
         ),

@@ -22,7 +22,13 @@ _HOST_PASSTHROUGH = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL_LAMBDA",
 )
+#: Credentials given when the user has none, so that AWS SDKs sign requests to this service.
+_PLACEHOLDER_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIALAMBDAKITLOCAL00",
+    "AWS_SECRET_ACCESS_KEY": "lambdakit-local-placeholder-secret",
+}
 
 
 def log_stream_name(version: str) -> str:
@@ -61,6 +67,8 @@ def sandbox_environment(
         # Lambda's LoggingConfig: LogFormat JSON reaches the runtime as this variable.
         env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
     env.update(function.env)
+    if "AWS_ACCESS_KEY_ID" not in env:
+        env.update(_PLACEHOLDER_CREDENTIALS)
     # The Runtime API address is the platform's, never the user's.
     env["AWS_LAMBDA_RUNTIME_API"] = runtime_api
     return env

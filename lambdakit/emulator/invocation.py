@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from lambdakit.emulator.lifecycle import (
     INVOCATION_TRANSITIONS,
@@ -32,6 +33,8 @@ class InvocationRequest:
     cognito_identity: str = ""
     tenant_id: str = ""
     trace_id: str = ""
+    #: The caller asked for the log tail: the result waits for END and REPORT.
+    log_tail: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,10 @@ class InvocationResult:
     content_type: str = "application/json"
     function_error: str = ""
     error_type: str = ""
+    #: Base64 of the invocation's last 4 KB of log (``X-Amz-Log-Type: Tail``).
+    log_result: str = ""
+    #: The body already went to the caller chunk by chunk (a streamed response).
+    streamed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -68,21 +75,32 @@ def new_trace_id() -> str:
     return f"Root={root};Parent={os.urandom(8).hex()};Sampled=0"
 
 
+class StreamSink(Protocol):
+    """A door that forwards a streamed response to its caller as it arrives."""
+
+    def stream_start(self, content_type: str) -> None: ...
+
+    def stream_chunk(self, data: bytes) -> None: ...
+
+
 class Invocation:
     """One invocation in flight; resolved exactly once through ``on_done``."""
 
-    __slots__ = ("_lifecycle", "_on_done", "accepted_at", "request", "request_id")
+    __slots__ = ("_lifecycle", "_on_done", "accepted_at", "request", "request_id", "stream_sink")
 
     def __init__(
         self,
         request: InvocationRequest,
         on_done: Callable[[InvocationResult], None],
         request_id: str | None = None,
+        stream_sink: StreamSink | None = None,
     ) -> None:
         self.request = request
         self.request_id = request_id or str(uuid.uuid4())
         self.accepted_at = time.monotonic()
         self._on_done = on_done
+        #: Where a streamed response goes as it arrives; None: the result carries it buffered.
+        self.stream_sink = stream_sink
         self._lifecycle: Lifecycle[InvocationState, InvocationEvent] = Lifecycle(
             "invocation", INVOCATION_TRANSITIONS, InvocationState.QUEUED
         )

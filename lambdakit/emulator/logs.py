@@ -84,24 +84,30 @@ class LogSink:
         )
 
     # Lines ----------------------------------------------------------------------------------------
-    def function_line(self, function: str, line: str) -> None:
+    # Each method returns the line in text form, for the invocation's log tail.
+    def function_line(self, function: str, line: str) -> str:
         """One line the runtime (or anything in its environment) wrote."""
         if self._json:
             self._record(function, "function", line)
         else:
             self._emit(function, line)
+        return line
 
-    def start(self, function: str, request_id: str, version: str) -> None:
+    def start(self, function: str, request_id: str, version: str) -> str:
+        line = f"START RequestId: {request_id} Version: {version}"
         if self._json:
             self._record(function, "platform.start", {"requestId": request_id, "version": version})
         else:
-            self._emit(function, f"START RequestId: {request_id} Version: {version}")
+            self._emit(function, line)
+        return line
 
-    def end(self, function: str, request_id: str) -> None:
+    def end(self, function: str, request_id: str) -> str:
+        line = f"END RequestId: {request_id}"
         if not self._json:  # JSON format has no END record: platform.report closes the invoke
-            self._emit(function, f"END RequestId: {request_id}")
+            self._emit(function, line)
+        return line
 
-    def report(self, function: str, report: Report) -> None:
+    def report(self, function: str, report: Report) -> str:
         if self._json:
             metrics: dict[str, float] = {
                 "durationMs": round(report.duration_ms, 2),
@@ -113,7 +119,6 @@ class LogSink:
                 metrics["initDurationMs"] = round(report.init_duration_ms, 2)
             record = {"requestId": report.request_id, "metrics": metrics, "status": report.status}
             self._record(function, "platform.report", record)
-            return
         line = (
             f"REPORT RequestId: {report.request_id}\tDuration: {report.duration_ms:.2f} ms\t"
             f"Billed Duration: {report.billed_duration_ms} ms\t"
@@ -124,13 +129,15 @@ class LogSink:
             line += f"Init Duration: {report.init_duration_ms:.2f} ms\t"
         if report.status != "success":
             line += f"Status: {report.status}"
-        self._emit(function, line)
+        if not self._json:
+            self._emit(function, line)
+        return line
 
-    def platform(self, function: str, message: str, request_id: str = "") -> None:
+    def platform(self, function: str, message: str, request_id: str = "") -> str:
         """A platform message such as ``Task timed out after 3.00 seconds``."""
+        line = f"{_now_iso()} {request_id} {message}" if request_id else message
         if self._json:
             self._record(function, "platform.log", {"requestId": request_id, "message": message})
-        elif request_id:
-            self._emit(function, f"{_now_iso()} {request_id} {message}")
         else:
-            self._emit(function, message)
+            self._emit(function, line)
+        return line

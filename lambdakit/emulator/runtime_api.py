@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Protocol
 
 from lambdakit.emulator.http import Reply, Request, Response
@@ -37,6 +38,8 @@ class RuntimeApiTarget(Protocol):
     def runtime_result_too_large(self, request_id: str, size: int) -> Response: ...
 
     def runtime_init_error(self, result: InvocationResult) -> Response: ...
+
+    def runtime_stream(self, request_id: str, request: Request) -> Reply: ...
 
     def extension_register(self, request: Request) -> Response: ...
 
@@ -113,7 +116,7 @@ class RuntimeApi:
                 return self._target.extension_error(request, "exit")
         return _NOT_FOUND
 
-    def _invocation_post(self, request: Request) -> Response:
+    def _invocation_post(self, request: Request) -> Reply:
         rest = request.path[len(paths.RUNTIME_INVOCATION_PREFIX) :]
         request_id, _, action = rest.partition("/")
         if action == paths.RESPONSE_SUFFIX[1:]:
@@ -122,24 +125,48 @@ class RuntimeApi:
                 return runtime_error(
                     400, errors.INVALID_RESPONSE_MODE, f"Invalid response mode: {mode!r}"
                 )
+            if request.stream is not None:
+                return self._target.runtime_stream(request_id, request)
             if request.body_too_large:
                 return self._target.runtime_result_too_large(request_id, request.body_size)
-            trailer_type = request.trailers.get(headers.FUNCTION_ERROR_TYPE)
-            if trailer_type:
-                return self._target.runtime_result(
-                    request_id, streamed_error(request, trailer_type)
-                )
+            failed = trailer_error(request.trailers)
+            if failed is not None:
+                return self._target.runtime_result(request_id, failed)
             # A buffered response is JSON to the caller whatever the runtime labelled it
-            # (curl -d says form-urlencoded); streamed responses keep theirs.
+            # (curl -d says form-urlencoded).
             content_type = "application/json"
-            if mode is not None:
-                content_type = request.headers.get("content-type") or "application/octet-stream"
             return self._target.runtime_result(
                 request_id, InvocationResult(request.body, content_type)
             )
         if action == paths.ERROR_SUFFIX[1:]:
             return self._target.runtime_result(request_id, error_result(request))
         return _NOT_FOUND
+
+
+def streams(path: str, request_headers: Mapping[str, str]) -> bool:
+    """Dispatch streamed responses before their body: chunks go to the caller as they arrive."""
+    mode = request_headers.get(headers.FUNCTION_RESPONSE_MODE)
+    return (
+        mode is not None
+        and mode.lower() == "streaming"
+        and path.startswith(paths.RUNTIME_INVOCATION_PREFIX)
+        and path.endswith(paths.RESPONSE_SUFFIX)
+    )
+
+
+def trailer_error(trailers: Mapping[str, str]) -> InvocationResult | None:
+    """The error a streamed response reported in its trailers, if any."""
+    error_type = trailers.get(headers.FUNCTION_ERROR_TYPE)
+    if not error_type:
+        return None
+    encoded = trailers.get(headers.FUNCTION_ERROR_BODY, "")
+    try:
+        body = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        body = b""
+    if not _is_json_object(body):
+        body = errors.error_body(error_type, error_type)
+    return function_error(body, error_type)
 
 
 def error_result(request: Request) -> InvocationResult:
@@ -155,18 +182,6 @@ def error_result(request: Request) -> InvocationResult:
             error_type or errors.RUNTIME_UNKNOWN, error_type or "Unknown error"
         )
     return function_error(body, error_type or _body_error_type(body))
-
-
-def streamed_error(request: Request, error_type: str) -> InvocationResult:
-    """A streamed response that ended with error trailers (``Lambda-Runtime-Function-Error-*``)."""
-    encoded = request.trailers.get(headers.FUNCTION_ERROR_BODY, "")
-    try:
-        body = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        body = b""
-    if not _is_json_object(body):
-        body = errors.error_body(error_type, error_type)
-    return function_error(body, error_type)
 
 
 def _is_json_object(body: bytes) -> bool:

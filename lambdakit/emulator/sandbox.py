@@ -29,7 +29,9 @@ through :data:`lambdakit.emulator.lifecycle.SANDBOX_TRANSITIONS`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -149,7 +151,9 @@ class Sandbox:
         self._lifecycle: Lifecycle[SandboxState, SandboxEvent] = Lifecycle(
             f"sandbox {self.name}", _TABLE, SandboxState.STARTING
         )
-        self._server = HttpServer(runtime_api.RuntimeApi(self), limits.MAX_SYNC_PAYLOAD)
+        self._server = HttpServer(
+            runtime_api.RuntimeApi(self), limits.MAX_SYNC_PAYLOAD, runtime_api.streams
+        )
         self._extension_paths = external_extensions(function.extensions_dir)
         self._registry = ExtensionRegistry(
             FunctionIdentity(function.name, function.version, function.handler, service.account_id),
@@ -176,6 +180,10 @@ class Sandbox:
         self._invoke_started = 0.0
         self._responded_at = 0.0
         self._deadline_ms = 0
+        #: The invocation's log lines, when its caller asked for the tail.
+        self._tail: list[str] | None = None
+        #: A result held back until END and REPORT are written (for the log tail).
+        self._held: InvocationResult | None = None
 
     @property
     def state(self) -> SandboxState:
@@ -233,7 +241,7 @@ class Sandbox:
         name = path.name
 
         def output(line: str) -> None:
-            self._sink.function_line(self.function.name, line)
+            self._log(self._sink.function_line(self.function.name, line))
             if self._telemetry.active or self._telemetry.open:
                 self._telemetry.emit("extension", line)
 
@@ -317,7 +325,7 @@ class Sandbox:
             return runtime_api.invalid_transition(state, "InvocationResponse")
         self._lifecycle.fire(SandboxEvent.RESULT)
         self._responded_at = time.monotonic()
-        current.resolve(result)
+        self._settle(current, result)
         if self._telemetry.active:
             self._telemetry.emit(
                 "platform.runtimeDone",
@@ -347,6 +355,25 @@ class Sandbox:
         if self._lifecycle.state is SandboxState.INVOKING:
             self.runtime_result(request_id, result)
         return runtime_api.payload_too_large()
+
+    def runtime_stream(self, request_id: str, request: Request) -> Reply:
+        """A streamed ``/response``: chunks go to the caller as they arrive."""
+        stream = request.stream
+        assert stream is not None
+        current = self._current
+        refusal: Response | None = None
+        if current is None or request_id != current.request_id:
+            refusal = runtime_api.invalid_request_id()
+        elif self._lifecycle.state is not SandboxState.INVOKING:
+            state = _RUNTIME_STATE_NAMES[self._lifecycle.state]
+            refusal = runtime_api.invalid_transition(state, "InvocationResponse")
+        if refusal is not None or current is None:
+            stream.consume(_Discard())
+            return refusal or runtime_api.invalid_request_id()
+        content_type = request.headers.get("content-type") or "application/octet-stream"
+        reply: asyncio.Future[Response] = self._loop.create_future()
+        stream.consume(_StreamRelay(self, current, content_type, reply))
+        return reply
 
     def runtime_init_error(self, result: InvocationResult) -> Response:
         state = self._lifecycle.state
@@ -400,7 +427,11 @@ class Sandbox:
         self._invoke_started = time.monotonic()
         self._deadline_ms = int(time.time() * 1000 + self.function.timeout * 1000)
         self._timer = self._loop.call_later(self.function.timeout, self._on_timeout)
-        self._sink.start(self.function.name, invocation.request_id, self.function.version)
+        self._held = None
+        self._tail = [] if invocation.request.log_tail else None
+        self._log(
+            self._sink.start(self.function.name, invocation.request_id, self.function.version)
+        )
         if self._telemetry.active:
             self._telemetry.emit(
                 "platform.start",
@@ -458,7 +489,7 @@ class Sandbox:
         if invocation is None:
             return
         duration = (time.monotonic() - self._invoke_started) * 1000
-        self._sink.end(self.function.name, invocation.request_id)
+        self._log(self._sink.end(self.function.name, invocation.request_id))
         report = Report(
             invocation.request_id,
             duration,
@@ -468,7 +499,8 @@ class Sandbox:
             status,
         )
         self._init_duration_ms = None  # only the first invocation reports Init Duration
-        self._sink.report(self.function.name, report)
+        self._log(self._sink.report(self.function.name, report))
+        self._release(invocation)
         if self._telemetry.active:
             metrics: dict[str, float] = {
                 "durationMs": round(duration, 3),
@@ -482,6 +514,30 @@ class Sandbox:
                 "platform.report",
                 {"requestId": invocation.request_id, "status": status, "metrics": metrics},
             )
+
+    # Results and the log tail -------------------------------------------------------------------
+    def _settle(self, invocation: Invocation, result: InvocationResult) -> None:
+        """The invocation's outcome is known: deliver it, or hold it for the log tail."""
+        if self._tail is None:
+            invocation.resolve(result)
+        else:
+            self._held = result
+
+    def _settled(self, invocation: Invocation) -> bool:
+        return invocation.done or self._held is not None
+
+    def _release(self, invocation: Invocation) -> None:
+        """Deliver a held result with the base64 of the invocation's last 4 KB of log."""
+        held, self._held = self._held, None
+        tail, self._tail = self._tail, None
+        if held is None or tail is None or invocation.done:
+            return
+        log = ("\n".join(tail) + "\n").encode("utf-8", "replace")[-limits.LOG_TAIL_BYTES :]
+        invocation.resolve(dataclasses.replace(held, log_result=base64.b64encode(log).decode()))
+
+    def _log(self, line: str) -> None:
+        if self._tail is not None:
+            self._tail.append(line)
 
     # Freeze ---------------------------------------------------------------------------------------
     def _freeze(self) -> None:
@@ -519,10 +575,10 @@ class Sandbox:
         invocation = self._current
         assert invocation is not None
         message = f"Task timed out after {self.function.timeout:.2f} seconds"
-        self._sink.platform(self.function.name, message, invocation.request_id)
-        if not invocation.done:
-            invocation.resolve(
-                platform_error(errors.SANDBOX_TIMEDOUT, invocation.request_id, message)
+        self._log(self._sink.platform(self.function.name, message, invocation.request_id))
+        if not self._settled(invocation):
+            self._settle(
+                invocation, platform_error(errors.SANDBOX_TIMEDOUT, invocation.request_id, message)
             )
         self._lifecycle.fire(SandboxEvent.TIMEOUT)
         self._invoke_done("timeout")
@@ -588,13 +644,16 @@ class Sandbox:
         invocation = self._current
         self._lifecycle.fire(SandboxEvent.STOP)
         if invocation is not None and not invocation.done:
-            invocation.resolve(
-                platform_error(
-                    errors.SANDBOX_FAILURE,
-                    invocation.request_id,
-                    "the local Lambda service stopped the execution environment",
+            if not self._settled(invocation):
+                self._settle(
+                    invocation,
+                    platform_error(
+                        errors.SANDBOX_FAILURE,
+                        invocation.request_id,
+                        "the local Lambda service stopped the execution environment",
+                    ),
                 )
-            )
+            self._release(invocation)
         self._shutdown("spindown", grace)
 
     def kill(self) -> None:
@@ -655,9 +714,77 @@ class Sandbox:
             self._timer = None
 
     def _on_output(self, line: str) -> None:
-        self._sink.function_line(self.function.name, line)
+        self._log(self._sink.function_line(self.function.name, line))
         if self._telemetry.active or self._telemetry.open:
             self._telemetry.emit("function", line)
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.name} {self._lifecycle.state.value} {self._runtime!r}>"
+
+
+class _Discard:
+    """Swallows the body of a streamed response the Runtime API refused."""
+
+    def body_chunk(self, data: bytes) -> None:
+        pass
+
+    def body_end(self, trailers: Mapping[str, str]) -> None:
+        pass
+
+
+class _StreamRelay:
+    """Carries a runtime's streamed response to its invocation as it arrives.
+
+    With a stream sink (InvokeWithResponseStream, a Function URL) each chunk goes to the caller
+    at once; without one (a plain Invoke of a streaming function) the body is buffered up to
+    the synchronous payload limit, as Lambda returns it whole.  The trailers decide the outcome.
+    """
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        invocation: Invocation,
+        content_type: str,
+        reply: asyncio.Future[Response],
+    ) -> None:
+        self._sandbox = sandbox
+        self._invocation = invocation
+        self._content_type = content_type
+        self._reply = reply
+        self._sink = invocation.stream_sink
+        self._started = False
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def body_chunk(self, data: bytes) -> None:
+        if self._invocation.done:
+            return  # timed out meanwhile
+        self._size += len(data)
+        if self._sink is None:
+            if self._size <= limits.MAX_SYNC_PAYLOAD:
+                self._chunks.append(data)
+            return
+        if not self._started:
+            self._started = True
+            self._sink.stream_start(self._content_type)
+        self._sink.stream_chunk(data)
+
+    def body_end(self, trailers: Mapping[str, str]) -> None:
+        request_id = self._invocation.request_id
+        result = runtime_api.trailer_error(trailers)
+        if result is not None:
+            result = dataclasses.replace(result, streamed=self._started)
+        elif self._sink is None and self._size > limits.MAX_SYNC_PAYLOAD:
+            self._sandbox.runtime_result_too_large(request_id, self._size)
+            result = None
+        else:
+            result = InvocationResult(
+                b"".join(self._chunks), self._content_type, streamed=self._started
+            )
+        response = (
+            self._sandbox.runtime_result(request_id, result)
+            if result is not None
+            else runtime_api.ACCEPTED
+        )
+        if not self._reply.done():
+            self._reply.set_result(response)

@@ -11,7 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import BinaryIO
 
 from lambdakit.emulator.config import ServiceConfig
+from lambdakit.emulator.doors.async_queue import EventQueue
+from lambdakit.emulator.doors.function_url import FunctionUrl
 from lambdakit.emulator.doors.invoke_api import InvokeApi
+from lambdakit.emulator.doors.tracking import InFlight
 from lambdakit.emulator.http.server import HttpServer
 from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.pool import Pool
@@ -34,22 +37,42 @@ class Service:
         output: BinaryIO | None = None,
     ) -> None:
         self.config = config
+        #: The environment every sandbox starts from; the Invoke API's address is added at start.
+        self._host_environ = dict(host_environ)
         self.sink = LogSink(
             output or sys.stdout.buffer, config.log_format, tag_functions=len(config.functions) > 1
         )
         self.pools = {
-            name: Pool(config, function, self.sink, host_environ)
+            name: Pool(config, function, self.sink, self._host_environ)
             for name, function in config.functions.items()
         }
-        self.invoke_api = InvokeApi(config, self.pools)
+        self.in_flight = InFlight()
+        self.events = EventQueue(config, self.pools, config.state_dir)
+        self.invoke_api = InvokeApi(config, self.pools, self.in_flight, self.events)
         self._server = HttpServer(self.invoke_api, _INVOKE_MAX_BODY)
+        self._url_servers = {
+            name: HttpServer(
+                FunctionUrl(config, function, self.pools[name], self.in_flight), _INVOKE_MAX_BODY
+            )
+            for name, function in config.functions.items()
+            if function.url_port is not None
+        }
+        #: Where each function's URL listens, once started.
+        self.url_addresses: dict[str, tuple[str, int]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._force = asyncio.Event()
         self.address: tuple[str, int] = ("", 0)
 
     async def start(self) -> tuple[str, int]:
         self.address = await self._server.start(self.config.host, self.config.port)
+        # Functions that call Lambda through an AWS SDK reach this service, as on Lambda.
+        host, port = self.address
+        self._host_environ.setdefault("AWS_ENDPOINT_URL_LAMBDA", f"http://{host}:{port}")
+        for name, server in self._url_servers.items():
+            port = self.config.functions[name].url_port or 0
+            self.url_addresses[name] = await server.start(self.config.host, port)
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="reaper")
+        self.events.start()
         return self.address
 
     async def _reap_idle(self) -> None:
@@ -65,9 +88,11 @@ class Service:
         """Shut down in a fixed order; safe to call once the service has started."""
         # 1. Stop accepting: no new connections, and new invocations on open ones are refused.
         self._server.stop_accepting()
-        self.invoke_api.stop_accepting()
+        for server in self._url_servers.values():
+            server.stop_accepting()
+        self.in_flight.accepting = False
         # 2. Let in-flight invocations finish, bounded by the service's shutdown timeout.
-        draining = asyncio.ensure_future(self.invoke_api.drained())
+        draining = asyncio.ensure_future(self.in_flight.drained())
         forced = asyncio.ensure_future(self._force.wait())
         await asyncio.wait(
             (draining, forced),
@@ -76,10 +101,10 @@ class Service:
         )
         draining.cancel()
         forced.cancel()
-        if self.invoke_api.in_flight:
-            logger.warning(
-                "stopping with %d invocation(s) still running", self.invoke_api.in_flight
-            )
+        if self.in_flight.count:
+            logger.warning("stopping with %d invocation(s) still running", self.in_flight.count)
+        #    Event invocations: stop dispatching, let those running finish (bounded).
+        await self.events.stop(0 if self._force.is_set() else self.config.shutdown_timeout)
         # 3. Stop the idle reaper.
         if self._reaper is not None:
             self._reaper.cancel()
@@ -92,9 +117,13 @@ class Service:
                 for pool in self.pools.values()
             )
         )
-        # 5. Let replies written in step 4 leave, then close the callers' connections.
+        # 5. Events cut off by step 4 stay stored for the next start.
+        self.events.close()
+        # 6. Let replies written in step 4 leave, then close the callers' connections.
         await asyncio.sleep(0)
         self._server.close_connections()
+        for server in self._url_servers.values():
+            server.close_connections()
         self.sink.flush()
 
     def force_stop(self) -> None:

@@ -195,7 +195,9 @@ class Subscription:
             parts = status_line.split()
             if len(parts) < 2 or not parts[1].isdigit() or not 200 <= int(parts[1]) < 300:
                 raise ValueError(f"listener answered {status_line!r}")
-            await reader.read()
+            # Delivered: the rest of the answer does not matter, and a retry would duplicate.
+            with contextlib.suppress(OSError):
+                await reader.read()
         finally:
             writer.close()
             with contextlib.suppress(OSError):

@@ -45,6 +45,13 @@ TRAILER = "trailer"
 JSON_CONTENT_TYPE = "application/json"
 #: What a Python runtime sends when the handler returns ``bytes`` (awslambdaric does the same).
 BINARY_CONTENT_TYPE = "application/unknown"
+#: A streamed response's content type unless the function sets one (Node's runtime does the same).
+STREAM_CONTENT_TYPE = "application/octet-stream"
+#: A streamed HTTP response for a Function URL (or API Gateway ``responseTransferMode: STREAM``):
+#: the body starts with a JSON prelude ``{"statusCode", "headers", "cookies"}`` followed by
+#: ``HTTP_INTEGRATION_DELIMITER``, then the payload.
+HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+HTTP_INTEGRATION_DELIMITER = b"\x00" * 8
 
 # Invoke API request headers.
 INVOCATION_TYPE = "x-amz-invocation-type"

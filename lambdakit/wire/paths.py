@@ -47,3 +47,10 @@ EXTENSION_EXIT_ERROR = EXTENSION_PREFIX + "/exit/error"
 TELEMETRY = "/2022-07-01/telemetry"
 # Logs API (superseded by the Telemetry API): https://docs.aws.amazon.com/lambda/latest/dg/runtimes-logs-api.html
 LOGS = "/2020-08-15/logs"
+
+# InvokeWithResponseStream: https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html
+STREAMING_INVOKE_PREFIX = "/2021-11-15/functions/"
+STREAMING_INVOKE_SUFFIX = "/response-streaming-invocations"
+# InvokeAsync (deprecated, still called by boto3's invoke_async): 202 {"Status": 202}
+INVOKE_ASYNC_PREFIX = "/2014-11-13/functions/"
+INVOKE_ASYNC_SUFFIX = "/invoke-async"

@@ -172,7 +172,7 @@ def test_a_telemetry_subscriber_gets_platform_records_and_function_lines(
     for record in records:
         by_type.setdefault(str(record["type"]), []).append(record)
     for kind in ("platform.start", "platform.runtimeDone", "platform.report"):
-        assert [r["record"]["requestId"] for r in by_type[kind]] == ids, kind  # type: ignore[index]
+        assert [r["record"]["requestId"] for r in by_type[kind]] == ids, (kind, records)  # type: ignore[index]
     assert [r["record"] for r in by_type["function"]] == ["got an event"] * 3
     assert "platform.initStart" in by_type and "platform.initReport" in by_type
     report: dict[str, dict[str, float]] = by_type["platform.report"][0]["record"]  # type: ignore[assignment]

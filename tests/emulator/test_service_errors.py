@@ -56,12 +56,6 @@ def test_a_bad_invocation_type_is_400(echo: Serve) -> None:
     assert (status, kind) == (400, "InvalidParameterValueException")
 
 
-def test_event_invocations_are_refused_clearly_until_supported(echo: Serve) -> None:
-    status, kind, body = _error(echo.invoke("echo", b"{}", {"X-Amz-Invocation-Type": "Event"}))
-    assert (status, kind) == (400, "InvalidParameterValueException")
-    assert "Event" in body["message"]
-
-
 def test_bad_client_context_is_400(echo: Serve) -> None:
     status, kind, _ = _error(echo.invoke("echo", b"{}", {"X-Amz-Client-Context": "%%%"}))
     assert (status, kind) == (400, "InvalidParameterValueException")

@@ -1,12 +1,17 @@
 """The Invoke API as boto3, the AWS CLI and curl call it.
 
-https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html
+https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html,
+https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html
 
 ``POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=...]``: the name may be a
 plain name, ``name:alias``, a partial ARN (``123456789012:function:name``) or a full ARN.
 SigV4 ``Authorization`` headers are accepted without verification.  Function errors answer 200
 with ``X-Amz-Function-Error``; service errors answer their status with a JSON body and
-``x-amzn-ErrorType``, which botocore turns into the named exception.
+``x-amzn-ErrorType``, which botocore turns into the named exception.  ``InvocationType`` is
+``RequestResponse`` (wait for the result), ``Event`` (stored durably by the event queue, 202 at
+once) or ``DryRun`` (204 after validation).  The streaming variant answers
+``application/vnd.amazon.eventstream``: a ``PayloadChunk`` per chunk the runtime streams, then
+``InvokeComplete``.
 """
 
 from __future__ import annotations
@@ -18,18 +23,22 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import parse_qs, unquote
 
 from lambdakit.emulator.config import ServiceConfig
-from lambdakit.emulator.http import Reply, Request, Response
+from lambdakit.emulator.doors.tracking import InFlight
+from lambdakit.emulator.http import Reply, Request, Response, ResponseWriter, Streamed
 from lambdakit.emulator.invocation import (
     Invocation,
     InvocationRequest,
     InvocationResult,
+    StreamSink,
     new_trace_id,
 )
 from lambdakit.emulator.pool import Pool, Throttled
-from lambdakit.wire import errors, headers, limits, paths
+from lambdakit.wire import errors, eventstream, headers, limits, paths
 
 # FunctionName as the API documents it: optional ARN prefix, name, optional qualifier.
 _FUNCTION_NAME = re.compile(
@@ -37,6 +46,7 @@ _FUNCTION_NAME = re.compile(
     r"(?:function:)?([a-zA-Z0-9_-]+)(?::(\$LATEST|[a-zA-Z0-9_-]+))?$"
 )
 _JSON = "application/json"
+_ALL_TYPES = (headers.REQUEST_RESPONSE, headers.EVENT, headers.DRY_RUN)
 
 
 def service_error(
@@ -50,6 +60,15 @@ def service_error(
     )
 
 
+def throttled() -> Response:
+    return service_error(
+        errors.TOO_MANY_REQUESTS,
+        "Rate Exceeded.",
+        (headers.RETRY_AFTER, "1"),
+        Reason="ReservedFunctionConcurrentInvocationLimitExceeded",
+    )
+
+
 def parse_function_name(raw: str) -> tuple[str, str] | None:
     """``(name, qualifier)`` from a FunctionName path segment, or None if malformed."""
     match = _FUNCTION_NAME.match(unquote(raw))
@@ -58,76 +77,95 @@ def parse_function_name(raw: str) -> tuple[str, str] | None:
     return match.group(1), match.group(2) or ""
 
 
+class EventAcceptor(Protocol):
+    """The durable queue behind ``InvocationType: Event``."""
+
+    def accept(self, function: str, request: InvocationRequest) -> str:
+        """Store the event; return its request id once it is on disk."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An invoke request that passed validation."""
+
+    pool: Pool
+    invocation_type: str
+    request: InvocationRequest
+
+
 class InvokeApi:
     """The request handler of the Invoke API listener."""
 
-    def __init__(self, service: ServiceConfig, pools: Mapping[str, Pool]) -> None:
+    def __init__(
+        self,
+        service: ServiceConfig,
+        pools: Mapping[str, Pool],
+        in_flight: InFlight,
+        events: EventAcceptor | None = None,
+    ) -> None:
         self._service = service
         self._pools = pools
+        self.events = events
         self._arns = {name: service.function_arn(name) for name in pools}
-        #: Invocations whose caller has not been answered yet (for an orderly shutdown).
-        self.in_flight = 0
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._accepting = True
+        self._in_flight = in_flight
+        self._started = in_flight.started
+        self._finished = in_flight.finished
 
-    def stop_accepting(self) -> None:
-        self._accepting = False
-
-    async def drained(self) -> None:
-        """Wait until every accepted invocation has been answered."""
-        await self._drained.wait()
-
-    def _finished(self) -> None:
-        self.in_flight -= 1
-        if not self.in_flight:
-            self._drained.set()
-
+    # Routing ------------------------------------------------------------------------------------
     def __call__(self, request: Request) -> Reply:
         path = request.path
-        if not (path.startswith(paths.INVOKE_PREFIX) and path.endswith(paths.INVOKE_SUFFIX)):
-            return (
-                service_error(
-                    "UnknownOperationException", f"Unknown operation {request.method} {path}"
-                )
-                if path != "/"
-                else _index(self._pools)
-            )
-        if request.method != "POST":
-            return service_error(
-                "UnknownOperationException", f"Unknown operation {request.method} {path}"
-            )
-        raw_name = path[len(paths.INVOKE_PREFIX) : -len(paths.INVOKE_SUFFIX)]
-        return self._invoke(request, raw_name)
+        for prefix, suffix, handler in (
+            (paths.INVOKE_PREFIX, paths.INVOKE_SUFFIX, self._invoke),
+            (paths.STREAMING_INVOKE_PREFIX, paths.STREAMING_INVOKE_SUFFIX, self._invoke_stream),
+            (paths.INVOKE_ASYNC_PREFIX, paths.INVOKE_ASYNC_SUFFIX, self._invoke_async),
+        ):
+            trimmed = path.rstrip("/") if prefix == paths.INVOKE_ASYNC_PREFIX else path
+            if trimmed.startswith(prefix) and trimmed.endswith(suffix):
+                if request.method != "POST":
+                    break
+                return handler(request, trimmed[len(prefix) : -len(suffix)])
+        if path == "/" and request.method == "GET":
+            return _index(self._pools)
+        return service_error(
+            "UnknownOperationException", f"Unknown operation {request.method} {path}"
+        )
 
-    def _invoke(self, request: Request, raw_name: str) -> Reply:
+    # Validation -----------------------------------------------------------------------------------
+    def _accept(
+        self, request: Request, raw_name: str, types: tuple[str, ...], operation: str
+    ) -> Accepted | Response:
         parsed = parse_function_name(raw_name)
-        qualifier = parse_qs(request.query).get("Qualifier", [""])[0]
         if parsed is None:
             return service_error(
                 errors.INVALID_PARAMETER_VALUE,
                 f"1 validation error detected: Value '{unquote(raw_name)}' at 'functionName' "
                 "failed to satisfy constraint: Member must satisfy regular expression pattern",
             )
-        name, name_qualifier = parsed
-        qualifier = qualifier or name_qualifier
+        name, qualifier = parsed
+        qualifier = parse_qs(request.query).get("Qualifier", [""])[0] or qualifier
         pool = self._pools.get(name)
         if pool is None or qualifier not in ("", "$LATEST"):
             arn = self._service.function_arn(name) + (f":{qualifier}" if qualifier else "")
             return service_error(errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
-        if request.body_too_large:
-            return service_error(
-                errors.REQUEST_TOO_LARGE,
-                f"Request must be smaller than {limits.MAX_SYNC_PAYLOAD - 100} bytes for the "
-                "InvokeFunction operation",
-            )
         invocation_type = request.headers.get(headers.INVOCATION_TYPE, headers.REQUEST_RESPONSE)
-        if invocation_type not in (headers.REQUEST_RESPONSE, headers.EVENT, headers.DRY_RUN):
+        if invocation_type not in types:
             return service_error(
                 errors.INVALID_PARAMETER_VALUE,
                 f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
                 "failed to satisfy constraint: Member must satisfy enum value set: "
-                "[Event, RequestResponse, DryRun]",
+                f"[{', '.join(sorted(types))}]",
+            )
+        limit = (
+            limits.MAX_ASYNC_PAYLOAD
+            if invocation_type == headers.EVENT
+            else (limits.MAX_SYNC_PAYLOAD)
+        )
+        if request.body_too_large or len(request.body) > limit:
+            shown = limit - 100 if limit == limits.MAX_SYNC_PAYLOAD else limit
+            return service_error(
+                errors.REQUEST_TOO_LARGE,
+                f"Request must be smaller than {shown} bytes for the {operation} operation",
             )
         payload = request.body or b"{}"
         if not _is_json(payload):
@@ -135,76 +173,184 @@ class InvokeApi:
                 errors.INVALID_REQUEST_CONTENT,
                 "Could not parse request body into json: Could not parse payload into json",
             )
-        client_context = request.headers.get(headers.AMZ_CLIENT_CONTEXT, "")
-        decoded_context = _decode_client_context(client_context)
-        if decoded_context is None:
+        context_header = request.headers.get(headers.AMZ_CLIENT_CONTEXT, "")
+        client_context = _decode_client_context(context_header)
+        if client_context is None:
             return service_error(
                 errors.INVALID_PARAMETER_VALUE,
                 "Client context must be a valid Base64-encoded JSON object of at most "
                 f"{limits.MAX_CLIENT_CONTEXT} bytes",
             )
-        if invocation_type == headers.DRY_RUN:
-            return Response(204, ((headers.AMZN_REQUEST_ID, str(uuid.uuid4())),))
-        if invocation_type == headers.EVENT:
+        log_type = request.headers.get(headers.LOG_TYPE, "None")
+        if log_type not in ("None", "Tail"):
             return service_error(
                 errors.INVALID_PARAMETER_VALUE,
-                "lambdakit serve does not run Event (asynchronous) invocations yet; "
-                "use RequestResponse",
+                f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [Tail, None]",
             )
-        if not self._accepting:
+        if not self._in_flight.accepting:
             return service_error(errors.SERVICE_EXCEPTION, "The service is shutting down")
-        return self._run(pool, request, payload, decoded_context, qualifier)
-
-    def _run(
-        self, pool: Pool, request: Request, payload: bytes, client_context: str, qualifier: str
-    ) -> Reply:
-        reply: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        request_id = str(uuid.uuid4())
-        arn = self._arns[pool.function.name] + (f":{qualifier}" if qualifier else "")
-        invocation = Invocation(
+        arn = self._arns[name] + (f":{qualifier}" if qualifier else "")
+        return Accepted(
+            pool,
+            invocation_type,
             InvocationRequest(
                 payload=payload,
                 invoked_arn=arn,
                 client_context=client_context,
                 tenant_id=request.headers.get(headers.AMZ_TENANT_ID, ""),
                 trace_id=_trace_id(request.headers.get(headers.AMZN_TRACE_ID, "")),
+                log_tail=log_type == "Tail" and invocation_type == headers.REQUEST_RESPONSE,
             ),
-            self._answer(reply, request_id, pool.function.version),
-            request_id,
         )
-        self.in_flight += 1
-        self._drained.clear()
+
+    # Invoke --------------------------------------------------------------------------------------
+    def _invoke(self, request: Request, raw_name: str) -> Reply:
+        accepted = self._accept(request, raw_name, _ALL_TYPES, "InvokeFunction")
+        if isinstance(accepted, Response):
+            return accepted
+        if accepted.invocation_type == headers.DRY_RUN:
+            return Response(204, ((headers.AMZN_REQUEST_ID, str(uuid.uuid4())),))
+        if accepted.invocation_type == headers.EVENT:
+            return self._enqueue(accepted, Response(202, (("Content-Type", _JSON),)))
+        reply: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        request_id = str(uuid.uuid4())
+        version = accepted.pool.function.version
+
+        def done(result: InvocationResult) -> None:
+            self._finished()
+            if not reply.done():  # else the caller went away; the invocation still ran
+                reply.set_result(buffered_response(result, request_id, version))
+
+        refused = self._submit(Invocation(accepted.request, done, request_id), accepted.pool)
+        return refused or reply
+
+    def _invoke_stream(self, request: Request, raw_name: str) -> Reply:
+        types = (headers.REQUEST_RESPONSE, headers.DRY_RUN)
+        accepted = self._accept(request, raw_name, types, "InvokeWithResponseStream")
+        if isinstance(accepted, Response):
+            return accepted
+        if accepted.invocation_type == headers.DRY_RUN:
+            return Response(204, ((headers.AMZN_REQUEST_ID, str(uuid.uuid4())),))
+        request_id = str(uuid.uuid4())
+        relay = EventStreamReply(request_id, accepted.pool.function.version, self._finished)
+        invocation = Invocation(accepted.request, relay.done, request_id, stream_sink=relay)
+        refused = self._submit(invocation, accepted.pool)
+        return refused or Streamed(relay.attach)
+
+    def _invoke_async(self, request: Request, raw_name: str) -> Reply:
+        """The deprecated InvokeAsync API: an Event invocation answering ``{"Status": 202}``."""
+        forced = Request(
+            request.method,
+            request.path,
+            request.query,
+            {**request.headers, headers.INVOCATION_TYPE: headers.EVENT},
+            request.body,
+            body_too_large=request.body_too_large,
+            body_size=request.body_size,
+        )
+        accepted = self._accept(forced, raw_name, (headers.EVENT,), "InvokeAsync")
+        if isinstance(accepted, Response):
+            return accepted
+        return self._enqueue(
+            accepted, Response(202, (("Content-Type", _JSON),), b'{"Status": 202}')
+        )
+
+    def _enqueue(self, accepted: Accepted, answer: Response) -> Response:
+        if self.events is None:
+            return service_error(
+                errors.INVALID_PARAMETER_VALUE,
+                "Event invocations need the event queue, which is not running",
+            )
+        try:
+            request_id = self.events.accept(accepted.pool.function.name, accepted.request)
+        except OSError as exc:
+            return service_error(errors.SERVICE_EXCEPTION, f"could not store the event: {exc}")
+        return Response(
+            answer.status, (*answer.headers, (headers.AMZN_REQUEST_ID, request_id)), answer.body
+        )
+
+    def _submit(self, invocation: Invocation, pool: Pool) -> Response | None:
+        """Hand ``invocation`` to its pool; the 429 to answer if it is full."""
+        self._started()
         try:
             pool.submit(invocation)
         except Throttled:
             self._finished()
-            return service_error(
-                errors.TOO_MANY_REQUESTS,
-                "Rate Exceeded.",
-                (headers.RETRY_AFTER, "1"),
-                Reason="ReservedFunctionConcurrentInvocationLimitExceeded",
+            return throttled()
+        return None
+
+
+def buffered_response(result: InvocationResult, request_id: str, version: str) -> Response:
+    """An invocation's result as the synchronous Invoke API answers it."""
+    fields = [
+        ("Content-Type", result.content_type if not result.function_error else _JSON),
+        (headers.AMZN_REQUEST_ID, request_id),
+        (headers.EXECUTED_VERSION, version),
+    ]
+    if result.function_error:
+        fields.append((headers.FUNCTION_ERROR, result.function_error))
+    if result.log_result:
+        fields.append((headers.LOG_RESULT, result.log_result))
+    return Response(200, fields, result.body)
+
+
+class EventStreamReply(StreamSink):
+    """Writes one streamed invocation as ``application/vnd.amazon.eventstream`` frames."""
+
+    def __init__(self, request_id: str, version: str, finished: Callable[[], None]) -> None:
+        self._request_id = request_id
+        self._version = version
+        self._finished = finished
+        self._writer: ResponseWriter | None = None
+
+    def attach(self, writer: ResponseWriter) -> None:
+        self._writer = writer
+
+    def _start(self, function_error: str = "") -> ResponseWriter:
+        writer = self._writer
+        assert writer is not None, "the HTTP layer attaches the writer before any event"
+        fields = [
+            ("Content-Type", "application/vnd.amazon.eventstream"),
+            (headers.AMZN_REQUEST_ID, self._request_id),
+            (headers.EXECUTED_VERSION, self._version),
+        ]
+        if function_error:
+            fields.append((headers.FUNCTION_ERROR, function_error))
+        writer.start(200, fields)
+        return writer
+
+    def stream_start(self, content_type: str) -> None:
+        self._start()
+
+    def stream_chunk(self, data: bytes) -> None:
+        writer = self._start()
+        for frame in eventstream.encode_payload_chunks(data):
+            writer.write(frame)
+
+    def done(self, result: InvocationResult) -> None:
+        self._finished()
+        writer = self._start(result.function_error)
+        if not result.streamed and result.body and not result.function_error:
+            for frame in eventstream.encode_payload_chunks(result.body):  # a buffered response
+                writer.write(frame)
+        complete = eventstream.InvokeComplete(log_result=result.log_result or None)
+        if result.function_error:
+            complete = eventstream.InvokeComplete(
+                result.error_type or errors.RUNTIME_UNKNOWN,
+                _error_message(result.body),
+                result.log_result or None,
             )
-        return reply
+        writer.write(complete.encode())
+        writer.finish()
 
-    def _answer(
-        self, reply: asyncio.Future[Response], request_id: str, version: str
-    ) -> Callable[[InvocationResult], None]:
-        """The callback that turns the invocation's result into the caller's response."""
 
-        def done(result: InvocationResult) -> None:
-            self._finished()
-            if reply.done():  # the caller went away; the invocation still ran
-                return
-            fields = [
-                ("Content-Type", result.content_type),
-                (headers.AMZN_REQUEST_ID, request_id),
-                (headers.EXECUTED_VERSION, version),
-            ]
-            if result.function_error:
-                fields.append((headers.FUNCTION_ERROR, result.function_error))
-            reply.set_result(Response(200, fields, result.body))
-
-        return done
+def _error_message(body: bytes) -> str:
+    try:
+        message = json.loads(body).get("errorMessage", "")
+    except (ValueError, AttributeError):
+        return body.decode("utf-8", "replace")
+    return str(message)
 
 
 def _trace_id(header: str) -> str:

@@ -4,6 +4,24 @@
 responses into bytes without doing I/O, and ``server`` is the thin asyncio layer that moves bytes.
 """
 
-from lambdakit.emulator.http.messages import Handler, Reply, Request, Response
+from lambdakit.emulator.http.messages import (
+    BodyConsumer,
+    BodyStream,
+    Handler,
+    Reply,
+    Request,
+    Response,
+    ResponseWriter,
+    Streamed,
+)
 
-__all__ = ["Handler", "Reply", "Request", "Response"]
+__all__ = [
+    "BodyConsumer",
+    "BodyStream",
+    "Handler",
+    "Reply",
+    "Request",
+    "Response",
+    "ResponseWriter",
+    "Streamed",
+]

@@ -8,11 +8,15 @@ callbacks that arrive after the last body chunk and before the message completes
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 
 import httptools
 
-from lambdakit.emulator.http.messages import Request, Response
+from lambdakit.emulator.http.messages import BodyStream, Request, Response
+
+#: Decides, from a request's path and headers, whether to dispatch it before its body arrives.
+StreamPredicate = Callable[[str, Mapping[str, str]], bool]
 
 
 class ProtocolError(Exception):
@@ -22,8 +26,10 @@ class ProtocolError(Exception):
 class RequestReader:
     """Feeds bytes to the parser and collects complete requests, in order."""
 
-    def __init__(self, max_body: int) -> None:
+    def __init__(self, max_body: int, streams: StreamPredicate | None = None) -> None:
         self._max_body = max_body
+        self._streams = streams
+        self._stream: BodyStream | None = None
         self._parser = httptools.HttpRequestParser(self)
         self.requests: deque[Request] = deque()
         # Per-request state, reset by on_message_begin.
@@ -61,13 +67,35 @@ class RequestReader:
 
     def on_headers_complete(self) -> None:
         self._in_trailers = True
+        self._stream = None
+        if self._streams is not None:
+            path, _, query = self._url.decode("latin-1").partition("?")
+            if self._streams(path, self._headers):
+                self._stream = BodyStream()
+                self.requests.append(
+                    Request(
+                        self._parser.get_method().decode("latin-1"),
+                        path,
+                        query,
+                        self._headers,
+                        b"",
+                        stream=self._stream,
+                    )
+                )
 
     def on_body(self, body: bytes) -> None:
+        if self._stream is not None:
+            self._stream.feed(body)
+            return
         self._size += len(body)
         if self._size <= self._max_body:
             self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.finish(self._trailers)
+            return
         path, _, query = self._url.decode("latin-1").partition("?")
         too_large = self._size > self._max_body
         body = b"" if too_large else b"".join(self._body)
@@ -99,6 +127,27 @@ def _status_line(status: int) -> bytes:
 
 
 _STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
+
+
+def encode_head(
+    status: int, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...], keep_alive: bool
+) -> bytes:
+    """Status line and headers of a chunked response."""
+    head = [_STATUS_LINES.get(status) or _status_line(status)]
+    for name, value in headers:
+        head.append(f"{name}: {value}\r\n".encode("latin-1"))
+    head.append(b"Transfer-Encoding: chunked\r\n")
+    if not keep_alive:
+        head.append(b"Connection: close\r\n")
+    head.append(b"\r\n")
+    return b"".join(head)
+
+
+def encode_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+
+
+LAST_CHUNK = b"0\r\n\r\n"
 
 
 def encode_response(response: Response, keep_alive: bool) -> bytes:

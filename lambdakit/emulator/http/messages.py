@@ -5,7 +5,55 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
+
+
+class BodyConsumer(Protocol):
+    """Receives a streamed request body as it arrives."""
+
+    def body_chunk(self, data: bytes) -> None: ...
+
+    def body_end(self, trailers: Mapping[str, str]) -> None: ...
+
+
+class BodyStream:
+    """A request body delivered after its request was dispatched.
+
+    A runtime streaming its response (``Lambda-Runtime-Function-Response-Mode: streaming``)
+    sends a chunked body whose chunks must reach the caller as they arrive, and whose trailers
+    may report an error.  The codec feeds this object; the consumer attached with
+    :meth:`consume` gets what was buffered so far, then every chunk as it comes.
+    """
+
+    __slots__ = ("_chunks", "_consumer", "finished", "size", "trailers")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._consumer: BodyConsumer | None = None
+        self.trailers: Mapping[str, str] = {}
+        self.finished = False
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._consumer is None:
+            self._chunks.append(data)
+        else:
+            self._consumer.body_chunk(data)
+
+    def finish(self, trailers: Mapping[str, str]) -> None:
+        self.finished = True
+        self.trailers = trailers
+        if self._consumer is not None:
+            self._consumer.body_end(trailers)
+
+    def consume(self, consumer: BodyConsumer) -> None:
+        self._consumer = consumer
+        chunks, self._chunks = self._chunks, []
+        for chunk in chunks:
+            consumer.body_chunk(chunk)
+        if self.finished:
+            consumer.body_end(self.trailers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +70,8 @@ class Request:
     #: The body was larger than the server's limit: ``body`` is empty, ``body_size`` counts it.
     body_too_large: bool = False
     body_size: int = 0
+    #: Set for requests dispatched before their body arrived (see ``streams`` in the codec).
+    stream: BodyStream | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +85,29 @@ class Response:
     close: bool = False
 
 
-#: What a handler returns: a response now, or a future that a later event resolves
-#: (a long-polled ``GET next``, an invocation waiting for its runtime).
-Reply: TypeAlias = "Response | asyncio.Future[Response]"
+class ResponseWriter(Protocol):
+    """Writes one response piece by piece (``Transfer-Encoding: chunked``)."""
+
+    def start(self, status: int, headers: Sequence[tuple[str, str]]) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """A reply written piece by piece: ``attach`` is called with the connection's writer."""
+
+    attach: Callable[[ResponseWriter], None]
+
+
+#: What a handler returns: a response now, a future that a later event resolves (a long-polled
+#: ``GET next``, an invocation waiting for its runtime), or a response streamed as it is produced.
+Reply: TypeAlias = "Response | asyncio.Future[Response] | Streamed"
 
 #: The one handler signature of both servers.
 Handler: TypeAlias = Callable[[Request], Reply]

@@ -1,21 +1,30 @@
 """The asyncio layer of the HTTP server: moves bytes between sockets and the codec.
 
 One :class:`HttpProtocol` per connection.  Requests are answered strictly in order: while a
-reply is pending (a future a handler returned), later pipelined requests wait in the reader's
-queue and reading is paused.  A handler's future is resolved by some other event (the runtime's
-response, an invocation arriving); the reply is then written from its done-callback, so the
-common paths run without creating a task.
+reply is pending (a future a handler returned, or a streamed reply still being written), later
+pipelined requests wait in the reader's queue and reading is paused, except while a request's
+own body is still streaming in.  A handler's future is resolved by some other event (the
+runtime's response, an invocation arriving); the reply is then written from its done-callback,
+so the common paths run without creating a task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
-from lambdakit.emulator.http.codec import ProtocolError, RequestReader, encode_response
-from lambdakit.emulator.http.messages import Handler, Request, Response
+from lambdakit.emulator.http.codec import (
+    LAST_CHUNK,
+    ProtocolError,
+    RequestReader,
+    StreamPredicate,
+    encode_chunk,
+    encode_head,
+    encode_response,
+)
+from lambdakit.emulator.http.messages import Handler, Request, Response, Streamed
 
 logger = logging.getLogger("lambdakit.http")
 
@@ -23,28 +32,70 @@ _BAD_REQUEST = Response(400, (("Content-Type", "text/plain"),), b"bad request\n"
 _SERVER_ERROR = Response(500, (("Content-Type", "text/plain"),), b"internal error\n", close=True)
 
 
+class _ChunkedWriter:
+    """The :class:`ResponseWriter` of one streamed reply on one connection."""
+
+    __slots__ = ("_done", "_protocol", "_started")
+
+    def __init__(self, protocol: HttpProtocol) -> None:
+        self._protocol = protocol
+        self._started = False
+        self._done = False
+
+    @property
+    def closed(self) -> bool:
+        return self._done or self._protocol.transport is None
+
+    def start(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        if self._started or self.closed:
+            return
+        self._started = True
+        self._protocol.send(encode_head(status, tuple(headers), self._protocol.keep_alive))
+
+    def write(self, data: bytes) -> None:
+        if data and self._started and not self.closed:
+            self._protocol.send(encode_chunk(data))
+
+    def finish(self) -> None:
+        if self._done:
+            return
+        if not self._started:
+            self.start(200, ())
+        if not self.closed:
+            self._protocol.send(LAST_CHUNK)
+        self._done = True
+        self._protocol.reply_done(close=not self._protocol.keep_alive)
+
+
 class HttpProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection to one of our servers."""
 
-    def __init__(self, handler: Handler, max_body: int, connections: set[HttpProtocol]) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        max_body: int,
+        connections: set[HttpProtocol],
+        streams: StreamPredicate | None = None,
+    ) -> None:
         # Shared state
         self._handler = handler
         self._connections = connections
         # Per-connection state
-        self._reader = RequestReader(max_body)
-        self._transport: asyncio.Transport | None = None
+        self._reader = RequestReader(max_body, streams)
+        self.transport: asyncio.Transport | None = None
+        self._busy = False
         self._pending: asyncio.Future[Response] | None = None
-        self._keep_alive = True
+        self.keep_alive = True
         self._closing = False
 
     # asyncio callbacks ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
-        self._transport = None
+        self.transport = None
         if self._pending is not None and not self._pending.done():
             # The peer is gone: whoever holds the future learns it through cancellation.
             self._pending.cancel()
@@ -62,18 +113,23 @@ class HttpProtocol(asyncio.Protocol):
     # request dispatch -----------------------------------------------------------------------
     def _serve_next(self) -> None:
         requests = self._reader.requests
-        while requests and self._pending is None and self._transport is not None:
+        while requests and not self._busy and self.transport is not None:
             request = requests.popleft()
-            self._keep_alive = self._reader.keep_alive()
+            self.keep_alive = self._reader.keep_alive()
             reply = self._call(request)
             if isinstance(reply, Response):
                 self._write(reply)
+                continue
+            self._busy = True
+            if request.stream is None or request.stream.finished:
+                self.transport.pause_reading()
+            if isinstance(reply, Streamed):
+                reply.attach(_ChunkedWriter(self))
             else:
                 self._pending = reply
-                self._transport.pause_reading()
                 reply.add_done_callback(self._on_reply)
 
-    def _call(self, request: Request) -> Response | asyncio.Future[Response]:
+    def _call(self, request: Request) -> Response | asyncio.Future[Response] | Streamed:
         try:
             return self._handler(request)
         except Exception:
@@ -85,45 +141,62 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._pending = None
         if future.cancelled():
+            self._busy = False
             self._close()
             return
         exc = future.exception()
         if exc is not None:
             logger.error("reply failed", exc_info=exc)
-            self._write(_SERVER_ERROR)
+            response = _SERVER_ERROR
         else:
-            self._write(future.result())
-        if self._transport is not None:
-            self._transport.resume_reading()
+            response = future.result()
+        if self.transport is not None:
+            self.transport.write(encode_response(response, self.keep_alive))
+        self.reply_done(close=response.close or not self.keep_alive)
+
+    def reply_done(self, close: bool) -> None:
+        """The pending reply is complete: close, or go on with the next request."""
+        self._busy = False
+        if close:
+            self._close()
+        elif self.transport is not None:
+            self.transport.resume_reading()
             self._serve_next()
 
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
     def _write(self, response: Response) -> None:
-        transport = self._transport
+        transport = self.transport
         if transport is None:
             return
-        transport.write(encode_response(response, self._keep_alive))
-        if response.close or not self._keep_alive:
+        transport.write(encode_response(response, self.keep_alive))
+        if response.close or not self.keep_alive:
             self._close()
 
     def _close(self) -> None:
-        if self._transport is not None and not self._closing:
+        if self.transport is not None and not self._closing:
             self._closing = True
-            self._transport.close()
+            self.transport.close()
 
     def shutdown(self) -> None:
         """Close now if idle, otherwise after the reply in progress."""
-        if self._pending is None:
+        if not self._busy:
             self._close()
         else:
-            self._keep_alive = False
+            self.keep_alive = False
 
 
 class HttpServer:
     """A listening socket, its connections, and an ordered close."""
 
-    def __init__(self, handler: Handler, max_body: int) -> None:
+    def __init__(
+        self, handler: Handler, max_body: int, streams: StreamPredicate | None = None
+    ) -> None:
         self._handler = handler
         self._max_body = max_body
+        self._streams = streams
         self._server: asyncio.AbstractServer | None = None
         self.connections: set[HttpProtocol] = set()
 
@@ -131,7 +204,7 @@ class HttpServer:
         """Listen on ``host:port`` (port 0 picks a free one); return the bound address."""
         loop = asyncio.get_running_loop()
         factory: Callable[[], HttpProtocol] = lambda: HttpProtocol(  # noqa: E731
-            self._handler, self._max_body, self.connections
+            self._handler, self._max_body, self.connections, self._streams
         )
         self._server = await loop.create_server(factory, host, port, reuse_address=True)
         sockname = self._server.sockets[0].getsockname()

@@ -41,3 +41,14 @@ context () {
 big () {
   head -c 7000000 /dev/zero | tr '\0' 'a' | sed 's/^/"/; s/$/"/'
 }
+
+record () {
+  # Appends the event to $RECORD_FILE (one line per invocation), then echoes it.
+  printf '%s\n' "$1" >> "$RECORD_FILE"
+  printf '%s' "$1"
+}
+
+record_slow () {
+  sleep 0.5
+  record "$1"
+}

@@ -1,0 +1,250 @@
+"""Function URLs: plain HTTP in, the payload format 2.0 event out, Lambda's rules back.
+
+https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html
+
+Each function with a URL port gets its own listener.  A request becomes the Function URL event
+(``version`` 2.0: ``rawPath``, ``rawQueryString``, ``queryStringParameters``, ``headers``,
+``cookies``, ``requestContext.http``, ``body``, ``isBase64Encoded``).  The function's result maps
+back as Lambda maps it: a JSON object with ``statusCode`` gives that status, ``headers``,
+``cookies`` (one ``Set-Cookie`` each) and ``body`` (base64-decoded when ``isBase64Encoded``);
+anything else is a 200 JSON body.  A function error is a 502.  A streaming function's response
+goes out as it arrives: with the HTTP-integration content type its first bytes are a JSON
+prelude (status, headers, cookies) ended by 8 NUL bytes, then the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from email.utils import formatdate
+from urllib.parse import parse_qsl
+
+from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.doors.tracking import InFlight
+from lambdakit.emulator.http import Reply, Request, Response, ResponseWriter, Streamed
+from lambdakit.emulator.invocation import (
+    Invocation,
+    InvocationRequest,
+    InvocationResult,
+    StreamSink,
+    new_trace_id,
+)
+from lambdakit.emulator.pool import Pool, Throttled
+
+HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
+_PRELUDE_END = b"\x00" * 8
+_MAX_PRELUDE = 16 * 1024
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "+json",
+    "+xml",
+)
+_JSON = (("Content-Type", "application/json"),)
+
+
+def _message(status: int, message: str) -> Response:
+    return Response(status, _JSON, json.dumps({"Message": message}).encode())
+
+
+def url_event(request: Request, url_id: str, request_id: str, source_ip: str) -> bytes:
+    """The payload format 2.0 event of one HTTP request."""
+    headers = dict(request.headers)
+    cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(request.query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    content_type = headers.get("content-type", "")
+    text = not request.body or any(t in content_type for t in _TEXT_TYPES)
+    if text:
+        try:
+            body = request.body.decode()
+        except UnicodeDecodeError:
+            text = False
+    if not text:
+        body = base64.b64encode(request.body).decode()
+    now = time.time()
+    event: dict[str, object] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": request.path,
+        "rawQueryString": request.query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": url_id,
+            "domainName": f"{url_id}.lambda-url.localhost",
+            "domainPrefix": url_id,
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": formatdate(now, usegmt=True),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": not text,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if request.body:
+        event["body"] = body
+    return json.dumps(event).encode()
+
+
+def url_response(result: InvocationResult) -> Response:
+    """A function's result as its Function URL answers it."""
+    if result.function_error:
+        return _message(502, "Internal Server Error")
+    if result.content_type not in ("application/json", ""):
+        return Response(200, (("Content-Type", result.content_type),), result.body)
+    try:
+        value = json.loads(result.body) if result.body else None
+    except ValueError:
+        return Response(200, _JSON, result.body)
+    if not isinstance(value, dict) or "statusCode" not in value:
+        return Response(200, _JSON, result.body)
+    return _mapped(value)
+
+
+def _mapped(value: Mapping[str, object]) -> Response:
+    try:
+        status = int(value["statusCode"])  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return _message(502, "Internal Server Error")
+    fields = prelude_headers(value)
+    body = value.get("body", "")
+    if not isinstance(body, str):
+        body = json.dumps(body)
+    data = body.encode()
+    if value.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body)
+        except (binascii.Error, ValueError):
+            return _message(502, "Internal Server Error")
+    if not any(name.lower() == "content-type" for name, _ in fields):
+        fields.append(("Content-Type", "application/json"))
+    return Response(status, fields, data)
+
+
+def prelude_headers(value: Mapping[str, object]) -> list[tuple[str, str]]:
+    """Headers and ``Set-Cookie`` lines of a response object (or a streaming prelude)."""
+    fields: list[tuple[str, str]] = []
+    headers = value.get("headers")
+    if isinstance(headers, dict):
+        fields.extend((str(k), str(v)) for k, v in headers.items())
+    cookies = value.get("cookies")
+    if isinstance(cookies, list):
+        fields.extend(("Set-Cookie", str(c)) for c in cookies)
+    return fields
+
+
+class FunctionUrl:
+    """The request handler of one function's URL listener."""
+
+    def __init__(
+        self, service: ServiceConfig, function: FunctionConfig, pool: Pool, in_flight: InFlight
+    ) -> None:
+        self._pool = pool
+        self._in_flight = in_flight
+        self._arn = service.function_arn(function.name)
+        self.url_id = uuid.uuid5(uuid.NAMESPACE_URL, function.name).hex[:32]
+
+    def __call__(self, request: Request) -> Reply:
+        if request.body_too_large:
+            return _message(413, "Request must be smaller than 6291456 bytes")
+        if not self._in_flight.accepting:
+            return _message(503, "Service Unavailable")
+        request_id = str(uuid.uuid4())
+        payload = url_event(request, self.url_id, request_id, "127.0.0.1")
+        relay = _UrlRelay(self._in_flight)
+        invocation = Invocation(
+            InvocationRequest(payload=payload, invoked_arn=self._arn, trace_id=new_trace_id()),
+            relay.done,
+            request_id,
+            stream_sink=relay,
+        )
+        self._in_flight.started()
+        try:
+            self._pool.submit(invocation)
+        except Throttled:
+            self._in_flight.finished()
+            return _message(429, "Rate Exceeded.")
+        return Streamed(relay.attach)
+
+
+class _UrlRelay(StreamSink):
+    """Writes one invocation's result (buffered, or streamed with its prelude) to the client."""
+
+    def __init__(self, in_flight: InFlight) -> None:
+        self._in_flight = in_flight
+        self._writer: ResponseWriter | None = None
+        self._prelude: bytearray | None = None  # collecting an HTTP-integration prelude
+        self._started = False
+
+    def attach(self, writer: ResponseWriter) -> None:
+        self._writer = writer
+
+    def stream_start(self, content_type: str) -> None:
+        if content_type.startswith(HTTP_INTEGRATION):
+            self._prelude = bytearray()
+        else:
+            self._start(200, [("Content-Type", content_type)])
+
+    def stream_chunk(self, data: bytes) -> None:
+        if self._prelude is not None:
+            self._prelude.extend(data)
+            end = self._prelude.find(_PRELUDE_END)
+            if end < 0 and len(self._prelude) <= _MAX_PRELUDE:
+                return
+            prelude, rest = bytes(self._prelude[:end]), bytes(self._prelude[end + 8 :])
+            self._prelude = None
+            self._start_from_prelude(prelude if end >= 0 else b"{}")
+            data = rest
+        if data and self._writer is not None:
+            self._writer.write(data)
+
+    def _start_from_prelude(self, prelude: bytes) -> None:
+        try:
+            value = json.loads(prelude) if prelude else {}
+            status = int(value.get("statusCode", 200))
+        except (ValueError, TypeError, AttributeError):
+            value, status = {}, 200
+        fields = prelude_headers(value)
+        if not any(name.lower() == "content-type" for name, _ in fields):
+            fields.append(("Content-Type", "application/octet-stream"))
+        self._start(status, fields)
+
+    def _start(self, status: int, fields: list[tuple[str, str]]) -> None:
+        if not self._started and self._writer is not None:
+            self._started = True
+            self._writer.start(status, fields)
+
+    def done(self, result: InvocationResult) -> None:
+        self._in_flight.finished()
+        writer = self._writer
+        if writer is None:
+            return
+        if self._prelude is not None:  # the stream ended inside its prelude
+            prelude = bytes(self._prelude)
+            self._prelude = None
+            self._start_from_prelude(prelude.split(_PRELUDE_END, 1)[0])
+        if not self._started:
+            response = url_response(result)
+            self._start(response.status, list(response.headers))
+            writer.write(response.body)
+        writer.finish()

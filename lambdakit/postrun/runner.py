@@ -1,0 +1,163 @@
+"""The post-runner's hooks: run the command after a result, hold the next event until it ends.
+
+Theory of operation
+-------------------
+Lambda answers the caller as soon as the runtime posts ``/response`` (or ``/error``), and ends
+the invocation, possibly freezing the environment, only when the runtime asks for the next
+event (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html,
+https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).  So:
+
+1. ``on_next`` forwards the runtime's ``GET next`` and remembers the invocation in the reply
+   (request id, ARN, deadline, event).
+2. ``on_response`` / ``on_error`` forward the result at once and hand upstream's ``202`` straight
+   back: the caller has its answer and the runtime is not blocked.  If the outcome is one of
+   the configured modes, the command starts now.
+3. The runtime's next ``GET next`` waits in ``on_next`` until the command has finished (or been
+   stopped), and only then goes upstream: the environment stays thawed while the command runs,
+   and the next invocation on this environment starts after it.
+
+The original holds the runtime's ``/response`` call instead, which blocks runtimes whose client
+waits synchronously (Node.js) and gives the command no context.  The command is bounded by
+``AWS_LAMBDA_POST_RUNNER_TIMEOUT`` and by the invocation's deadline, less :data:`DEADLINE_MARGIN`
+so that the runtime's ``next`` still reaches Lambda in time; a failing command is logged and
+never fails the invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from lambdakit.postrun.command import GRACE, run_command
+from lambdakit.postrun.config import Outcome, PostRunConfig
+from lambdakit.proxy.calls import (
+    BodyStream,
+    Call,
+    Invocation,
+    RecordingStream,
+    Reply,
+    streamed_error_body,
+    streamed_error_type,
+)
+from lambdakit.proxy.hooks import Forward, Hooks
+
+logger = logging.getLogger("lambdakit.postrun")
+
+#: The command is stopped this long before the function's deadline (plus :data:`GRACE`), so the
+#: runtime's ``next`` reaches Lambda before the deadline resets the environment.
+DEADLINE_MARGIN = 0.2
+#: At most this much of a streamed response is kept for ``POST_RUNNER_RESULT_FILE``.
+MAX_RECORDED = 20 * 1024 * 1024
+
+# What the command finds in its environment.
+REQUEST_ID = "POST_RUNNER_REQUEST_ID"
+FUNCTION_ARN = "POST_RUNNER_FUNCTION_ARN"
+OUTCOME = "POST_RUNNER_OUTCOME"
+EVENT_FILE = "POST_RUNNER_EVENT_FILE"
+RESULT_FILE = "POST_RUNNER_RESULT_FILE"
+DEADLINE_MS = "POST_RUNNER_DEADLINE_MS"
+
+
+class PostRunner(Hooks):
+    """Hooks that run ``config.command`` after each invocation whose outcome is in its modes."""
+
+    def __init__(self, config: PostRunConfig, environ: Mapping[str, str]) -> None:
+        self._config = config
+        self._environ = environ
+        self._current: Invocation | None = None
+        self._running: asyncio.Task[None] | None = None
+
+    # hooks ------------------------------------------------------------------------------------
+    async def on_next(self, call: Call, forward: Forward) -> Reply:
+        running = self._running
+        if running is not None:
+            logger.debug("holding the runtime's next until the command finishes")
+            await asyncio.shield(running)
+            self._running = None
+        reply = await forward(call)
+        self._current = Invocation.from_reply(reply)
+        return reply
+
+    async def on_response(self, call: Call, forward: Forward) -> Reply:
+        return await self._result(call, forward, Outcome.RESPONSE)
+
+    async def on_error(self, call: Call, forward: Forward) -> Reply:
+        return await self._result(call, forward, Outcome.ERROR)
+
+    async def aclose(self) -> None:
+        """The runtime exited: stop a command still running (SIGTERM, grace, SIGKILL, reap)."""
+        running, self._running = self._running, None
+        if running is not None and not running.done():
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+    # internals --------------------------------------------------------------------------------
+    async def _result(self, call: Call, forward: Forward, outcome: Outcome) -> Reply:
+        recorder = None
+        if isinstance(call.body, BodyStream):
+            recorder = RecordingStream(call.body, MAX_RECORDED)
+            call = call.with_body(recorder)
+        reply = await forward(call)
+        if not 200 <= reply.status < 300:
+            logger.debug("no command: the Runtime API answered %d", reply.status)
+            return reply
+        if recorder is not None:
+            result = b"".join(recorder.recorded)
+            if streamed_error_type(recorder.trailers):
+                outcome = Outcome.ERROR
+                result = streamed_error_body(recorder.trailers) or result
+        else:
+            assert isinstance(call.body, bytes)
+            result = call.body
+        if outcome in self._config.modes:
+            self._running = asyncio.get_running_loop().create_task(
+                self._run(call.request_id, outcome, result)
+            )
+        return reply
+
+    async def _run(self, request_id: str, outcome: Outcome, result: bytes) -> None:
+        invocation = self._current
+        if invocation is None or invocation.request_id != request_id:
+            invocation = Invocation(request_id, 0, "", b"", ())
+        limit, reason = self._limit(invocation)
+        if limit <= 0:
+            logger.warning("command not run for %s: too close to the deadline", request_id)
+            return
+        directory = Path(tempfile.mkdtemp(prefix="post-runner-"))
+        try:
+            event_file, result_file = directory / "event", directory / "result"
+            event_file.write_bytes(invocation.event)
+            result_file.write_bytes(result)
+            env = {
+                **self._environ,
+                REQUEST_ID: request_id,
+                FUNCTION_ARN: invocation.function_arn,
+                OUTCOME: outcome.value,
+                EVENT_FILE: str(event_file),
+                RESULT_FILE: str(result_file),
+                DEADLINE_MS: str(invocation.deadline_ms),
+            }
+            logger.debug("running the command for %s (%s)", request_id, outcome.value)
+            done = await run_command(self._config.shell, self._config.command, env, limit, reason)
+            level = logging.INFO if done.returncode == 0 else logging.WARNING
+            logger.log(level, "command for %s %s", request_id, done.describe())
+        except Exception:
+            logger.exception("command for %s failed", request_id)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _limit(self, invocation: Invocation) -> tuple[float, str]:
+        """Seconds the command may run, and what the limit is (for the log)."""
+        limit = self._config.timeout if self._config.timeout is not None else math.inf
+        reason = f"timeout of {limit:g} s"
+        if invocation.deadline_ms:
+            remaining = invocation.deadline_ms / 1000 - time.time() - DEADLINE_MARGIN - GRACE
+            if remaining < limit:
+                limit, reason = remaining, "function's deadline"
+        return limit, reason

@@ -1,0 +1,125 @@
+"""Running a runtime behind a proxy: spawn, forward signals, reap, hand back its exit status.
+
+This is the parent-process half of every proxy built on :mod:`lambdakit.proxy`: as a custom
+runtime's ``bootstrap``, a container's ENTRYPOINT or an ``AWS_LAMBDA_EXEC_WRAPPER`` script, the
+proxy process starts the real runtime as its child with ``AWS_LAMBDA_RUNTIME_API`` pointing at
+the proxy (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html), forwards the
+signals Lambda sends it (SIGTERM at shutdown) and exits with the child's status, so that Lambda
+sees a runtime that crashed as crashed.  Configuration problems found before the child exists
+are reported through ``/runtime/init/error``, as a runtime's own would be
+(https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-initerror).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import logging
+import signal
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
+
+from lambdakit.proxy.server import RuntimeApiProxy, split_address
+from lambdakit.wire import environment as env
+from lambdakit.wire import errors, paths
+from lambdakit.wire import headers as h
+
+logger = logging.getLogger("lambdakit.proxy.supervise")
+
+#: Signals passed on to the runtime (SIGTERM is Lambda's shutdown signal).
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+#: How long reporting an init error may take before we give up on it, seconds.
+INIT_ERROR_TIMEOUT = 2.0
+
+T = TypeVar("T")
+
+
+def exit_status(returncode: int) -> int:
+    """A child's return code as our exit status: killed by signal N becomes 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+async def run_runtime(
+    command: Sequence[str], proxy: RuntimeApiProxy, environ: Mapping[str, str]
+) -> int:
+    """Start ``command`` behind the started ``proxy``; return its exit status once it exits.
+
+    The proxy's hooks are closed (``Hooks.aclose``) and the proxy itself closed before this
+    returns, whatever happens.
+    """
+    child_env = {**environ, env.RUNTIME_API: proxy.address}
+    loop = asyncio.get_running_loop()
+    try:
+        try:
+            child = await asyncio.create_subprocess_exec(*command, env=child_env)
+        except OSError as exc:
+            message = f"cannot start the runtime {command[0]!r}: {exc.strerror or exc}"
+            logger.error("%s", message)
+            await loop.run_in_executor(
+                None, report_init_error, proxy.upstream, errors.RUNTIME_INVALID_ENTRYPOINT, message
+            )
+            return 127 if isinstance(exc, FileNotFoundError) else 126
+        logger.debug("runtime started with PID %d: %s", child.pid, " ".join(command))
+        installed = []
+        for signum in FORWARDED_SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(signum, _forward_signal, child, signum)
+                installed.append(signum)
+        try:
+            code = await asyncio.shield(child.wait())
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            if child.returncode is None:  # we are being cancelled: do not leave it behind
+                child.kill()
+                await child.wait()
+        logger.debug("runtime exited with status %d", code)
+        return exit_status(code)
+    finally:
+        await proxy.hooks.aclose()
+        await proxy.close()
+
+
+def _forward_signal(child: asyncio.subprocess.Process, signum: int) -> None:
+    logger.debug("forwarding %s to the runtime", signal.Signals(signum).name)
+    with contextlib.suppress(ProcessLookupError):
+        child.send_signal(signum)
+
+
+def report_init_error(api: str, error_type: str, message: str) -> bool:
+    """POST ``/runtime/init/error`` to ``api`` (host:port); False if that failed (logged)."""
+    body = errors.error_body(error_type, message)
+    try:
+        host, port = split_address(api)
+        connection = http.client.HTTPConnection(host, port, timeout=INIT_ERROR_TIMEOUT)
+        try:
+            connection.request(
+                "POST",
+                paths.RUNTIME_INIT_ERROR,
+                body,
+                {h.FUNCTION_ERROR_TYPE: error_type, h.CONTENT_TYPE: h.JSON_CONTENT_TYPE},
+            )
+            status = connection.getresponse().status
+        finally:
+            connection.close()
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        logger.error("could not report the init error to %s: %s", api, exc)
+        return False
+    if status >= 300:
+        logger.error("the Runtime API refused the init error report: HTTP %d", status)
+    return status < 300
+
+
+def run(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
+    """Run ``main`` on uvloop when ``loop`` is ``auto`` and uvloop is importable, else asyncio."""
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                main.close()
+                raise
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
