@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: serve test lint typecheck unit bench clean
+.PHONY: serve test lint typecheck unit bench rie clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -27,12 +27,21 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-unit: $(BIN)/.installed
+# AWS's RIE, from the aws-sam-cli wheel on PyPI, for the side-by-side tests and benchmarks.
+rie: .cache/.rie
+.cache/.rie: $(BIN)/.installed bench/rie.py
+	$(BIN)/python -c "from bench.rie import ensure_rie; print(ensure_rie())"
+	touch $@
+
+unit: $(BIN)/.installed .cache/.rie
 	$(BIN)/pytest -W error -q
 
 test: lint typecheck unit
 
-bench: $(BIN)/.installed
+# Benchmarks compare cold starts: compile the bytecode first (this environment may forbid
+# writing it at import time).
+bench: $(BIN)/.installed .cache/.rie
+	$(BIN)/python -m compileall -q lambdakit
 	$(BIN)/python -m bench.run
 
 clean:

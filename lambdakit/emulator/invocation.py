@@ -71,8 +71,8 @@ def platform_error(error_type: str, request_id: str, detail: str) -> InvocationR
 
 def new_trace_id() -> str:
     """An X-Ray trace header, as Lambda gives every invocation one."""
-    root = f"1-{int(time.time()):08x}-{os.urandom(12).hex()}"
-    return f"Root={root};Parent={os.urandom(8).hex()};Sampled=0"
+    random = os.urandom(20).hex()
+    return f"Root=1-{int(time.time()):08x}-{random[:24]};Parent={random[24:]};Sampled=0"
 
 
 class StreamSink(Protocol):

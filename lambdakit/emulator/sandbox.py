@@ -13,8 +13,8 @@ INVOKE event (``INVOKING``).  The runtime's ``/response`` or ``/error`` resolves
 at once, so the caller is answered while the environment stays busy (``RESPONDED``) until the
 runtime and every extension ask for the next event.  Then the invoke phase ends: END and REPORT
 are written (Duration covers the work after the response, as Lambda bills it), the processes are
-frozen with SIGSTOP until the next invocation thaws them with SIGCONT, and the pool may reuse
-the environment.  (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html)
+frozen with SIGSTOP until the next invocation thaws them with SIGCONT (after 20 ms of idleness,
+so that back-to-back invocations skip the pair), and the pool may reuse the environment.  (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html)
 
 Failures reset the environment, as Lambda does: the function timeout passing over the whole
 invoke phase (extensions included) or Init's limit, a process exiting, an ``/init/error``.  The
@@ -69,6 +69,9 @@ from lambdakit.wire import errors, headers, limits
 
 logger = logging.getLogger("lambdakit.sandbox")
 
+#: An idle environment is frozen this long after its phase ends, unless work arrives first:
+#: back-to-back invocations then skip the SIGSTOP/SIGCONT pair (and the SIGCHLDs it causes).
+FREEZE_DELAY = 0.02
 #: How long a runtime that reported ``/init/error`` may take to exit on its own.
 _INIT_ERROR_EXIT_GRACE = 0.5
 #: Shutdown budget, and the runtime's share of it when external extensions are registered.
@@ -171,6 +174,7 @@ class Sandbox:
         self._pending_next: asyncio.Future[Response] | None = None
         self._runtime_waiting = False
         self._frozen = False
+        self._freeze_timer: asyncio.TimerHandle | None = None
         self._stopping: asyncio.Future[None] = self._loop.create_future()
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.idle_since = 0.0
@@ -232,8 +236,10 @@ class Sandbox:
             if self._lifecycle.state is SandboxState.STARTING:
                 self._fail_init(InitFailure(errors.RUNTIME_INVALID_ENTRYPOINT, detail))
             return
-        if self._lifecycle.state is not SandboxState.STARTING:
-            self._runtime.signal(signal.SIGKILL)  # failed while we were spawning: reap it too
+        if self._lifecycle.state in (SandboxState.STOPPING, SandboxState.DEAD):
+            # Init failed while we were spawning (the runtime may even have called next and
+            # been given work already, which is fine): this process must not outlive it.
+            self._runtime.signal(signal.SIGKILL)
         logger.debug("%s: started %r", self.name, self._runtime)
         self._runtime.exited().add_done_callback(self._on_exit)
 
@@ -541,7 +547,13 @@ class Sandbox:
 
     # Freeze ---------------------------------------------------------------------------------------
     def _freeze(self) -> None:
-        if not self.function.freeze or self._frozen:
+        """Freeze the idle environment after :data:`FREEZE_DELAY`, unless work arrives first."""
+        if self.function.freeze and not self._frozen and self._freeze_timer is None:
+            self._freeze_timer = self._loop.call_later(FREEZE_DELAY, self._freeze_now)
+
+    def _freeze_now(self) -> None:
+        self._freeze_timer = None
+        if self._lifecycle.state is not SandboxState.IDLE:
             return
         for group in self._groups():
             group.signal(signal.SIGSTOP)
@@ -549,6 +561,9 @@ class Sandbox:
         logger.debug("%s: frozen", self.name)
 
     def _thaw(self) -> None:
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
         if not self._frozen:
             return
         for group in self._groups():

@@ -1,0 +1,84 @@
+"""What the benchmarks ran on, recorded next to their figures."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.rie import REPO, rie_path, sam_cli_version
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    if not commit:
+        return None
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "lambdakit"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return commit + ("+uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _lambdakit_version() -> str | None:
+    try:
+        return importlib.metadata.version("lambdakit")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "lambdakit_version": _lambdakit_version(),
+        "git_commit": _git_commit(),
+        "rie": {
+            "source": sam_cli_version() or "aws-sam-cli (version not recorded)",
+            "binary": rie_path().name,
+            "sha256": _sha256(rie_path()),
+            "note": "RIE prints no version: it has no --version flag",
+        },
+        "argv": sys.argv,
+    }
