@@ -132,7 +132,7 @@ def running_serve(
     state: tempfile.TemporaryDirectory[str] | None = None
     if "--state-dir" not in args:
         state = tempfile.TemporaryDirectory(prefix="lambdakit-state-")
-        args = (*args, "--state-dir", state.name)
+        args = ("--state-dir", state.name, *args)  # before any "-- COMMAND"
     command = [sys.executable, "-m", "lambdakit", "serve", "--port", "0", *args]
     process = subprocess.Popen(
         command,

@@ -34,9 +34,10 @@ from lambdakit.emulator.invocation import (
     new_trace_id,
 )
 from lambdakit.emulator.pool import Pool, Throttled
+from lambdakit.wire import headers as wire_headers
 
-HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
-_PRELUDE_END = b"\x00" * 8
+HTTP_INTEGRATION = wire_headers.HTTP_INTEGRATION_CONTENT_TYPE
+_PRELUDE_END = wire_headers.HTTP_INTEGRATION_DELIMITER
 _MAX_PRELUDE = 16 * 1024
 _TEXT_TYPES = (
     "text/",
