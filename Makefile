@@ -16,7 +16,9 @@ $(BIN)/.installed: pyproject.toml
 serve: $(BIN)/.installed
 	@echo "Try it, from another terminal:"
 	@echo "  curl -s -XPOST http://127.0.0.1:$(PORT)/2015-03-31/functions/echo/invocations -d '{\"hello\": \"world\"}'"
-	@echo "  $(BIN)/python -c \"import boto3; c = boto3.client('lambda', endpoint_url='http://127.0.0.1:$(PORT)', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); print(c.invoke(FunctionName='echo', Payload=b'{\\\"hello\\\": 1}')['Payload'].read())\""
+	@echo "  curl -s -XPOST http://127.0.0.1:$(PORT)/2015-03-31/functions/hello/invocations -d '{\"name\": \"Zoë\"}'"
+	@echo "  curl -s 'http://127.0.0.1:8081/any/path?name=url'"
+	@echo "  $(BIN)/python -c \"import boto3; c = boto3.client('lambda', endpoint_url='http://127.0.0.1:$(PORT)', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); print(c.invoke(FunctionName='hello', Payload=b'{\\\"name\\\": \\\"boto3\\\"}')['Payload'].read())\""
 	@echo
 	$(BIN)/lambdakit serve --config examples/lambdakit.toml --port $(PORT)
 

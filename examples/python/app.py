@@ -18,6 +18,7 @@ from lambdakit import after_response
 from lambdakit.runtime import current_context, on_shutdown
 
 logger = logging.getLogger("example")
+logger.setLevel(logging.INFO)
 _audit_log: list[dict[str, object]] = []  # stands in for a metrics or audit client
 
 
