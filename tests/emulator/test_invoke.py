@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,29 @@ def test_an_empty_payload_reaches_the_function_as_an_empty_object(echo: Serve) -
     status, _, body = echo.invoke("echo", b"")
     assert status == 200
     assert json.loads(body) == {}
+
+
+def test_curl_with_a_large_body_gets_100_continue_and_no_delay(echo: Serve, tmp_path: Path) -> None:
+    """curl sends ``Expect: 100-continue`` for bodies over 1 KB and waits 1 s without an answer."""
+    import subprocess
+    import time
+
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"data": "x" * 4000}))
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-XPOST",
+            f"{echo.url}/2015-03-31/functions/echo/invocations",
+            "-d",
+            f"@{body}",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"data": "x" * 4000}
+    assert elapsed < 0.8

@@ -30,6 +30,9 @@ class RequestReader:
         self._max_body = max_body
         self._streams = streams
         self._stream: BodyStream | None = None
+        #: A client sent ``Expect: 100-continue`` and waits for the interim answer (curl does so
+        #: for bodies over 1 KB); the I/O layer sends it and clears the flag.
+        self.expects_continue = False
         self._parser = httptools.HttpRequestParser(self)
         self.requests: deque[Request] = deque()
         # Per-request state, reset by on_message_begin.
@@ -68,6 +71,8 @@ class RequestReader:
     def on_headers_complete(self) -> None:
         self._in_trailers = True
         self._stream = None
+        if self._headers.get("expect", "").lower() == "100-continue":
+            self.expects_continue = True
         if self._streams is not None:
             path, _, query = self._url.decode("latin-1").partition("?")
             if self._streams(path, self._headers):
@@ -148,6 +153,7 @@ def encode_chunk(data: bytes) -> bytes:
 
 
 LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def encode_response(response: Response, keep_alive: bool) -> bytes:

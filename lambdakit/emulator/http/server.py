@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from lambdakit.emulator.http.codec import (
+    CONTINUE,
     LAST_CHUNK,
     ProtocolError,
     RequestReader,
@@ -108,6 +109,9 @@ class HttpProtocol(asyncio.Protocol):
             logger.debug("closing connection after a malformed request: %s", exc)
             self._write(_BAD_REQUEST)
             return
+        if self._reader.expects_continue:
+            self._reader.expects_continue = False
+            self.send(CONTINUE)
         self._serve_next()
 
     # request dispatch -----------------------------------------------------------------------
