@@ -37,6 +37,22 @@ class Report:
     def billed_duration_ms(self) -> int:
         return max(1, math.ceil(self.duration_ms))
 
+    def metrics(self) -> dict[str, float]:
+        """The ``metrics`` of a ``platform.report`` record (JSON logs and the Telemetry API)."""
+        metrics: dict[str, float] = {
+            "durationMs": round(self.duration_ms, 3),
+            "billedDurationMs": self.billed_duration_ms,
+            "memorySizeMB": self.memory_size_mb,
+            "maxMemoryUsedMB": self.max_memory_used_mb,
+        }
+        if self.init_duration_ms is not None:
+            metrics["initDurationMs"] = round(self.init_duration_ms, 3)
+        return metrics
+
+    def record(self) -> dict[str, object]:
+        """The ``platform.report`` record."""
+        return {"requestId": self.request_id, "metrics": self.metrics(), "status": self.status}
+
 
 def _now_iso() -> str:
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -109,16 +125,7 @@ class LogSink:
 
     def report(self, function: str, report: Report) -> str:
         if self._json:
-            metrics: dict[str, float] = {
-                "durationMs": round(report.duration_ms, 2),
-                "billedDurationMs": report.billed_duration_ms,
-                "memorySizeMB": report.memory_size_mb,
-                "maxMemoryUsedMB": report.max_memory_used_mb,
-            }
-            if report.init_duration_ms is not None:
-                metrics["initDurationMs"] = round(report.init_duration_ms, 2)
-            record = {"requestId": report.request_id, "metrics": metrics, "status": report.status}
-            self._record(function, "platform.report", record)
+            self._record(function, "platform.report", report.record())
         line = (
             f"REPORT RequestId: {report.request_id}\tDuration: {report.duration_ms:.2f} ms\t"
             f"Billed Duration: {report.billed_duration_ms} ms\t"

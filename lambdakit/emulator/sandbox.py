@@ -64,6 +64,7 @@ from lambdakit.emulator.lifecycle import SANDBOX_TRANSITIONS as _TABLE
 from lambdakit.emulator.lifecycle import Lifecycle, SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink, Report
 from lambdakit.emulator.processes import ProcessGroup, describe_exit
+from lambdakit.emulator.response_stream import DISCARD, StreamRelay
 from lambdakit.emulator.telemetry import TelemetryHub
 from lambdakit.wire import errors, headers, limits
 
@@ -204,15 +205,7 @@ class Sandbox:
         """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
         self._started_at = time.monotonic()
         self._timer = self._loop.call_later(self.function.init_timeout, self._on_timeout)
-        self._telemetry.emit(
-            "platform.initStart",
-            {
-                "initializationType": "on-demand",
-                "phase": "init",
-                "functionName": self.function.name,
-                "functionVersion": self.function.version,
-            },
-        )
+        self._telemetry.init_start(self.function.name, self.function.version)
         try:
             host, port = await self._server.start("127.0.0.1", 0)
             env = sandbox_environment(
@@ -248,8 +241,7 @@ class Sandbox:
 
         def output(line: str) -> None:
             self._log(self._sink.function_line(self.function.name, line))
-            if self._telemetry.active or self._telemetry.open:
-                self._telemetry.emit("extension", line)
+            self._telemetry.line("extension", line)
 
         group = await ProcessGroup.spawn(
             (str(path),), env=env, cwd=str(self.function.code_dir), on_line=output
@@ -288,19 +280,7 @@ class Sandbox:
         self._registry.open = False
         self._telemetry.open = False
         self._init_duration_ms = (time.monotonic() - self._started_at) * 1000
-        self._telemetry.emit(
-            "platform.initRuntimeDone",
-            {"initializationType": "on-demand", "phase": "init", "status": "success"},
-        )
-        self._telemetry.emit(
-            "platform.initReport",
-            {
-                "initializationType": "on-demand",
-                "phase": "init",
-                "status": "success",
-                "metrics": {"durationMs": round(self._init_duration_ms, 3)},
-            },
-        )
+        self._telemetry.init_done(self._init_duration_ms)
 
     # Runtime API (RuntimeApiTarget) ---------------------------------------------------------------
     def runtime_next(self) -> Reply:
@@ -332,18 +312,12 @@ class Sandbox:
         self._lifecycle.fire(SandboxEvent.RESULT)
         self._responded_at = time.monotonic()
         self._settle(current, result)
-        if self._telemetry.active:
-            self._telemetry.emit(
-                "platform.runtimeDone",
-                {
-                    "requestId": request_id,
-                    "status": "success" if result.ok else "error",
-                    "metrics": {
-                        "durationMs": round((self._responded_at - self._invoke_started) * 1000, 3),
-                        "producedBytes": len(result.body),
-                    },
-                },
-            )
+        self._telemetry.runtime_done(
+            request_id,
+            result.ok,
+            (self._responded_at - self._invoke_started) * 1000,
+            len(result.body),
+        )
         return runtime_api.ACCEPTED
 
     def runtime_result_too_large(self, request_id: str, size: int) -> Response:
@@ -374,11 +348,11 @@ class Sandbox:
             state = _RUNTIME_STATE_NAMES[self._lifecycle.state]
             refusal = runtime_api.invalid_transition(state, "InvocationResponse")
         if refusal is not None or current is None:
-            stream.consume(_Discard())
+            stream.consume(DISCARD)
             return refusal or runtime_api.invalid_request_id()
         content_type = request.headers.get("content-type") or "application/octet-stream"
         reply: asyncio.Future[Response] = self._loop.create_future()
-        stream.consume(_StreamRelay(self, current, content_type, reply))
+        stream.consume(StreamRelay(self, current, content_type, reply))
         return reply
 
     def runtime_init_error(self, result: InvocationResult) -> Response:
@@ -438,11 +412,7 @@ class Sandbox:
         self._log(
             self._sink.start(self.function.name, invocation.request_id, self.function.version)
         )
-        if self._telemetry.active:
-            self._telemetry.emit(
-                "platform.start",
-                {"requestId": invocation.request_id, "version": self.function.version},
-            )
+        self._telemetry.start(invocation.request_id, self.function.version)
         pending, self._pending_next = self._pending_next, None
         self._delivered = False
         if pending is not None and not pending.done():
@@ -507,19 +477,7 @@ class Sandbox:
         self._init_duration_ms = None  # only the first invocation reports Init Duration
         self._log(self._sink.report(self.function.name, report))
         self._release(invocation)
-        if self._telemetry.active:
-            metrics: dict[str, float] = {
-                "durationMs": round(duration, 3),
-                "billedDurationMs": report.billed_duration_ms,
-                "memorySizeMB": report.memory_size_mb,
-                "maxMemoryUsedMB": report.max_memory_used_mb,
-            }
-            if report.init_duration_ms is not None:
-                metrics["initDurationMs"] = round(report.init_duration_ms, 3)
-            self._telemetry.emit(
-                "platform.report",
-                {"requestId": invocation.request_id, "status": status, "metrics": metrics},
-            )
+        self._telemetry.report(report)
 
     # Results and the log tail -------------------------------------------------------------------
     def _settle(self, invocation: Invocation, result: InvocationResult) -> None:
@@ -730,76 +688,7 @@ class Sandbox:
 
     def _on_output(self, line: str) -> None:
         self._log(self._sink.function_line(self.function.name, line))
-        if self._telemetry.active or self._telemetry.open:
-            self._telemetry.emit("function", line)
+        self._telemetry.line("function", line)
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.name} {self._lifecycle.state.value} {self._runtime!r}>"
-
-
-class _Discard:
-    """Swallows the body of a streamed response the Runtime API refused."""
-
-    def body_chunk(self, data: bytes) -> None:
-        pass
-
-    def body_end(self, trailers: Mapping[str, str]) -> None:
-        pass
-
-
-class _StreamRelay:
-    """Carries a runtime's streamed response to its invocation as it arrives.
-
-    With a stream sink (InvokeWithResponseStream, a Function URL) each chunk goes to the caller
-    at once; without one (a plain Invoke of a streaming function) the body is buffered up to
-    the synchronous payload limit, as Lambda returns it whole.  The trailers decide the outcome.
-    """
-
-    def __init__(
-        self,
-        sandbox: Sandbox,
-        invocation: Invocation,
-        content_type: str,
-        reply: asyncio.Future[Response],
-    ) -> None:
-        self._sandbox = sandbox
-        self._invocation = invocation
-        self._content_type = content_type
-        self._reply = reply
-        self._sink = invocation.stream_sink
-        self._started = False
-        self._chunks: list[bytes] = []
-        self._size = 0
-
-    def body_chunk(self, data: bytes) -> None:
-        if self._invocation.done:
-            return  # timed out meanwhile
-        self._size += len(data)
-        if self._sink is None:
-            if self._size <= limits.MAX_SYNC_PAYLOAD:
-                self._chunks.append(data)
-            return
-        if not self._started:
-            self._started = True
-            self._sink.stream_start(self._content_type)
-        self._sink.stream_chunk(data)
-
-    def body_end(self, trailers: Mapping[str, str]) -> None:
-        request_id = self._invocation.request_id
-        result = runtime_api.trailer_error(trailers)
-        if result is not None:
-            result = dataclasses.replace(result, streamed=self._started)
-        elif self._sink is None and self._size > limits.MAX_SYNC_PAYLOAD:
-            self._sandbox.runtime_result_too_large(request_id, self._size)
-            result = None
-        else:
-            result = InvocationResult(
-                b"".join(self._chunks), self._content_type, streamed=self._started
-            )
-        response = (
-            self._sandbox.runtime_result(request_id, result)
-            if result is not None
-            else runtime_api.ACCEPTED
-        )
-        if not self._reply.done():
-            self._reply.set_result(response)

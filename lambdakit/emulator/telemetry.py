@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lambdakit.emulator.http import Request, Response
+from lambdakit.emulator.logs import Report
 from lambdakit.wire import errors, limits
 
 logger = logging.getLogger("lambdakit.telemetry")
@@ -235,10 +236,6 @@ class TelemetryHub:
         if not value:
             self._backlog.clear()
 
-    @property
-    def active(self) -> bool:
-        return bool(self.subscriptions)
-
     def subscribe(self, request: Request, extension_name: str, api: str) -> Response:
         if not self.open:
             return _validation_error("subscriptions are accepted only during the Init phase")
@@ -270,6 +267,58 @@ class TelemetryHub:
                 if item is None:
                     item = json.dumps({"time": _now(), "type": kind, "record": record}).encode()
                 subscription.add(item)
+
+    # The platform records of the Telemetry schema, one method each ----------------------------
+    def init_start(self, function_name: str, version: str) -> None:
+        self.emit(
+            "platform.initStart",
+            {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "functionName": function_name,
+                "functionVersion": version,
+            },
+        )
+
+    def init_done(self, duration_ms: float) -> None:
+        """``platform.initRuntimeDone`` and ``platform.initReport`` of a successful Init."""
+        self.emit(
+            "platform.initRuntimeDone",
+            {"initializationType": "on-demand", "phase": "init", "status": "success"},
+        )
+        self.emit(
+            "platform.initReport",
+            {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "status": "success",
+                "metrics": {"durationMs": round(duration_ms, 3)},
+            },
+        )
+
+    def start(self, request_id: str, version: str) -> None:
+        if self.subscriptions:
+            self.emit("platform.start", {"requestId": request_id, "version": version})
+
+    def runtime_done(self, request_id: str, ok: bool, duration_ms: float, produced: int) -> None:
+        if self.subscriptions:
+            self.emit(
+                "platform.runtimeDone",
+                {
+                    "requestId": request_id,
+                    "status": "success" if ok else "error",
+                    "metrics": {"durationMs": round(duration_ms, 3), "producedBytes": produced},
+                },
+            )
+
+    def report(self, report: Report) -> None:
+        if self.subscriptions:
+            self.emit("platform.report", report.record())
+
+    def line(self, kind: str, line: str) -> None:
+        """A ``function`` or ``extension`` output line."""
+        if self.subscriptions or self._open:
+            self.emit(kind, line)
 
     async def drain(self, timeout: float) -> None:
         """Deliver everything still buffered, within ``timeout`` seconds."""
