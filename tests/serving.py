@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BASH_RUNTIME = REPO / "tests" / "runtimes" / "bash"
@@ -161,6 +162,21 @@ def running_serve(
         serve.stop()
         if state is not None:
             state.cleanup()
+
+
+def lambda_client(serve: Serve, read_timeout: float = 60) -> Any:
+    """A boto3 Lambda client for ``serve`` (any credentials; no retries, so errors show)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=serve.url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, read_timeout=read_timeout),
+    )
 
 
 def bash_function(*args: str, handler: str = "function.echo_event") -> tuple[str, ...]:

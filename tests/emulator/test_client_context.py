@@ -5,23 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
-import boto3
-from botocore.config import Config
-
-from tests.serving import REPO, Serve, running_serve
+from tests.serving import REPO, lambda_client, running_serve
 
 CONTEXT = REPO / "tests" / "functions" / "context"
-
-
-def _client(serve: Serve):  # boto3 clients are untyped
-    return boto3.client(
-        "lambda",
-        endpoint_url=serve.url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, read_timeout=30),
-    )
 
 
 def test_client_context_reaches_the_handler_and_dry_run_runs_nothing() -> None:
@@ -31,7 +17,7 @@ def test_client_context_reaches_the_handler_and_dry_run_runs_nothing() -> None:
         "client": {"installation_id": "inst-1", "app_title": "Shop"},
     }
     with running_serve("--function-name", "ctx", "--code-dir", str(CONTEXT), "ctx.handler") as s:
-        client = _client(s)
+        client = lambda_client(s)
         response = client.invoke(
             FunctionName="ctx",
             Payload=b"{}",

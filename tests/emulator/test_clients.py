@@ -9,11 +9,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from tests.serving import Serve, bash_function, running_serve
+from tests.serving import Serve, bash_function, lambda_client, running_serve
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +20,8 @@ def serve() -> Iterator[Serve]:
         yield s
 
 
-def _client(serve: Serve):
-    return boto3.client(
-        "lambda",
-        endpoint_url=serve.url,
-        region_name="us-east-1",
-        aws_access_key_id="anything",
-        aws_secret_access_key="anything",
-        config=Config(retries={"max_attempts": 1}, read_timeout=30),
-    )
-
-
 def test_boto3_invoke_returns_the_payload_and_request_id(serve: Serve) -> None:
-    response = _client(serve).invoke(FunctionName="echo", Payload=b'{"from": "boto3"}')
+    response = lambda_client(serve).invoke(FunctionName="echo", Payload=b'{"from": "boto3"}')
     assert response["StatusCode"] == 200
     assert json.loads(response["Payload"].read()) == {"from": "boto3"}
     assert response["ExecutedVersion"] == "$LATEST"
@@ -44,7 +31,7 @@ def test_boto3_invoke_returns_the_payload_and_request_id(serve: Serve) -> None:
 
 
 def test_boto3_invoke_by_arn_with_qualifier(serve: Serve) -> None:
-    response = _client(serve).invoke(
+    response = lambda_client(serve).invoke(
         FunctionName="arn:aws:lambda:us-east-1:123456789012:function:echo",
         Qualifier="$LATEST",
         Payload=b"[]",
@@ -53,7 +40,7 @@ def test_boto3_invoke_by_arn_with_qualifier(serve: Serve) -> None:
 
 
 def test_boto3_raises_the_named_service_errors(serve: Serve) -> None:
-    client = _client(serve)
+    client = lambda_client(serve)
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.invoke(FunctionName="missing", Payload=b"{}")
     with pytest.raises(client.exceptions.InvalidRequestContentException):
@@ -62,7 +49,7 @@ def test_boto3_raises_the_named_service_errors(serve: Serve) -> None:
 
 def test_boto3_sees_function_errors() -> None:
     with running_serve(*bash_function("--function-name", "f", handler="function.fail")) as s:
-        response = _client(s).invoke(FunctionName="f", Payload=b"{}")
+        response = lambda_client(s).invoke(FunctionName="f", Payload=b"{}")
     assert response["FunctionError"] == "Unhandled"
     assert json.loads(response["Payload"].read())["errorType"] == "HandlerFailed"
 

@@ -11,23 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
-
-from tests.serving import BASH_RUNTIME, REPO, Serve, bash_function, running_serve
+from tests.serving import BASH_RUNTIME, REPO, bash_function, lambda_client, running_serve
 
 EVENT = {"X-Amz-Invocation-Type": "Event"}
-
-
-def _client(serve: Serve):  # boto3 clients are untyped
-    return boto3.client(
-        "lambda",
-        endpoint_url=serve.url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, read_timeout=30),
-    )
 
 
 def _lines(path: Path, count: int, timeout: float = 15) -> list[str]:
@@ -55,7 +41,7 @@ def test_an_event_is_answered_202_at_once_and_then_runs(tmp_path: Path) -> None:
         status, headers, body = serve.invoke("later", b'{"n": 1}', EVENT)
         elapsed = time.monotonic() - started
         assert _lines(record, 1) == ['{"n": 1}']
-        response = _client(serve).invoke(
+        response = lambda_client(serve).invoke(
             FunctionName="later", InvocationType="Event", Payload=b'{"n": 2}'
         )
         assert _lines(record, 2)[1] == '{"n": 2}'
@@ -158,7 +144,9 @@ def test_invoke_async_is_an_event_invocation(tmp_path: Path) -> None:
             "--function-name", "legacy", "--env", f"RECORD_FILE={record}", handler="function.record"
         )
     ) as serve:
-        response = _client(serve).invoke_async(FunctionName="legacy", InvokeArgs=b'{"old": 1}')
+        response = lambda_client(serve).invoke_async(
+            FunctionName="legacy", InvokeArgs=b'{"old": 1}'
+        )
         assert _lines(record, 1) == ['{"old": 1}']
     assert response["Status"] == 202
 

@@ -6,11 +6,9 @@ import json
 import time
 from collections.abc import Iterator
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from tests.serving import REPO, Serve, running_serve
+from tests.serving import REPO, Serve, lambda_client, running_serve
 
 STREAMING = REPO / "tests" / "runtimes" / "streaming"
 
@@ -23,23 +21,12 @@ def serve() -> Iterator[Serve]:
         yield s
 
 
-def _client(serve: Serve):  # boto3 clients are untyped
-    return boto3.client(
-        "lambda",
-        endpoint_url=serve.url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, read_timeout=30),
-    )
-
-
 def test_invoke_with_response_stream_delivers_the_first_chunk_before_the_handler_ends(
     serve: Serve,
 ) -> None:
     plan = {"chunks": ["first ", "second ", "third"], "delay": 0.6}
     started = time.monotonic()
-    response = _client(serve).invoke_with_response_stream(
+    response = lambda_client(serve).invoke_with_response_stream(
         FunctionName="stream", Payload=json.dumps(plan).encode()
     )
     events = []
@@ -57,7 +44,7 @@ def test_invoke_with_response_stream_delivers_the_first_chunk_before_the_handler
 
 def test_a_mid_stream_error_is_reported_in_invoke_complete(serve: Serve) -> None:
     plan = {"chunks": ["partial"], "error": True}
-    response = _client(serve).invoke_with_response_stream(
+    response = lambda_client(serve).invoke_with_response_stream(
         FunctionName="stream", Payload=json.dumps(plan).encode()
     )
     events = list(response["EventStream"])
@@ -81,7 +68,7 @@ def test_a_plain_invoke_of_a_streaming_function_returns_the_whole_body(serve: Se
 
 def test_log_tail_returns_the_invocations_last_4_kb_of_log(serve: Serve) -> None:
     plan = {"chunks": ["a", "b"]}
-    response = _client(serve).invoke(
+    response = lambda_client(serve).invoke(
         FunctionName="stream", Payload=json.dumps(plan).encode(), LogType="Tail"
     )
     import base64
