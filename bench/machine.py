@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import platform
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -56,11 +58,49 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def _lambdakit_version() -> str | None:
+def package_version(name: str) -> str | None:
+    """The installed version of a distribution, or None."""
     try:
-        return importlib.metadata.version("lambdakit")
+        return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _lambdakit_version() -> str | None:
+    return package_version("lambdakit")
+
+
+def pyc_is_fresh(source: Path | str) -> bool:
+    """Whether the interpreter would load ``source``'s __pycache__ .pyc instead of compiling it.
+
+    A timestamp-based .pyc is fresh when its header records the source's mtime and size; a
+    hash-based one is taken as fresh.
+    """
+    try:
+        with open(importlib.util.cache_from_source(str(source)), "rb") as pyc:
+            header = pyc.read(16)
+        st = os.stat(source)
+    except OSError:
+        return False
+    if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    flags, mtime, size = struct.unpack("<III", header[4:16])
+    fresh: bool = flags != 0 or (
+        mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF
+    )
+    return fresh
+
+
+def stale_bytecode(root: Path) -> list[str]:
+    """Sources under ``root`` whose .pyc is missing or out of date (see ``pyc_is_fresh``)."""
+    stale = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in filenames:
+            source = os.path.join(dirpath, name)
+            if name.endswith(".py") and not pyc_is_fresh(source):
+                stale.append(source)
+    return stale
 
 
 def machine_info() -> dict[str, Any]:

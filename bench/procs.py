@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -57,6 +58,44 @@ def own_cpu_seconds() -> float:
     """User + system CPU time of this process (every thread)."""
     times = os.times()
     return times.user + times.system
+
+
+def reaped_children_cpu_seconds() -> float:
+    """User + system CPU time of this process's children that have been waited for."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def cmdline(pid: int) -> list[str]:
+    """The argv of a process, or [] if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode("utf-8", "replace") for arg in raw.split(b"\0")[:-1]]
+
+
+def thread_count(pid: int) -> int:
+    """Threads of the process (0 if it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
+def interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt once; later ones are ignored so cleanup finishes.
+
+    SIGINT is set explicitly: a shell starts background jobs with it ignored.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def rss_mb(pid: int) -> float:
@@ -180,6 +219,21 @@ class Managed:
                 os.kill(pid, signal.SIGKILL)
         self._reader.join(grace)
         if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def kill(self, grace: float = 5.0) -> int | None:
+        """SIGKILL the process group at once (no grace: for throwaway processes); reap; drain."""
+        family = descendants(self.pid) if self.alive() else []
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # unkillable (D state): move on
+            self.proc.wait(grace)
+        for pid, start in family:
+            if _start_time(pid) == start:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self._reader.join(grace)
+        if self.proc.stdout is not None and not self._reader.is_alive():
             self.proc.stdout.close()
         return self.proc.returncode
 

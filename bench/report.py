@@ -12,20 +12,31 @@ TARGET_RSS_MB = 60.0
 BUSY_MACHINE_CPUS = 0.3  # other processes' load above which the run is flagged
 
 
-def _num(value: Any, fmt: str) -> str:
+def num(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return format(value, fmt)
 
 
-def _met(ok: bool | None) -> str:
+def met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become null: strict JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _rie_concurrent(conc: dict[str, Any]) -> str:
     many = conc.get("clients_8") or {}
     if conc.get("server_alive_after") and not many.get("errors"):
-        return _num(many.get("invokes_per_s"), ".1f")
+        return num(many.get("invokes_per_s"), ".1f")
     what = "exited" if not conc.get("server_alive_after") else "stayed up"
     status = conc.get("server_exit_status")
     panic = " after a Go panic" if conc.get("panic_lines") else ""
@@ -51,41 +62,41 @@ def render_markdown(results: dict[str, Any]) -> str:
     rows = [
         (
             "warm p50, ms",
-            _num(rie.get("p50_ms"), ".3f"),
-            _num(srv.get("p50_ms"), ".3f"),
+            num(rie.get("p50_ms"), ".3f"),
+            num(srv.get("p50_ms"), ".3f"),
             ratio("p50_ms"),
             f"<= {TARGET_P50_RATIO}x RIE",
-            _met(None if p50r is None else p50r <= TARGET_P50_RATIO),
+            met(None if p50r is None else p50r <= TARGET_P50_RATIO),
         ),
-        ("warm p99, ms", _num(rie.get("p99_ms"), ".3f"), _num(srv.get("p99_ms"), ".3f"),
+        ("warm p99, ms", num(rie.get("p99_ms"), ".3f"), num(srv.get("p99_ms"), ".3f"),
          ratio("p99_ms"), "", ""),
-        ("warm max, ms", _num(rie.get("max_ms"), ".2f"), _num(srv.get("max_ms"), ".2f"),
+        ("warm max, ms", num(rie.get("max_ms"), ".2f"), num(srv.get("max_ms"), ".2f"),
          "", "", ""),
-        ("warm invokes/s, 1 connection", _num(rie.get("invokes_per_s"), ".0f"),
-         _num(srv.get("invokes_per_s"), ".0f"), ratio("invokes_per_s"), "", ""),
+        ("warm invokes/s, 1 connection", num(rie.get("invokes_per_s"), ".0f"),
+         num(srv.get("invokes_per_s"), ".0f"), ratio("invokes_per_s"), "", ""),
         (
             "server CPU per warm invoke, µs",
-            _num(rie.get("server_cpu_us_per_invoke"), ".0f"),
-            _num(srv.get("server_cpu_us_per_invoke"), ".0f"),
+            num(rie.get("server_cpu_us_per_invoke"), ".0f"),
+            num(srv.get("server_cpu_us_per_invoke"), ".0f"),
             ratio("server_cpu_us_per_invoke"),
             f"<= {TARGET_CPU_RATIO}x RIE",
-            _met(None if cpur is None else cpur <= TARGET_CPU_RATIO),
+            met(None if cpur is None else cpur <= TARGET_CPU_RATIO),
         ),
         (
             "runtime CPU per warm invoke, µs (same runtime)",
-            _num(rie.get("runtime_cpu_us_per_invoke"), ".0f"),
-            _num(srv.get("runtime_cpu_us_per_invoke"), ".0f"),
+            num(rie.get("runtime_cpu_us_per_invoke"), ".0f"),
+            num(srv.get("runtime_cpu_us_per_invoke"), ".0f"),
             "", "", "",
         ),
-        ("20 ms handler, 1 client, invokes/s", _num(one_rie.get("invokes_per_s"), ".1f"),
-         _num(one_srv.get("invokes_per_s"), ".1f"), "", "", ""),
+        ("20 ms handler, 1 client, invokes/s", num(one_rie.get("invokes_per_s"), ".1f"),
+         num(one_srv.get("invokes_per_s"), ".1f"), "", "", ""),
         ("20 ms handler, 8 clients, invokes/s", _rie_concurrent(crie) if crie else "n/a",
-         _num((csrv.get("clients_8") or {}).get("invokes_per_s"), ".1f"), "", "", ""),
-        ("8 clients / 1 client", "n/a (one invocation at a time)", _num(scaling, ".2f") + "x",
-         "", f">= {TARGET_SCALING}x", _met(None if scaling is None else scaling >= TARGET_SCALING)),
-        ("idle RSS of the server, MB", _num(rie.get("idle_rss_mb_after_warmup"), ".1f"),
-         _num(rss, ".1f"), "", f"<= {TARGET_RSS_MB:.0f} MB",
-         _met(None if rss is None else rss <= TARGET_RSS_MB)),
+         num((csrv.get("clients_8") or {}).get("invokes_per_s"), ".1f"), "", "", ""),
+        ("8 clients / 1 client", "n/a (one invocation at a time)", num(scaling, ".2f") + "x",
+         "", f">= {TARGET_SCALING}x", met(None if scaling is None else scaling >= TARGET_SCALING)),
+        ("idle RSS of the server, MB", num(rie.get("idle_rss_mb_after_warmup"), ".1f"),
+         num(rss, ".1f"), "", f"<= {TARGET_RSS_MB:.0f} MB",
+         met(None if rss is None else rss <= TARGET_RSS_MB)),
     ]  # fmt: skip
     head = "| | AWS RIE | lambdakit serve | serve / RIE | target | met |\n"
     head += "|---|---:|---:|---:|---|---|\n"
@@ -103,9 +114,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     p50m, cpum = summ.get("p50_ratio_median_of_rounds"), summ.get("cpu_ratio_median_of_rounds")
     notes.append(
-        f"Median over paired rounds of serve / RIE: p50 {_num(p50m, '.2f')}x, "
-        f"server CPU {_num(cpum, '.2f')}x. Other processes kept "
-        f"{_num(seq.get('other_load_cpus'), '.2f')} CPUs busy during the sequential phase."
+        f"Median over paired rounds of serve / RIE: p50 {num(p50m, '.2f')}x, "
+        f"server CPU {num(cpum, '.2f')}x. Other processes kept "
+        f"{num(seq.get('other_load_cpus'), '.2f')} CPUs busy during the sequential phase."
     )
     if (seq.get("other_load_cpus") or 0.0) > BUSY_MACHINE_CPUS:
         notes.append(

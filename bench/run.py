@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
-from bench import serve_vs_rie
+from bench import postrun_latency, runtime_coldstart, serve_vs_rie
 
-BENCHMARKS = {"serve_vs_rie": serve_vs_rie.main}
+#: postrun_latency's figures for ``--quick`` (it has no such option of its own).
+POSTRUN_QUICK = ["--rounds", "3", "--per-round", "100", "--warmup", "50"]
+
+
+def _postrun_latency(args: list[str]) -> int:
+    """postrun_latency.main() reads sys.argv itself and knows no --quick: give it its own argv."""
+    own = POSTRUN_QUICK if "--quick" in args else []
+    saved = sys.argv
+    sys.argv = ["python -m bench.postrun_latency", *own]
+    try:
+        return postrun_latency.main()
+    finally:
+        sys.argv = saved
+
+
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
+    "serve_vs_rie": serve_vs_rie.main,
+    "runtime_coldstart": runtime_coldstart.main,
+    "postrun_latency": _postrun_latency,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

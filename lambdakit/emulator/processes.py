@@ -27,33 +27,16 @@ _MEMBER_SCAN_INTERVAL = 5.0
 _RSS_READ_INTERVAL = 1.0
 
 
-class _OutputProtocol(asyncio.SubprocessProtocol):
-    """Splits the group leader's stdout/stderr into lines and notices its exit."""
+class _ExitProtocol(asyncio.SubprocessProtocol):
+    """Notices the group leader's exit."""
 
-    def __init__(self, on_line: Callable[[str], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self._on_line = on_line
-        self._partial = b""
+    def __init__(self) -> None:
         self._transport: asyncio.SubprocessTransport | None = None
         #: The leader's exit status (negative: killed by that signal).
-        self.exited: asyncio.Future[int] = loop.create_future()
-        self.output_closed: asyncio.Future[None] = loop.create_future()
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.SubprocessTransport, transport)  # uvloop: no subclass
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._on_line(line.rstrip(b"\r").decode("utf-8", "replace"))
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if self._partial:
-            self._on_line(self._partial.decode("utf-8", "replace"))
-            self._partial = b""
-        if not self.output_closed.done():
-            self.output_closed.set_result(None)
 
     def process_exited(self) -> None:
         assert self._transport is not None
@@ -62,12 +45,69 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
             self.exited.set_result(-1 if code is None else code)
 
 
+class OutputPipe:
+    """The read end of the pipe a group writes its stdout and stderr to, split into lines.
+
+    We own the pipe (rather than asyncio's subprocess pipes) so that :meth:`drain` can read
+    whatever is already written, synchronously: a line printed just before the runtime asks for
+    the next event must come before that invocation's END and REPORT.
+    """
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_line = on_line
+        self._partial = b""
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._loop.add_reader(self.read_fd, self.drain)
+
+    def child_started(self) -> None:
+        """The child has its copy of the write end; ours must go so that EOF can come."""
+        with contextlib.suppress(OSError):
+            os.close(self.write_fd)
+
+    def drain(self) -> None:
+        """Read and deliver everything written so far; close on end of file."""
+        while not self.closed.done():
+            try:
+                data = os.read(self.read_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close()
+                return
+            lines = (self._partial + data).split(b"\n")
+            self._partial = lines.pop()
+            for line in lines:
+                self._on_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def _close(self) -> None:
+        if self._partial:
+            self._on_line(self._partial.decode("utf-8", "replace"))
+            self._partial = b""
+        self._loop.remove_reader(self.read_fd)
+        os.close(self.read_fd)
+        self.closed.set_result(None)
+
+    def abandon(self) -> None:
+        """Spawning failed: close both ends."""
+        self.child_started()
+        if not self.closed.done():
+            self._close()
+
+
 class ProcessGroup:
     """A process group led by one child we spawned."""
 
-    def __init__(self, transport: asyncio.SubprocessTransport, protocol: _OutputProtocol) -> None:
+    def __init__(
+        self, transport: asyncio.SubprocessTransport, protocol: _ExitProtocol, output: OutputPipe
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._output = output
         self.pid: int = transport.get_pid()
         self._members: list[int] = [self.pid]
         self._members_scanned = 0.0
@@ -85,18 +125,28 @@ class ProcessGroup:
     ) -> ProcessGroup:
         """Start ``command`` as the leader of a new process group; raise ``OSError`` if it can't."""
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _OutputProtocol(on_line),
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        return cls(transport, protocol)
+        output = OutputPipe(on_line)
+        try:
+            transport, protocol = await loop.subprocess_exec(
+                _ExitProtocol,
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output.write_fd,
+                stderr=output.write_fd,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except BaseException:
+            output.abandon()
+            raise
+        output.child_started()
+        return cls(transport, protocol, output)
+
+    def drain_output(self) -> None:
+        """Deliver every line the group has written so far."""
+        self._output.drain()
 
     @property
     def exit_status(self) -> int | None:
@@ -122,7 +172,9 @@ class ProcessGroup:
         self.signal(signal.SIGKILL)
         code = await asyncio.shield(exited)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._protocol.output_closed), 1.0)
+            await asyncio.wait_for(asyncio.shield(self._output.closed), 1.0)
+        if not self._output.closed.done():
+            self._output.abandon()  # a grandchild kept the pipe open: stop reading it
         self._transport.close()
         return code
 

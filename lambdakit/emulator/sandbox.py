@@ -465,6 +465,8 @@ class Sandbox:
         if invocation is None:
             return
         duration = (time.monotonic() - self._invoke_started) * 1000
+        for group in self._groups():
+            group.drain_output()  # what the processes wrote before asking for next comes first
         self._log(self._sink.end(self.function.name, invocation.request_id))
         report = Report(
             invocation.request_id,
@@ -616,7 +618,7 @@ class Sandbox:
             return
         invocation = self._current
         self._lifecycle.fire(SandboxEvent.STOP)
-        if invocation is not None and not invocation.done:
+        if invocation is not None:
             if not self._settled(invocation):
                 self._settle(
                     invocation,
@@ -626,7 +628,7 @@ class Sandbox:
                         "the local Lambda service stopped the execution environment",
                     ),
                 )
-            self._release(invocation)
+            self._invoke_done("failure")  # END and REPORT, even when cut off
         self._shutdown("spindown", grace)
 
     def kill(self) -> None:
@@ -645,6 +647,24 @@ class Sandbox:
 
     async def _reap(self, reason: str, grace: float) -> None:
         """Lambda's Shutdown phase, then every process reaped and the APIs closed."""
+        try:
+            await self._shutdown_phase(reason, grace)
+        except Exception:
+            logger.exception("%s: shutdown failed; killing every process", self.name)
+            self.kill()
+        finally:
+            # Close the APIs and tell the pool, whatever happened above.
+            self._registry.cancel_waiters()
+            self._server.stop_accepting()
+            self._server.close_connections()
+            self._lifecycle.fire(SandboxEvent.REAPED)
+            self._sink.flush()
+            logger.debug("%s: shut down (%s)", self.name, reason)
+            self._listener.sandbox_dead(self, self._init_failure)
+            if not self.closed.done():
+                self.closed.set_result(None)
+
+    async def _shutdown_phase(self, reason: str, grace: float) -> None:
         deadline = time.monotonic() + SPINDOWN_GRACE
         self._thaw()  # a stopped process cannot act on SIGTERM
         # 1. The runtime: SIGTERM and its share of the budget (SIGKILL at once on a reset
@@ -670,16 +690,6 @@ class Sandbox:
                     asyncio.gather(*exits), max(0.0, deadline - time.monotonic())
                 )
             await asyncio.gather(*(g.stop(0) for g in self._extension_groups.values()))
-        # 4. Close the APIs and tell the pool.
-        self._registry.cancel_waiters()
-        self._server.stop_accepting()
-        self._server.close_connections()
-        self._lifecycle.fire(SandboxEvent.REAPED)
-        self._sink.flush()
-        logger.debug("%s: shut down (%s)", self.name, reason)
-        self._listener.sandbox_dead(self, self._init_failure)
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -23,6 +23,8 @@ from lambdakit.wire import limits
 
 logger = logging.getLogger("lambdakit.service")
 
+#: Extra time, seconds, for environments to be reaped after their shutdown budget.
+_STOP_MARGIN = 5.0
 #: The Invoke API reads bodies up to this size; larger ones are counted, dropped and refused.
 _INVOKE_MAX_BODY = limits.MAX_SYNC_PAYLOAD
 
@@ -110,13 +112,17 @@ class Service:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        # 4. Spin down every environment: SIGTERM, a grace period, SIGKILL, reap.
-        await asyncio.gather(
-            *(
-                pool.stop(grace=0 if self._force.is_set() else SPINDOWN_GRACE)
-                for pool in self.pools.values()
-            )
-        )
+        # 4. Spin down every environment: SIGTERM, a grace period, SIGKILL, reap.  Bounded:
+        #    a shutdown that hangs anyway gets SIGKILL for everything and a last wait.
+        grace = 0 if self._force.is_set() else SPINDOWN_GRACE
+        stopping = asyncio.gather(*(pool.stop(grace=grace) for pool in self.pools.values()))
+        try:
+            await asyncio.wait_for(asyncio.shield(stopping), grace + _STOP_MARGIN)
+        except asyncio.TimeoutError:
+            logger.error("environments did not stop in time; killing them")
+            self.force_stop()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping, _STOP_MARGIN)
         # 5. Events cut off by step 4 stay stored for the next start.
         self.events.close()
         # 6. Let replies written in step 4 leave, then close the callers' connections.

@@ -1,7 +1,9 @@
 """The runtime loop: load the handler (init), then serve events until the process ends.
 
 Init errors are reported to ``/init/error`` and end the process with status 1, as awslambdaric
-4.x does; errors of an invocation are posted to its ``/error`` and the loop goes on.
+4.x does; errors of an invocation are posted to its ``/error`` and the loop goes on.  A handler
+that returns a generator, an async generator or a ``@streamify_response`` call is streamed
+(``runtime/streaming.py``, imported then).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Runtime:
 
     def init(self) -> bool:
         """Import the handler; on failure log and report the error and return False."""
+        SCOPE.serving = True
         try:
             self._handler = load_handler(self._config.handler)
         except FaultError as fault:
@@ -100,6 +103,12 @@ class Runtime:
             SCOPE.context = context
             event = unmarshal_event(invocation.body, invocation.content_type)
             result = self._handler(event, context)
+            if _is_streaming(result):
+                from lambdakit.runtime.streaming import stream_response
+
+                json_logs = self._config.json_logs
+                stream_response(self._client, invocation, result, json_logs=json_logs)
+                return
             if isinstance(result, types.CoroutineType):
                 from lambdakit.runtime import aio
 
@@ -142,6 +151,18 @@ class Runtime:
             self._environ[env.TRACE_ID] = trace_id
         else:
             self._environ.pop(env.TRACE_ID, None)
+
+
+def _is_streaming(result: object) -> bool:
+    """A generator, an async generator, or a ``@streamify_response`` call: stream it.
+
+    ``lambdakit.streaming`` is looked up, not imported: if the handler's module did not import
+    it, the result cannot be one of its objects.
+    """
+    if isinstance(result, (types.GeneratorType, types.AsyncGeneratorType)):
+        return True
+    streaming = sys.modules.get("lambdakit.streaming")
+    return streaming is not None and isinstance(result, streaming.StreamingResponse)
 
 
 def _json_header(value: str | None, name: str) -> Mapping[str, object] | None:

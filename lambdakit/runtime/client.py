@@ -12,6 +12,10 @@ from lambdakit.runtime.transport import Connection, RuntimeApiError
 from lambdakit.wire import headers as h
 from lambdakit.wire import paths
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lambdakit.runtime.transport import ChunkedUpload
+
 _OK = 200
 _ACCEPTED = 202
 
@@ -103,6 +107,39 @@ class RuntimeApiClient:
         if invocation.invocation_id:
             fields.append((h.INVOCATION_ID, invocation.invocation_id))
         self._post(paths.runtime_response(invocation.request_id), body, fields)
+
+    def start_streaming_response(self, invocation: Invocation, content_type: str) -> ChunkedUpload:
+        """Send the head of a streamed ``/response``; the body follows chunk by chunk.
+
+        The error trailers are declared up front, as the Runtime API requires, whether or not
+        they are sent in the end.
+        """
+        fields = [
+            (h.CONTENT_TYPE, content_type),
+            (h.FUNCTION_RESPONSE_MODE, h.RESPONSE_MODE_STREAMING),
+            (h.TRAILER, f"{h.FUNCTION_ERROR_TYPE}, {h.FUNCTION_ERROR_BODY}"),
+        ]
+        if invocation.invocation_id:
+            fields.append((h.INVOCATION_ID, invocation.invocation_id))
+        return self._conn.start_chunked(
+            "POST", paths.runtime_response(invocation.request_id), fields
+        )
+
+    def finish_streaming_response(
+        self, upload: ChunkedUpload, invocation: Invocation, trailers: list[tuple[str, str]]
+    ) -> None:
+        """End a streamed ``/response`` (with error trailers, if any), then close the connection.
+
+        "Close the underlying connection after it has successfully written the response" (the
+        custom runtime guide); the next ``GET next`` opens a fresh one.
+        """
+        try:
+            response = upload.finish(trailers)
+        finally:
+            self._conn.close()
+        if not 200 <= response.status < 300:
+            path = paths.runtime_response(invocation.request_id)
+            raise PostRejected(path, response.status, response.body)
 
     def post_error(
         self, invocation: Invocation, error: bytes, error_type: str, xray_cause: bytes

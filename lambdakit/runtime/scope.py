@@ -34,9 +34,12 @@ class Task:
 class InvocationScope:
     """What belongs to the invocation being served; empty between invocations."""
 
-    __slots__ = ("context", "request_id", "tasks", "tenant_id")
+    __slots__ = ("context", "request_id", "serving", "tasks", "tenant_id")
 
     def __init__(self) -> None:
+        #: True once lambdakit.runtime serves this process (``after_response`` and
+        #: ``lambdakit.extensions.background_task`` then need no internal extension).
+        self.serving = False
         self.request_id = ""
         self.tenant_id: str | None = None
         self.context: LambdaContext | None = None

@@ -11,6 +11,11 @@ timeout, so the tasks share the invocation's deadline:
   tasks after it are dropped;
 - ``lambdakit.runtime.current_context()`` still returns the invocation's context, so a task can
   read ``get_remaining_time_in_millis()``.
+
+Under another runtime client (awslambdaric, the managed Python runtime) the same tasks are run
+by ``lambdakit.extensions.internal``: an internal extension, registered while the handler module
+is imported, that runs them once the runtime has posted the response and only then calls its own
+``next``, which keeps the environment thawed the same way (see docs/extensions.md).
 """
 
 from __future__ import annotations
@@ -44,17 +49,27 @@ class TaskCutOff(BaseException):
     """
 
 
+#: The deadline (epoch seconds, less the margin) of the tasks being run, for tasks that wait.
+_deadline: float | None = None
+
+
 def after_response(fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
     """Run ``fn(*args, **kwargs)`` (a function or coroutine function) after the response is sent.
 
     Call it during an invocation (in the handler, or in another after-response task).
     """
-    if not SCOPE.request_id:
+    if SCOPE.request_id:
+        SCOPE.tasks.append(Task(fn, args, kwargs))
+        return
+    if SCOPE.serving:
         raise RuntimeError(
-            "after_response() must be called during an invocation served by the lambdakit "
-            "runtime (python -m lambdakit.runtime module.handler)"
+            "after_response() must be called during an invocation (in the handler or in "
+            "another after-response task)"
         )
-    SCOPE.tasks.append(Task(fn, args, kwargs))
+    # Not served by lambdakit.runtime: the internal extension runs it (or says why it cannot).
+    from lambdakit.extensions import internal
+
+    internal.queue_task(Task(fn, args, kwargs), "after_response()")
 
 
 def current_context() -> LambdaContext | None:
@@ -62,25 +77,40 @@ def current_context() -> LambdaContext | None:
     return SCOPE.context
 
 
-def run_tasks(deadline_ms: int) -> None:
-    """Run the scope's queued tasks, in order, until done or the deadline (epoch ms) passes."""
+def current_deadline() -> float | None:
+    """While tasks run: when they must be done (epoch seconds), for a task that waits on work."""
+    return _deadline
+
+
+def run_tasks(deadline_ms: int, tasks: list[Task] | None = None) -> None:
+    """Run queued tasks (the scope's by default), in order, until done or the deadline passes.
+
+    On the main thread a plain function still running at the deadline is interrupted; on any
+    other thread (an internal extension's) it cannot be, and the platform's timeout applies.
+    """
+    global _deadline
+    queue = SCOPE.tasks if tasks is None else tasks
     deadline = deadline_ms / 1000 - DEADLINE_MARGIN_S
-    index = 0
-    while index < len(SCOPE.tasks):  # a task may queue more tasks
-        task = SCOPE.tasks[index]
-        index += 1
-        try:
-            _run_one(task, deadline)
-        except TaskCutOff:
-            _log().error(
-                "after_response task %r cut off at the invocation deadline; "
-                "%d later task(s) dropped",
-                task,
-                len(SCOPE.tasks) - index,
-            )
-            return
-        except Exception:
-            _log().exception("after_response task %r failed", task)
+    _deadline = deadline
+    try:
+        index = 0
+        while index < len(queue):  # a task may queue more tasks
+            task = queue[index]
+            index += 1
+            try:
+                _run_one(task, deadline)
+            except TaskCutOff:
+                _log().error(
+                    "after_response task %r cut off at the invocation deadline; "
+                    "%d later task(s) dropped",
+                    task,
+                    len(queue) - index,
+                )
+                return
+            except Exception:
+                _log().exception("after_response task %r failed", task)
+    finally:
+        _deadline = None
 
 
 def _run_one(task: Task, deadline: float) -> None:
@@ -113,14 +143,21 @@ class _Alarm:
     def __init__(self, seconds: float) -> None:
         self._seconds = max(seconds, 0.001)
         self._previous: object = None
+        self._armed = False
 
     def __enter__(self) -> None:
         import signal
 
-        self._previous = signal.signal(signal.SIGALRM, _cut_off)
+        try:
+            self._previous = signal.signal(signal.SIGALRM, _cut_off)
+        except ValueError:  # not the main thread: nothing can interrupt the task
+            return
+        self._armed = True
         signal.setitimer(signal.ITIMER_REAL, self._seconds)
 
     def __exit__(self, *exc_info: object) -> None:
+        if not self._armed:
+            return
         import signal
 
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -135,3 +172,20 @@ def _log() -> logging.Logger:
     import logging
 
     return logging.getLogger(_LOGGER)
+
+
+def _serve_other_runtime_clients() -> None:
+    """Under awslambdaric (and the managed runtime, which is awslambdaric), importing this module
+    means the handler module asked for ``after_response`` while Init is on: the only moment an
+    internal extension may register.  Under lambdakit.runtime this costs one dict lookup."""
+    import sys
+
+    # The modules of lambdakit.extensions.internal.HOOK_MODULES, the runtime clients it serves.
+    for name in ("awslambdaric.bootstrap", "bootstrap", "__main__"):
+        if hasattr(sys.modules.get(name), "handle_event_request"):
+            import lambdakit.extensions  # noqa: F401  (registers the internal extension)
+
+            return
+
+
+_serve_other_runtime_clients()

@@ -6,7 +6,9 @@ starts.  ``http.client`` costs more import time than the rest of the runtime tog
 ``email``, ``ssl`` and ``hashlib``), so this module speaks just enough HTTP/1.1 (RFC 9112) over
 ``_socket``:
 
-- requests always carry ``Content-Length`` (no chunked uploads: bodies are in memory);
+- requests carry ``Content-Length`` (bodies in memory), except a streamed response, whose body
+  goes out as it is produced, in chunks (section 7.1), ending with optional trailer fields
+  (section 7.1.2): see :class:`ChunkedUpload`;
 - responses are framed by ``Content-Length``, by ``Transfer-Encoding: chunked`` (section 7.1;
   trailers are read and dropped), or by the server closing the connection (section 6.3);
 - the connection is kept open between requests; a request sent on a reused connection that the
@@ -110,14 +112,57 @@ class Connection:
                 f"{method} {path} to the Runtime API at {self._address} failed: {detail}"
             ) from exc
 
+    def start_chunked(
+        self, method: str, path: str, headers: Sequence[tuple[str, str]] = ()
+    ) -> ChunkedUpload:
+        """Send the head of a request with a chunked body; the caller sends the chunks.
+
+        A chunked body cannot be replayed, so the idle keep-alive race is settled before the head
+        goes out: a kept connection that the server has closed is replaced by a fresh one.
+        """
+        head = self._head(method, path, None, headers)
+        self._drop_if_closed_by_peer()
+        try:
+            self._send(self._sock or self._connect(), [head])
+        except OSError as exc:
+            self.close()
+            raise RuntimeApiError(
+                f"{method} {path} to the Runtime API at {self._address} failed: {exc}"
+            ) from exc
+        return ChunkedUpload(self, f"{method} {path}")
+
     def _head(
-        self, method: str, path: str, length: int, headers: Sequence[tuple[str, str]]
+        self, method: str, path: str, length: int | None, headers: Sequence[tuple[str, str]]
     ) -> bytes:
+        """The request head; ``length`` None means a chunked body."""
         lines = [f"{method} {path} HTTP/1.1\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers)
-        if length or method != "GET":
+        if length is None:
+            lines.append(f"{h.TRANSFER_ENCODING}: chunked\r\n")
+        elif length or method != "GET":
             lines.append(f"{h.CONTENT_LENGTH}: {length}\r\n")
         return "".join(lines).encode("latin-1") + self._fixed_headers + _CRLF
+
+    def _drop_if_closed_by_peer(self) -> None:
+        """Close the kept connection if the server has closed (or reset) its end."""
+        if self._sock is None:
+            return
+        try:
+            pending = self._sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return  # open, nothing to read: usable
+        except OSError:
+            pending = b""
+        if not pending:
+            self.close()
+
+    @staticmethod
+    def _send(sock: _socket.socket, parts: list[bytes]) -> None:
+        """Send ``parts`` in one system call when possible (one TCP segment with NODELAY)."""
+        total = sum(map(len, parts))
+        sent = sock.sendmsg(parts)
+        if sent < total:
+            sock.sendall(b"".join(parts)[sent:])
 
     def _connect(self) -> _socket.socket:
         sock = _socket.socket(self._family, _socket.SOCK_STREAM)
@@ -133,12 +178,7 @@ class Connection:
     def _exchange(self, head: bytes, body: bytes) -> HttpResponse:
         sock = self._sock or self._connect()
         try:
-            if body:
-                sent = sock.sendmsg([head, body])
-                if sent < len(head) + len(body):
-                    sock.sendall((head + body)[sent:])
-            else:
-                sock.sendall(head)
+            self._send(sock, [head, body] if body else [head])
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise _StaleConnection from exc
         return self._read_response()
@@ -239,3 +279,54 @@ class Connection:
         data = bytes(self._buf)
         self.close()
         return data
+
+
+class ChunkedUpload:
+    """The body of a request started by :meth:`Connection.start_chunked`, sent chunk by chunk.
+
+    Each :meth:`write` is one chunk on the wire at once (``size-in-hex CRLF data CRLF``, one
+    ``sendmsg``); :meth:`finish` sends the last chunk (``0 CRLF``), the trailer fields, the empty
+    line, and reads the response.  A failure while sending closes the connection: the server
+    cannot tell where the body was cut, so the request cannot be retried.
+    """
+
+    __slots__ = ("_conn", "_request", "finished")
+
+    def __init__(self, conn: Connection, request: str) -> None:
+        self._conn = conn
+        self._request = request
+        self.finished = False
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as one chunk (nothing for empty data: a zero chunk ends the body)."""
+        if self.finished:
+            raise RuntimeApiError(f"{self._request}: the body was already finished")
+        if data:
+            self._send([b"%x\r\n" % len(data), data, _CRLF])
+
+    def finish(self, trailers: Sequence[tuple[str, str]] = ()) -> HttpResponse:
+        """End the body (with ``trailers``) and read the server's response."""
+        if self.finished:
+            raise RuntimeApiError(f"{self._request}: the body was already finished")
+        self.finished = True
+        fields = "".join(f"{name}: {value}\r\n" for name, value in trailers)
+        self._send([b"0\r\n" + fields.encode("latin-1") + _CRLF])
+        try:
+            return self._conn._read_response()
+        except (_StaleConnection, OSError) as exc:
+            self._conn.close()
+            raise RuntimeApiError(f"{self._request}: no response from the Runtime API") from exc
+        except RuntimeApiError:
+            self._conn.close()
+            raise
+
+    def _send(self, parts: list[bytes]) -> None:
+        sock = self._conn._sock
+        try:
+            if sock is None:
+                raise ConnectionResetError("connection already closed")
+            Connection._send(sock, parts)
+        except OSError as exc:
+            self.finished = True
+            self._conn.close()
+            raise RuntimeApiError(f"{self._request} to the Runtime API failed: {exc}") from exc

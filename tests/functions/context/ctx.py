@@ -1,7 +1,7 @@
 """Returns what the handler's context says about the caller's client context."""
 
 
-def handler(event, context):  # type: ignore[no-untyped-def]
+def handler(event, context):
     client_context = context.client_context
     if client_context is None:
         return {"client_context": None}
@@ -9,6 +9,7 @@ def handler(event, context):  # type: ignore[no-untyped-def]
     return {
         "custom": client_context.custom,
         "env": client_context.env,
-        "client": None if client is None else {"installation_id": client.installation_id,
-                                               "app_title": client.app_title},
+        "client": None
+        if client is None
+        else {"installation_id": client.installation_id, "app_title": client.app_title},
     }

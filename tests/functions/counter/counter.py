@@ -16,5 +16,5 @@ def _tick() -> None:
 threading.Thread(target=_tick, daemon=True).start()
 
 
-def handler(event, context):  # type: ignore[no-untyped-def]
+def handler(event, context):
     return {"count": count}
