@@ -221,6 +221,10 @@ def resolve_command(
                 f"{key}: the Python runtime (python -m lambdakit.runtime) is not yet available "
                 "in this version of lambdakit; use --bootstrap PATH or -- COMMAND"
             )
+        wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
+        if wrapper and not (os.path.isfile(wrapper) and os.access(wrapper, os.X_OK)):
+            problem = "does not exist" if not os.path.exists(wrapper) else "is not an executable"
+            raise ConfigError(f"{key}: AWS_LAMBDA_EXEC_WRAPPER {wrapper!r} {problem}")
         return python_runtime_command(python_handler, env)
     path = Path(bootstrap) if bootstrap else code_dir / "bootstrap"
     if not path.is_absolute():
