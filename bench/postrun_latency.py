@@ -1,29 +1,38 @@
 """The latency the post-runner's Runtime API proxy adds to an invocation.
 
-Run: ``python -m bench.postrun_latency [--rounds N] [--per-round N] [--with-command]``.
+Run: ``python -m bench.postrun_latency [--runs N] [--rounds N] [--per-round N]
+[--baseline-rev REV] [--with-command]``.
 
 Several ``lambdakit serve`` instances (one environment each, ``--concurrency 1``) run the same
 lean raw-socket Python runtime, directly and behind ``lambdakit post-run``; the client invokes
-them in alternating rounds over keep-alive sockets, so drift on the machine hits every variant
-alike.  The post-runner variants run with ``AWS_LAMBDA_POST_RUNNER_MODE=AfterError`` against a
-runtime that never fails: every call goes through the proxy and its hooks, the command never
-runs.  ``--with-command`` adds a variant whose command (``true``) runs after every invocation,
-to show what spawning it costs the *next* invocation.  Results go to
+them in rounds over keep-alive sockets, rotating the order each round, so drift on the machine
+hits every variant alike.  Each run starts fresh processes; the figures reported are medians
+over runs.  The post-runner variants run with ``AWS_LAMBDA_POST_RUNNER_MODE=AfterError``
+against a runtime that never fails: every call goes through the proxy and its hooks, the
+command never runs.  ``--baseline-rev REV`` adds the post-runner as it was at git revision REV
+(``git archive``), for example the asyncio layer the thread layer replaced, under asyncio and
+uvloop.  ``--with-command`` adds a variant whose command (``true``) runs after every
+invocation, to show what spawning it costs the *next* invocation.  Results go to
 ``bench/results/postrun_latency.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.serving import REPO, Serve, running_serve
 
@@ -103,37 +112,45 @@ class Client:
         self.sock.close()
 
 
-def variants(runtime: Path, with_command: bool) -> dict[str, tuple[list[str], dict[str, str]]]:
+Variant = tuple[list[str], dict[str, str]]
+
+
+def variants(
+    runtime: Path, baseline: Path | None, rev: str, with_command: bool
+) -> dict[str, Variant]:
+    """The command lines (and serve --env) of each variant; ``baseline``: an older checkout."""
     python = sys.executable
-    post_run = [python, "-m", "lambdakit", "post-run"]
     never = {"AWS_LAMBDA_POST_RUNNER_COMMAND": "true", "AWS_LAMBDA_POST_RUNNER_MODE": "AfterError"}
-    found: dict[str, tuple[list[str], dict[str, str]]] = {
-        "direct": ([python, str(runtime)], {}),
-        "post-run (asyncio)": ([*post_run, "--loop", "asyncio", "--", python, str(runtime)], never),
-        "bare proxy, no hooks (asyncio)": (
-            [python, "-m", "lambdakit.proxy", "--loop", "asyncio", "--", python, str(runtime)],
-            {},
-        ),
+    post_run = [python, "-m", "lambdakit", "post-run"]
+    bare = [python, "-m", "lambdakit.proxy"]
+    runtime_command = [python, str(runtime)]
+    found: dict[str, Variant] = {
+        "direct": (runtime_command, {}),
+        "post-run, threads": ([*post_run, "--", *runtime_command], never),
+        "bare proxy, threads": ([*bare, "--", *runtime_command], {}),
     }
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        found["post-run (uvloop)"] = (
-            [*post_run, "--loop", "uvloop", "--", python, str(runtime)],
-            never,
-        )
-        found["bare proxy, no hooks (uvloop)"] = (
-            [python, "-m", "lambdakit.proxy", "--loop", "uvloop", "--", python, str(runtime)],
-            {},
+    if baseline is not None:
+        # The asyncio layer as it was at ``rev``, with its --loop flag.
+        old = {"PYTHONPATH": str(baseline)}
+        loops = ["asyncio"]
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            loops.append("uvloop")
+        for loop in loops:
+            found[f"post-run, {loop} ({rev})"] = (
+                [*post_run, "--loop", loop, "--", *runtime_command],
+                {**never, **old},
+            )
+        found[f"bare proxy, asyncio ({rev})"] = (
+            [*bare, "--loop", "asyncio", "--", *runtime_command],
+            old,
         )
     if with_command:
         every = {**never, "AWS_LAMBDA_POST_RUNNER_MODE": "AfterResponse"}
-        found["post-run, command runs"] = (
-            [*post_run, "--loop", "asyncio", "--", python, str(runtime)],
-            every,
-        )
+        found["post-run, threads, command runs"] = ([*post_run, "--", *runtime_command], every)
     return found
 
 
@@ -143,40 +160,50 @@ def percentile(samples: list[int], fraction: float) -> float:
     return ordered[index] / 1e6
 
 
-def measure(args: argparse.Namespace) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp:
-        runtime = Path(tmp) / "runtime.py"
-        runtime.write_text(RUNTIME)
-        configs = variants(runtime, args.with_command)
-        samples: dict[str, list[int]] = {name: [] for name in configs}
-        stack = []
+def export_revision(rev: str, into: Path) -> Path:
+    """``lambdakit/`` as it was at git revision ``rev``, unpacked under ``into``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "lambdakit"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def measure_once(
+    configs: dict[str, Variant], code_dir: str, args: argparse.Namespace
+) -> dict[str, list[int]]:
+    """One run: a fresh serve per variant; rounds rotate the order in which variants go."""
+    samples: dict[str, list[int]] = {name: [] for name in configs}
+    with contextlib.ExitStack() as stack:
         clients: dict[str, Client] = {}
-        try:
-            for index, (name, (command, env)) in enumerate(configs.items()):
-                flags = ["--function-name", f"f{index}", "--concurrency", "1", "--timeout", "30"]
-                if not args.freeze:
-                    flags.append("--no-freeze")
-                for key, value in env.items():
-                    flags += ["--env", f"{key}={value}"]
-                context = running_serve(*flags, "--code-dir", tmp, "--", *command)
-                serve = context.__enter__()
-                stack.append(context)
-                clients[name] = Client(serve, f"f{index}")
-            for client in clients.values():
-                for _ in range(args.warmup):
-                    client.invoke()
-            for _ in range(args.rounds):
-                for name, client in clients.items():
-                    samples[name].extend(client.invoke() for _ in range(args.per_round))
-        finally:
-            for client in clients.values():
-                client.close()
-            for context in reversed(stack):
-                context.__exit__(None, None, None)
-    return summarize(samples, args)
+        for index, (name, (command, env)) in enumerate(configs.items()):
+            flags = ["--function-name", f"f{index}", "--concurrency", "1", "--timeout", "30"]
+            if not args.freeze:
+                flags.append("--no-freeze")
+            for key, value in env.items():
+                flags += ["--env", f"{key}={value}"]
+            serve = stack.enter_context(
+                running_serve(*flags, "--code-dir", code_dir, "--", *command)
+            )
+            client = Client(serve, f"f{index}")
+            stack.callback(client.close)
+            clients[name] = client
+        for client in clients.values():
+            for _ in range(args.warmup):
+                client.invoke()
+        order = list(clients)
+        for round_index in range(args.rounds):
+            shift = round_index % len(order)
+            for name in order[shift:] + order[:shift]:
+                client = clients[name]
+                samples[name].extend(client.invoke() for _ in range(args.per_round))
+    return samples
 
 
-def summarize(samples: dict[str, list[int]], args: argparse.Namespace) -> dict[str, object]:
+def stats_of(samples: dict[str, list[int]]) -> dict[str, dict[str, float]]:
     stats = {
         name: {
             "n": len(values),
@@ -190,6 +217,29 @@ def summarize(samples: dict[str, list[int]], args: argparse.Namespace) -> dict[s
     for row in stats.values():
         row["added_p50_ms"] = row["p50_ms"] - base["p50_ms"]
         row["added_p99_ms"] = row["p99_ms"] - base["p99_ms"]
+    return stats
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    runs: list[dict[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = Path(tmp) / "runtime.py"
+        runtime.write_text(RUNTIME)
+        baseline = None
+        if args.baseline_rev:
+            baseline = export_revision(args.baseline_rev, Path(tmp) / "baseline")
+        configs = variants(runtime, baseline, args.baseline_rev, args.with_command)
+        for run in range(args.runs):
+            runs.append(stats_of(measure_once(configs, tmp, args)))
+            print(f"run {run + 1}/{args.runs}:", _brief(runs[-1]), file=sys.stderr)
+    names = list(runs[0])
+    median = {
+        name: {
+            key: statistics.median(run[name][key] for run in runs)
+            for key in ("p50_ms", "p99_ms", "added_p50_ms", "added_p99_ms")
+        }
+        for name in names
+    }
     return {
         "benchmark": "postrun_latency",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -200,43 +250,67 @@ def summarize(samples: dict[str, list[int]], args: argparse.Namespace) -> dict[s
         },
         "method": (
             "sequential invokes over a keep-alive socket to lambdakit serve (--concurrency 1), "
-            "raw-socket Python runtime echoing the event; variants interleaved in rounds"
+            "raw-socket Python runtime echoing the event; in each run, one fresh serve per "
+            "variant and variants interleaved in rounds (rotating order); figures are medians "
+            "over runs"
         ),
+        "runs": args.runs,
         "rounds": args.rounds,
         "per_round": args.per_round,
+        "baseline_rev": args.baseline_rev,
         "target_added_p50_ms": 0.15,
         "freeze": args.freeze,
-        "variants": stats,
+        "median": median,
+        "per_run": runs,
     }
 
 
-def write(result: dict[str, object]) -> None:
+def _brief(stats: dict[str, dict[str, float]]) -> str:
+    return ", ".join(
+        f"{name} {row['added_p50_ms']:+.3f}/{row['added_p99_ms']:+.3f}"
+        for name, row in stats.items()
+        if name != "direct"
+    )
+
+
+def write(result: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "postrun_latency.json").write_text(json.dumps(result, indent=2) + "\n")
-    variants = result["variants"]
-    assert isinstance(variants, dict)
+    median, runs = result["median"], result["per_run"]
+    machine = result["machine"]
     lines = [
         "# Post-runner proxy: added invoke latency",
         "",
-        f"{result['date']}, Python {result['machine']['python']}, "  # type: ignore[index]
-        f"{result['machine']['cpus']} CPUs. {result['method']}.",  # type: ignore[index]
+        f"{result['date']}, Python {machine['python']}, {machine['cpus']} CPUs. "
+        f"{result['method']}. {result['runs']} runs x {result['rounds']} rounds x "
+        f"{result['per_round']} invokes per variant.",
         "",
-        "| variant | n | p50 ms | p99 ms | added p50 ms | added p99 ms |",
+        "| variant | p50 ms | p99 ms | added p50 ms | added p99 ms | added p50 per run |",
         "|---|---|---|---|---|---|",
     ]
-    for name, row in variants.items():
+    for name, row in median.items():
+        per_run = " ".join(f"{run[name]['added_p50_ms']:+.3f}" for run in runs)
         lines.append(
-            f"| {name} | {row['n']} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
-            f"{row['added_p50_ms']:+.3f} | {row['added_p99_ms']:+.3f} |"
+            f"| {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
+            f"{row['added_p50_ms']:+.3f} | {row['added_p99_ms']:+.3f} | {per_run} |"
         )
+    rev = result["baseline_rev"]
     lines += [
         "",
-        "Target: at most 0.15 ms added at p50. The post-run variants use "
-        "AWS_LAMBDA_POST_RUNNER_MODE=AfterError with a runtime that never fails, so every call "
-        "passes the proxy and its hooks but the command never runs. Serve runs with "
+        "Target: at most 0.15 ms added at p50. 'threads' is lambdakit.proxy as it is now "
+        "(blocking sockets, a thread per runtime connection, synchronous hooks)"
+        + (
+            f"; the '({rev})' variants are the asyncio layer it replaced, run from git revision "
+            f"{rev} under asyncio and uvloop"
+            if rev
+            else ""
+        )
+        + ". The post-run variants use AWS_LAMBDA_POST_RUNNER_MODE=AfterError with a runtime "
+        "that never fails, so every call passes the proxy and its hooks but the command never "
+        "runs; 'bare proxy' is `python -m lambdakit.proxy`, no hooks. Serve runs with "
         f"{'freezing on' if result.get('freeze') else '--no-freeze'} (SIGSTOP/SIGCONT between "
-        "invocations would also stop and wake the proxy process). 'post-run, command runs' "
-        "spawns `true` after every invocation, which the next invocation waits for.",
+        "invocations would also stop and wake the proxy process). 'command runs' spawns `true` "
+        "after every invocation, which the next invocation waits for.",
         "",
     ]
     (RESULTS / "postrun_latency.md").write_text("\n".join(lines))
@@ -244,6 +318,7 @@ def write(result: dict[str, object]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes each run")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=200)
@@ -253,10 +328,16 @@ def main() -> int:
         action="store_true",
         help="let serve freeze environments between invocations (SIGSTOP/SIGCONT), as Lambda does",
     )
+    parser.add_argument(
+        "--baseline-rev",
+        default="",
+        metavar="REV",
+        help="also run the post-runner as it was at git revision REV (e.g. the asyncio layer)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     result = measure(args)
-    print(json.dumps(result["variants"], indent=2))
+    print(json.dumps(result["median"], indent=2))
     if not args.no_write:
         write(result)
     return 0

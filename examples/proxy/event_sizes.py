@@ -7,7 +7,8 @@ Run a runtime behind it (as a custom runtime's bootstrap, or a container's ENTRY
         -- python examples/proxy/event_sizes.py ./bootstrap
 
 Each invocation logs ``event <id>: N bytes`` and ``result <id>: N bytes`` (a streamed
-response is counted as it passes, without being buffered).
+response is counted as it passes, without being buffered).  Hooks are plain functions, run on
+the thread that serves the runtime's connection.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
 
 from lambdakit.proxy import (
     BodyStream,
@@ -23,60 +23,35 @@ from lambdakit.proxy import (
     Forward,
     Hooks,
     Invocation,
+    RecordingStream,
     Reply,
     RuntimeApiProxy,
-    run,
     run_runtime,
 )
 
 logger = logging.getLogger("event_sizes")
 
 
-class CountingStream(BodyStream):
-    """Counts a streamed body's bytes as they pass."""
-
-    def __init__(self, source: BodyStream) -> None:
-        super().__init__()
-        self._source = source
-        self.size = 0
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._source.__anext__()
-        self.size += len(chunk)
-        return chunk
-
-    @property
-    def trailers(self) -> tuple[tuple[str, str], ...]:
-        return self._source.trailers
-
-
 class EventSizes(Hooks):
-    async def on_next(self, call: Call, forward: Forward) -> Reply:
-        reply = await forward(call)
+    def on_next(self, call: Call, forward: Forward) -> Reply:
+        reply = forward(call)
         invocation = Invocation.from_reply(reply)
         if invocation is not None:
             logger.info("event %s: %d bytes", invocation.request_id, len(invocation.event))
         return reply
 
-    async def on_response(self, call: Call, forward: Forward) -> Reply:
+    def on_response(self, call: Call, forward: Forward) -> Reply:
         if isinstance(call.body, BodyStream):
-            counter = CountingStream(call.body)
-            reply = await forward(call.with_body(counter))
+            counter = RecordingStream(call.body, limit=0)  # counts the chunks, keeps none
+            reply = forward(call.with_body(counter))
             logger.info("result %s: %d bytes (streamed)", call.request_id, counter.size)
             return reply
         logger.info("result %s: %d bytes", call.request_id, len(call.body))
-        return await forward(call)
-
-
-async def serve(command: Sequence[str], environ: Mapping[str, str]) -> int:
-    proxy = RuntimeApiProxy(environ["AWS_LAMBDA_RUNTIME_API"], EventSizes())
-    await proxy.start()  # 127.0.0.1 on a free port
-    return await run_runtime(command, proxy, environ)  # exits with the runtime's status
+        return forward(call)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="event-sizes: %(message)s")
-    sys.exit(run(serve(sys.argv[1:], os.environ)))
+    proxy = RuntimeApiProxy(os.environ["AWS_LAMBDA_RUNTIME_API"], EventSizes())
+    proxy.start()  # 127.0.0.1 on a free port, served by the proxy's own threads
+    sys.exit(run_runtime(sys.argv[1:], proxy, os.environ))  # exits with the runtime's status

@@ -376,7 +376,8 @@ def load_toml(path: Path) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with path.open("rb") as file:
-            return tomllib.load(file)
+            document: dict[str, Any] = tomllib.load(file)
+            return document
     except OSError as exc:
         raise ConfigError(f"--config: cannot read {str(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:

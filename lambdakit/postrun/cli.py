@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from lambdakit.postrun import config as cfg
 from lambdakit.postrun.runner import PostRunner
 from lambdakit.proxy.server import RuntimeApiProxy
-from lambdakit.proxy.supervise import report_init_error, run, run_runtime
+from lambdakit.proxy.supervise import report_init_error, run_runtime
 
 logger = logging.getLogger("lambdakit.postrun")
 
@@ -77,7 +77,6 @@ def _parser() -> argparse.ArgumentParser:
     add("--log-level", help=f"the post-runner's own logging ({cfg.LOG_LEVEL})")
     add("--timeout", metavar="SECONDS", help=f"stop the command after this long ({cfg.TIMEOUT})")
     add("--port", help=f"the proxy's port ({cfg.PORT})")
-    add("--loop", default="auto", help="event loop: auto (uvloop if importable), asyncio, uvloop")
     return parser
 
 
@@ -101,27 +100,27 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         flags = {
             name: getattr(args, flag[2:].replace("-", "_")) for name, flag in cfg.FLAGS.items()
         }
-        config = cfg.load(flags, command, environ, args.loop)
+        config = cfg.load(flags, command, environ)
     except _Exit as exc:
         return exc.status
     except (cfg.ConfigError, _UsageError) as exc:
         return _config_error(str(exc), environ)
     _configure_logging(config.log_level)
-    return run(_serve(config, environ), config.loop)
+    return _serve(config, environ)
 
 
-async def _serve(config: cfg.PostRunConfig, environ: Mapping[str, str]) -> int:
+def _serve(config: cfg.PostRunConfig, environ: Mapping[str, str]) -> int:
     proxy = RuntimeApiProxy(config.runtime_api, PostRunner(config, environ))
     try:
-        await proxy.start("127.0.0.1", config.port)
+        proxy.start("127.0.0.1", config.port)
     except OSError as exc:
-        await proxy.close()
+        proxy.close()
         where = f"{cfg.PORT} / --port" if config.port else "a free port"
         return _config_error(
             f"cannot listen on 127.0.0.1:{config.port} ({where}): {exc.strerror or exc}", environ
         )
     logger.debug("proxy on %s for %s", proxy.address, " ".join(config.runtime_command))
-    return await run_runtime(config.runtime_command, proxy, environ)
+    return run_runtime(config.runtime_command, proxy, environ)
 
 
 def _config_error(message: str, environ: Mapping[str, str]) -> int:

@@ -64,7 +64,6 @@ LOG_LEVELS = {
 DEFAULT_LOG_LEVEL = "info"
 #: The original's default shell; ``/bin/sh`` where there is no bash.
 DEFAULT_SHELLS = ("/bin/bash", "/bin/sh")
-LOOPS = ("auto", "asyncio", "uvloop")
 
 
 class ConfigError(Exception):
@@ -85,7 +84,6 @@ class PostRunConfig:
     #: The real Runtime API (``host:port``).
     runtime_api: str
     runtime_command: tuple[str, ...]
-    loop: str = "auto"
 
 
 def runtime_api(environ: Mapping[str, str]) -> str:
@@ -104,7 +102,6 @@ def load(
     flags: Mapping[str, str | None],
     runtime_command: Sequence[str],
     environ: Mapping[str, str],
-    loop: str = "auto",
 ) -> PostRunConfig:
     """Build the configuration; ``flags`` maps variable names to flag values (None: not given)."""
 
@@ -123,8 +120,6 @@ def load(
         )
     if not runtime_command:
         raise ConfigError("no runtime command: usage: lambdakit post-run [--] COMMAND [ARGS...]")
-    if loop not in LOOPS:
-        raise ConfigError(f"--loop: {loop!r} is not one of {', '.join(LOOPS)}")
     return PostRunConfig(
         command=command,
         shell=_shell(*get(SHELL)),
@@ -134,7 +129,6 @@ def load(
         port=_port(*get(PORT)),
         runtime_api=api,
         runtime_command=tuple(runtime_command),
-        loop=loop,
     )
 
 

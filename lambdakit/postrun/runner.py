@@ -25,16 +25,16 @@ never fails the invocation.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from lambdakit.postrun.command import GRACE, run_command
+from lambdakit.postrun.command import GRACE, Command
 from lambdakit.postrun.config import Outcome, PostRunConfig
 from lambdakit.proxy.calls import (
     BodyStream,
@@ -65,45 +65,56 @@ DEADLINE_MS = "POST_RUNNER_DEADLINE_MS"
 
 
 class PostRunner(Hooks):
-    """Hooks that run ``config.command`` after each invocation whose outcome is in its modes."""
+    """Hooks that run ``config.command`` after each invocation whose outcome is in its modes.
+
+    The command of an invocation runs on a thread of its own (:meth:`_run`), started by
+    ``on_response``/``on_error`` once upstream has accepted the result; the runtime's next
+    ``on_next`` joins that thread before forwarding.  The runtime makes that call only after it
+    got the result's reply, so the hand-over needs no lock; :meth:`close` (another thread) does.
+    """
 
     def __init__(self, config: PostRunConfig, environ: Mapping[str, str]) -> None:
         self._config = config
         self._environ = environ
         self._current: Invocation | None = None
-        self._running: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._command: Command | None = None  # the command running now
+        self._closed = False
 
     # hooks ------------------------------------------------------------------------------------
-    async def on_next(self, call: Call, forward: Forward) -> Reply:
-        running = self._running
-        if running is not None:
+    def on_next(self, call: Call, forward: Forward) -> Reply:
+        thread = self._thread
+        if thread is not None:
             logger.debug("holding the runtime's next until the command finishes")
-            await asyncio.shield(running)
-            self._running = None
-        reply = await forward(call)
+            thread.join()
+        reply = forward(call)
         self._current = Invocation.from_reply(reply)
         return reply
 
-    async def on_response(self, call: Call, forward: Forward) -> Reply:
-        return await self._result(call, forward, Outcome.RESPONSE)
+    def on_response(self, call: Call, forward: Forward) -> Reply:
+        return self._result(call, forward, Outcome.RESPONSE)
 
-    async def on_error(self, call: Call, forward: Forward) -> Reply:
-        return await self._result(call, forward, Outcome.ERROR)
+    def on_error(self, call: Call, forward: Forward) -> Reply:
+        return self._result(call, forward, Outcome.ERROR)
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         """The runtime exited: stop a command still running (SIGTERM, grace, SIGKILL, reap)."""
-        running, self._running = self._running, None
-        if running is not None and not running.done():
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+        with self._lock:
+            self._closed = True
+            command, thread = self._command, self._thread
+        if command is not None:
+            command.stop("because the runtime exited")
+        if thread is not None:
+            thread.join()
 
     # internals --------------------------------------------------------------------------------
-    async def _result(self, call: Call, forward: Forward, outcome: Outcome) -> Reply:
+    def _result(self, call: Call, forward: Forward, outcome: Outcome) -> Reply:
         recorder = None
         if isinstance(call.body, BodyStream):
             recorder = RecordingStream(call.body, MAX_RECORDED)
             call = call.with_body(recorder)
-        reply = await forward(call)
+        reply = forward(call)
         if not 200 <= reply.status < 300:
             logger.debug("no command: the Runtime API answered %d", reply.status)
             return reply
@@ -116,15 +127,21 @@ class PostRunner(Hooks):
             assert isinstance(call.body, bytes)
             result = call.body
         if outcome in self._config.modes:
-            self._running = asyncio.get_running_loop().create_task(
-                self._run(call.request_id, outcome, result)
+            invocation = self._current
+            if invocation is None or invocation.request_id != call.request_id:
+                invocation = Invocation(call.request_id, 0, "", b"", ())
+            thread = threading.Thread(
+                target=self._run,
+                args=(invocation, outcome, result),
+                name=f"post-runner {call.request_id}",
+                daemon=True,
             )
+            self._thread = thread
+            thread.start()
         return reply
 
-    async def _run(self, request_id: str, outcome: Outcome, result: bytes) -> None:
-        invocation = self._current
-        if invocation is None or invocation.request_id != request_id:
-            invocation = Invocation(request_id, 0, "", b"", ())
+    def _run(self, invocation: Invocation, outcome: Outcome, result: bytes) -> None:
+        request_id = invocation.request_id
         limit, reason = self._limit(invocation)
         if limit <= 0:
             logger.warning("command not run for %s: too close to the deadline", request_id)
@@ -144,7 +161,20 @@ class PostRunner(Hooks):
                 DEADLINE_MS: str(invocation.deadline_ms),
             }
             logger.debug("running the command for %s (%s)", request_id, outcome.value)
-            done = await run_command(self._config.shell, self._config.command, env, limit, reason)
+            with self._lock:
+                if self._closed:
+                    return
+                try:
+                    command = Command(self._config.shell, self._config.command, env, limit, reason)
+                except OSError as exc:
+                    logger.warning("command for %s could not start: %s", request_id, exc)
+                    return
+                self._command = command
+            try:
+                done = command.wait()
+            finally:
+                with self._lock:
+                    self._command = None
             level = logging.INFO if done.returncode == 0 else logging.WARNING
             logger.log(level, "command for %s %s", request_id, done.describe())
         except Exception:
@@ -155,9 +185,9 @@ class PostRunner(Hooks):
     def _limit(self, invocation: Invocation) -> tuple[float, str]:
         """Seconds the command may run, and what the limit is (for the log)."""
         limit = self._config.timeout if self._config.timeout is not None else math.inf
-        reason = f"timeout of {limit:g} s"
+        reason = f"at its timeout of {limit:g} s"
         if invocation.deadline_ms:
             remaining = invocation.deadline_ms / 1000 - time.time() - DEADLINE_MARGIN - GRACE
             if remaining < limit:
-                limit, reason = remaining, "function's deadline"
+                limit, reason = remaining, "at its function's deadline"
         return limit, reason

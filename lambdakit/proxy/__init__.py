@@ -1,19 +1,20 @@
 """``lambdakit.proxy``: build Runtime API proxies (the post-runner is one).
 
-Stdlib only (it ships inside a Lambda layer); uses uvloop when it is importable.  A proxy is
-:class:`RuntimeApiProxy` plus a :class:`Hooks` subclass; :func:`run_runtime` starts the runtime
-behind it.  A minimal one that logs the size of every event::
+Stdlib only (it ships inside a Lambda layer): blocking sockets, a thread per runtime connection,
+synchronous hooks.  A proxy is :class:`RuntimeApiProxy` plus a :class:`Hooks` subclass;
+:func:`run_runtime` starts the runtime behind it.  A minimal one that logs the size of every
+event::
 
     class EventSizes(Hooks):
-        async def on_next(self, call: Call, forward: Forward) -> Reply:
-            reply = await forward(call)
+        def on_next(self, call: Call, forward: Forward) -> Reply:
+            reply = forward(call)
             logger.info("event of %d bytes", len(reply.body))
             return reply
 
-    async def main(command: list[str]) -> int:
+    def main(command: list[str]) -> int:
         proxy = RuntimeApiProxy(os.environ["AWS_LAMBDA_RUNTIME_API"], EventSizes())
-        await proxy.start()
-        return await run_runtime(command, proxy, os.environ)
+        proxy.start()
+        return run_runtime(command, proxy, os.environ)
 
 See docs/post-runner.md and examples/proxy/.
 """
@@ -32,7 +33,9 @@ from lambdakit.proxy.calls import (
 )
 from lambdakit.proxy.hooks import Forward, Hook, Hooks
 from lambdakit.proxy.server import RuntimeApiProxy
-from lambdakit.proxy.supervise import report_init_error, run, run_runtime
+from lambdakit.proxy.sockets import HungUp
+from lambdakit.proxy.supervise import report_init_error, run_runtime
+from lambdakit.proxy.upstream import UpstreamError
 
 __all__ = [
     "Body",
@@ -42,12 +45,13 @@ __all__ = [
     "Forward",
     "Hook",
     "Hooks",
+    "HungUp",
     "Invocation",
     "RecordingStream",
     "Reply",
     "RuntimeApiProxy",
+    "UpstreamError",
     "classify",
     "report_init_error",
-    "run",
     "run_runtime",
 ]

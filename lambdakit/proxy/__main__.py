@@ -1,4 +1,4 @@
-"""``python -m lambdakit.proxy [--loop L] [--log-calls] [--] COMMAND [ARGS...]``.
+"""``python -m lambdakit.proxy [--log-calls] [--] COMMAND [ARGS...]``.
 
 A transparent Runtime API proxy in front of COMMAND: no hook changes anything.  Useful to see
 a runtime's calls (``--log-calls``) and to measure the proxy's own cost (bench/).
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from lambdakit.proxy.calls import Call, Reply
 from lambdakit.proxy.hooks import Forward, Hooks
 from lambdakit.proxy.server import RuntimeApiProxy
-from lambdakit.proxy.supervise import run, run_runtime
+from lambdakit.proxy.supervise import run_runtime
 from lambdakit.wire import environment as env
 
 logger = logging.getLogger("lambdakit.proxy.calls")
@@ -24,8 +24,8 @@ logger = logging.getLogger("lambdakit.proxy.calls")
 class CallLogger(Hooks):
     """Logs each hooked call and its reply status."""
 
-    async def _log(self, call: Call, forward: Forward) -> Reply:
-        reply = await forward(call)
+    def _log(self, call: Call, forward: Forward) -> Reply:
+        reply = forward(call)
         size = len(call.body) if isinstance(call.body, bytes) else -1
         logger.info("%s %s (%d bytes) -> %d", call.method, call.target, size, reply.status)
         return reply
@@ -33,15 +33,8 @@ class CallLogger(Hooks):
     on_next = on_response = on_error = on_init_error = _log
 
 
-async def _serve(command: Sequence[str], hooks: Hooks, environ: Mapping[str, str]) -> int:
-    proxy = RuntimeApiProxy(environ[env.RUNTIME_API], hooks)
-    await proxy.start()
-    return await run_runtime(command, proxy, environ)
-
-
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m lambdakit.proxy", description=__doc__)
-    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--log-calls", action="store_true", help="log every call on stderr")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -49,8 +42,9 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     if not command or env.RUNTIME_API not in environ:
         parser.error(f"needs a COMMAND and {env.RUNTIME_API}")
     logging.basicConfig(level=logging.INFO, format="proxy %(levelname)s: %(message)s")
-    hooks = CallLogger() if args.log_calls else Hooks()
-    return run(_serve(command, hooks, environ), args.loop)
+    proxy = RuntimeApiProxy(environ[env.RUNTIME_API], CallLogger() if args.log_calls else Hooks())
+    proxy.start()
+    return run_runtime(command, proxy, environ)
 
 
 if __name__ == "__main__":

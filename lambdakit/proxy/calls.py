@@ -10,16 +10,21 @@ https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html, spelled in :mod:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import enum
 import json
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from lambdakit.proxy.http1 import Headers, header
+from lambdakit.proxy.http1 import (
+    EndOfMessage,
+    Headers,
+    encode_request_head,
+    encode_response_head,
+    header,
+    without_framing,
+)
 from lambdakit.wire import headers as h
 from lambdakit.wire import paths
 
@@ -55,104 +60,71 @@ def classify(method: str, target: str) -> tuple[CallKind, str]:
 
 
 class BodyStream:
-    """A request body that is still arriving (a streamed response): ``async for chunk in it``.
+    """A request body that is still arriving (a streamed response): ``for chunk in stream``.
 
-    The proxy feeds it from the runtime's connection and pauses reading from that connection
-    while more than :attr:`HIGH_WATER` bytes wait here, so a slow consumer never makes the proxy
-    buffer a whole stream.  :attr:`trailers` is set once iteration has ended.
+    Each chunk is read from the runtime's connection when the consumer asks for it, so the
+    proxy never buffers a stream, and a slow upstream slows the runtime down through TCP flow
+    control.  :attr:`trailers` is set once iteration has ended.  A stream is iterated once.
+    ``pull`` returns the next chunk, or the :class:`~lambdakit.proxy.http1.EndOfMessage` that
+    carries the trailers.
     """
 
-    HIGH_WATER = 256 * 1024
-
-    def __init__(
-        self, pause: Callable[[], None] = lambda: None, resume: Callable[[], None] = lambda: None
-    ) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._queued = 0
-        self._paused = False
-        self._pause = pause
-        self._resume = resume
+    def __init__(self, pull: Callable[[], bytes | EndOfMessage]) -> None:
+        self._pull = pull
         self._done = False
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
         self._trailers: Headers = ()
+
+    @classmethod
+    def of(cls, chunks: Iterable[bytes], trailers: Headers = ()) -> BodyStream:
+        """A stream of ``chunks`` already in memory (for hooks that make one up, and tests)."""
+        pending = iter(chunks)
+        end = EndOfMessage(trailers)
+        return cls(lambda: next(pending, end))
 
     @property
     def trailers(self) -> Headers:
         """The trailer fields; complete once iteration has ended."""
         return self._trailers
 
-    # producer side (the proxy) ------------------------------------------------------------
-    def feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._queued += len(chunk)
-        if self._queued > self.HIGH_WATER and not self._paused:
-            self._paused = True
-            self._pause()
-        self._wake()
+    @property
+    def done(self) -> bool:
+        """Iteration has ended: the whole body went past."""
+        return self._done
 
-    def finish(self, trailers: Headers = ()) -> None:
-        self._trailers = trailers
-        self._done = True
-        self._wake()
-
-    def abort(self, error: BaseException) -> None:
-        """The runtime's connection failed before the body ended."""
-        if not self._done:
-            self._error = error
-            self._done = True
-            self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # consumer side -------------------------------------------------------------------------
-    def __aiter__(self) -> AsyncIterator[bytes]:
+    def __iter__(self) -> Iterator[bytes]:
         return self
 
-    async def __anext__(self) -> bytes:
-        while not self._chunks:
-            if self._done:
-                if self._error is not None:
-                    raise self._error
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        chunk = self._chunks.popleft()
-        self._queued -= len(chunk)
-        if self._paused and self._queued <= self.HIGH_WATER // 4:
-            self._paused = False
-            self._resume()
-        return chunk
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        item = self._pull()
+        if isinstance(item, EndOfMessage):
+            self._trailers = item.trailers
+            self._done = True
+            raise StopIteration
+        return item
 
 
 class RecordingStream(BodyStream):
     """Passes ``source``'s chunks on and keeps a copy of the first ``limit`` bytes."""
 
     def __init__(self, source: BodyStream, limit: int) -> None:
-        super().__init__()
+        super().__init__(self._take)
         self._source = source
         self._limit = limit
         self.recorded: list[bytes] = []
         #: Bytes seen so far (the copy stops at ``limit``).
         self.size = 0
 
-    async def __anext__(self) -> bytes:
-        chunk = await self._source.__anext__()
+    def _take(self) -> bytes | EndOfMessage:
+        chunk = next(self._source, None)
+        if chunk is None:
+            return EndOfMessage(self._source.trailers)
         room = self._limit - self.size
         if room > 0:
             self.recorded.append(chunk[:room] if room < len(chunk) else chunk)
         self.size += len(chunk)
         return chunk
-
-    @property
-    def trailers(self) -> Headers:
-        return self._source.trailers
 
     @property
     def truncated(self) -> bool:
@@ -258,3 +230,33 @@ def streamed_error_body(trailers: Headers) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return b""
+
+
+# Encoding ---------------------------------------------------------------------------------------
+def encode_call(call: Call, as_received: bool) -> bytes:
+    """A call with a buffered body, ready to send: as received when ``as_received`` allows."""
+    assert isinstance(call.body, bytes)
+    if as_received and call.raw_head:
+        return call.raw_head + call.body
+    fields = [(n, v) for n, v in without_framing(call.headers) if n != h.EXPECT]
+    if call.body or call.method not in ("GET", "HEAD"):
+        fields.append((h.CONTENT_LENGTH, str(len(call.body))))
+    return encode_request_head(call.method, call.target, fields) + call.body
+
+
+def encode_stream_head(call: Call, as_received: bool) -> bytes:
+    """The head of a call whose body streams (chunked), as received when ``as_received``."""
+    if as_received and call.raw_head:
+        return call.raw_head
+    fields = [(n, v) for n, v in without_framing(call.headers) if n != h.EXPECT]
+    fields.append((h.TRANSFER_ENCODING, "chunked"))
+    return encode_request_head(call.method, call.target, fields)
+
+
+def encode_reply(reply: Reply, as_received: bool) -> bytes:
+    """A reply, ready to send: the bytes upstream sent when ``as_received`` allows."""
+    if as_received and reply.raw:
+        return reply.raw
+    fields = without_framing(reply.headers)
+    fields.append((h.CONTENT_LENGTH, str(len(reply.body))))
+    return encode_response_head(reply.status, reply.reason, fields) + reply.body

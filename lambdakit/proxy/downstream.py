@@ -1,37 +1,36 @@
-"""The runtime's side of the proxy: one protocol instance per runtime connection.
+"""The runtime's side of the proxy: one connection, served start to end on one thread.
 
-Bytes from the runtime go through the :class:`~lambdakit.proxy.http1.Parser`; each complete
-head becomes a :class:`~lambdakit.proxy.calls.Call`.  A buffered body is collected first (the
-Runtime API caps it at 6 MB); a chunked one (a streamed response) is handed on as a
-:class:`~lambdakit.proxy.calls.BodyStream` at once, so its chunks reach upstream as they arrive.
-A call whose kind has no hook is written upstream straight from this callback on a pooled
-connection, and upstream's reply is written back from that connection's callback: no task, no
-re-encoding.  Hooked calls (and the rare fresh connection) run in one task per call.  The
-connection's states are :mod:`lambdakit.proxy.lifecycle`'s table.
+Requests are read through an :class:`~lambdakit.proxy.sockets.EventReader`; each head becomes a
+:class:`~lambdakit.proxy.calls.Call`.  A buffered body is read whole first (the Runtime API caps
+it at 6 MB); a chunked one (a streamed response) becomes a
+:class:`~lambdakit.proxy.calls.BodyStream` that reads the runtime's chunks only as ``forward``
+sends them upstream, so they pass through unbuffered.  The call goes through its hook, if one is
+overridden, or straight upstream; the reply is written back; then the next request.  Whatever
+nobody changed travels as the bytes that arrived.  The connection's states are
+:mod:`lambdakit.proxy.lifecycle`'s table.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-from collections import deque
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, cast
+import socket
+from typing import TYPE_CHECKING
 
-from lambdakit.proxy.calls import BodyStream, Call, CallKind, Reply, classify
-from lambdakit.proxy.hooks import Hook
-from lambdakit.proxy.http1 import (
-    EndOfMessage,
-    Event,
-    Parser,
-    ProtocolError,
-    RequestHead,
-    encode_response_head,
-    header,
-    without_framing,
+from lambdakit.proxy.calls import (
+    BodyStream,
+    Call,
+    CallKind,
+    Reply,
+    classify,
+    encode_call,
+    encode_reply,
+    encode_stream_head,
 )
+from lambdakit.proxy.http1 import EndOfMessage, Parser, ProtocolError, RequestHead
 from lambdakit.proxy.lifecycle import ConnEvent, ConnState, advance
-from lambdakit.proxy.upstream import UpstreamConnection, UpstreamError, set_nodelay
+from lambdakit.proxy.sockets import EventReader, HungUp
+from lambdakit.proxy.upstream import UpstreamError
 from lambdakit.wire import errors
 from lambdakit.wire import headers as h
 
@@ -42,218 +41,147 @@ logger = logging.getLogger("lambdakit.proxy")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-#: Calls that are safe to drop when the runtime hangs up: upstream must see the hang-up.
-_ABANDON_ON_HANGUP = (CallKind.NEXT, CallKind.OTHER)
+#: Calls upstream may hold (long polls): if the runtime hangs up meanwhile, upstream is told by
+#: closing the upstream connection, so that it does not hand an event to nobody.
+_WATCH_FOR_HANGUP = (CallKind.NEXT, CallKind.OTHER)
 
 
 def bad_gateway(detail: str) -> Reply:
     return Reply.json(502, {"errorMessage": detail, "errorType": errors.RUNTIME_UNKNOWN})
 
 
-def encode_reply(reply: Reply) -> bytes:
-    fields = without_framing(reply.headers)
-    fields.append((h.CONTENT_LENGTH, str(len(reply.body))))
-    return encode_response_head(reply.status, reply.reason, fields) + reply.body
+def _asks_to_close(value: str | None) -> bool:
+    return value is not None and value.lower() == "close"
 
 
-class Exchange:
-    """One call in flight: what the proxy must remember to forward it and answer it."""
+class RuntimeConnection:
+    """One connection from the runtime; :meth:`serve` runs until it closes."""
 
-    __slots__ = ("call", "reply", "upstream")
-
-    def __init__(self, call: Call) -> None:
-        #: The call as received (its raw bytes are valid only for this very object).
-        self.call = call
-        #: The reply as upstream sent it (ditto).
-        self.reply: Reply | None = None
-        #: The upstream connection carrying the call right now.
-        self.upstream: UpstreamConnection | None = None
-
-
-class RuntimeConnection(asyncio.Protocol):
-    """One connection from the runtime."""
-
-    def __init__(self, proxy: RuntimeApiProxy) -> None:
+    def __init__(self, proxy: RuntimeApiProxy, sock: socket.socket) -> None:
         self._proxy = proxy
-        self._parser = Parser(server=True)
-        self._transport: asyncio.Transport | None = None
+        self._sock = sock
+        self._reader = EventReader(sock, Parser(server=True))
         self._state = ConnState.IDLE
-        self._backlog: deque[Event] = deque()
-        # Per-call state
-        self._head: RequestHead | None = None
-        self._kind = CallKind.OTHER
-        self._request_id = ""
-        self._parts: list[bytes] = []
-        self._stream: BodyStream | None = None
-        self._exchange: Exchange | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._close_after = False
+        #: The call as received, and the reply as upstream sent it: a hook that hands either
+        #: back unchanged (the very object) has it forwarded as the bytes that arrived.
+        self._call: Call | None = None
+        self._reply: Reply | None = None
+        #: The call as received asked to close the connection after its reply.
+        self._close_requested = False
 
-    # asyncio callbacks ------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        set_nodelay(transport)
-        self._proxy.connections.add(self)
-
-    def data_received(self, data: bytes) -> None:
+    def serve(self) -> None:
         try:
-            events = self._parser.feed(data)
+            while self._serve_call():
+                pass
         except ProtocolError as exc:
             logger.warning("closing a runtime connection after a malformed request: %s", exc)
-            if self._transport is not None:
-                self._transport.write(_BAD_REQUEST)
-            self.abort()
-            return
-        if self._backlog:
-            self._backlog.extend(events)
-        else:
-            self._process(deque(events))
+            self._send_quietly(_BAD_REQUEST)
+        except OSError as exc:  # HungUp included: the runtime went away
+            logger.debug("runtime connection closed: %s", exc)
+        finally:
+            self._state = advance(self._state, ConnEvent.CLOSE)
+            self._sock.close()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._proxy.connections.discard(self)
-        self._state = advance(self._state, ConnEvent.CLOSE)
-        if self._stream is not None:
-            self._stream.abort(ConnectionResetError("the runtime closed the connection"))
-        if self._kind in _ABANDON_ON_HANGUP:
-            if self._task is not None:
-                self._task.cancel()
-            elif self._exchange is not None and self._exchange.upstream is not None:
-                self._exchange.upstream.abort()
-
-    def abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()
-
-    # requests ---------------------------------------------------------------------------------
-    def _process(self, events: deque[Event]) -> None:
-        while events:
-            event = events[0]
-            if isinstance(event, RequestHead) and self._state is not ConnState.IDLE:
-                # Pipelined: wait for the reply in progress (runtimes do not pipeline anyway).
-                self._backlog = events
-                if self._transport is not None:
-                    self._transport.pause_reading()
-                return
-            events.popleft()
-            if isinstance(event, bytes):
-                if self._stream is not None:
-                    self._stream.feed(event)
-                else:
-                    self._parts.append(event)
-            elif isinstance(event, RequestHead):
-                self._begin(event)
-            elif isinstance(event, EndOfMessage):
-                self._end(event)
-
-    def _begin(self, head: RequestHead) -> None:
+    # one call ---------------------------------------------------------------------------------
+    def _serve_call(self) -> bool:
+        """Read a request, forward it, write the reply; False once the connection is done."""
+        head = self._reader.next()
+        if head is None:
+            return False
+        if not isinstance(head, RequestHead):
+            raise ProtocolError("expected a request head")
         self._state = advance(self._state, ConnEvent.HEAD)
-        self._head = head
-        self._kind, self._request_id = classify(head.method, head.target)
-        self._parts = []
-        connection = header(head.headers, h.CONNECTION)
-        self._close_after = connection is not None and connection.lower() == "close"
-        expect = header(head.headers, h.EXPECT)
-        if expect is not None and expect.lower() == "100-continue" and self._transport:
-            self._transport.write(_CONTINUE)
-        encoding = header(head.headers, h.TRANSFER_ENCODING)
-        if encoding is not None and "chunked" in encoding.lower():
-            self._stream = BodyStream(self._pause, self._resume)
-            self._dispatch(self._call(self._stream))
-
-    def _end(self, end: EndOfMessage) -> None:
-        self._state = advance(self._state, ConnEvent.BODY_END)
-        if self._stream is not None:
-            self._stream.finish(end.trailers)
-            self._stream = None
-            return
-        parts, self._parts = self._parts, []
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._dispatch(self._call(body))
-
-    def _call(self, body: bytes | BodyStream) -> Call:
-        head = self._head
-        assert head is not None
-        return Call(
-            self._kind, head.method, head.target, head.headers, body, self._request_id, head.raw
+        kind, request_id = classify(head.method, head.target)
+        expect = encoding = connection = ""
+        for name, value in head.headers:
+            if name == h.TRANSFER_ENCODING:
+                encoding = value.lower()
+            elif name == h.CONNECTION:
+                connection = value.lower()
+            elif name == h.EXPECT:
+                expect = value.lower()
+        if expect == "100-continue":
+            self._sock.sendall(_CONTINUE)
+        body = BodyStream(self._pull_chunk) if "chunked" in encoding else self._read_body()
+        call = Call(kind, head.method, head.target, head.headers, body, request_id, head.raw)
+        self._close_requested = connection == "close"
+        reply = self._dispatch(call)
+        # A reply before the runtime finished its body ends the connection: the rest of the
+        # body cannot be skipped safely (RECEIVING + REPLIED -> CLOSED).
+        self._state = advance(self._state, ConnEvent.REPLIED)
+        self._sock.sendall(encode_reply(reply, reply is self._reply))
+        self._call = self._reply = None
+        return (
+            self._state is ConnState.IDLE
+            and connection != "close"
+            and not _asks_to_close(reply.header(h.CONNECTION))
         )
 
-    def _pause(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
+    def _read_body(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            event = self._reader.next()
+            if isinstance(event, bytes):
+                parts.append(event)
+            elif isinstance(event, EndOfMessage):
+                self._state = advance(self._state, ConnEvent.BODY_END)
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            else:
+                raise ProtocolError("the runtime closed the connection in the middle of a body")
 
-    def _resume(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
+    def _pull_chunk(self) -> bytes | EndOfMessage:
+        """The next piece of a streamed body (what a BodyStream pulls)."""
+        try:
+            event = self._reader.next()
+        except (OSError, ProtocolError) as exc:
+            raise HungUp(f"the runtime's streamed body broke off: {exc}") from exc
+        if isinstance(event, EndOfMessage):
+            self._state = advance(self._state, ConnEvent.BODY_END)
+        elif not isinstance(event, bytes):
+            raise HungUp("the runtime closed the connection in the middle of a streamed body")
+        return event
+
+    def _send_quietly(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.sendall(data)
 
     # forwarding -------------------------------------------------------------------------------
-    def _dispatch(self, call: Call) -> None:
-        exchange = self._exchange = Exchange(call)
+    def _dispatch(self, call: Call) -> Reply:
+        self._call = call
         hook = self._proxy.hooks_by_kind.get(call.kind)
-        if hook is None and isinstance(call.body, bytes):
-            upstream = self._proxy.pool.take_idle()
-            if upstream is not None:
-                exchange.upstream = upstream
-                upstream.request(
-                    self._proxy.encode(call, exchange),
-                    self._on_fast_reply,
-                    head_only=call.method == "HEAD",
-                    close=self._close_after,
-                )
-                return
-        self._task = asyncio.get_running_loop().create_task(self._run(hook, exchange))
-
-    def _on_fast_reply(self, result: Reply | UpstreamError) -> None:
-        exchange = self._exchange
-        if exchange is None or self._state is ConnState.CLOSED:
-            return
-        exchange.upstream = None
-        if isinstance(result, Reply):
-            exchange.reply = result
-            self._write_reply(result)
-        elif result.retryable:
-            self._task = asyncio.get_running_loop().create_task(self._run(None, exchange))
-        else:
-            logger.error("%s %s: %s", exchange.call.method, exchange.call.target, result)
-            self._write_reply(bad_gateway(str(result)))
-
-    async def _run(self, hook: Hook | None, exchange: Exchange) -> None:
-        call = exchange.call
-
-        def forward(forwarded: Call) -> Awaitable[Reply]:
-            return self._proxy.forward(forwarded, exchange)
-
         try:
-            reply = await (hook(call, forward) if hook is not None else forward(call))
+            return hook(call, self.forward) if hook is not None else self.forward(call)
         except UpstreamError as exc:
             logger.error("%s %s: %s", call.method, call.target, exc)
-            reply = bad_gateway(str(exc))
-        except asyncio.CancelledError:
+            return bad_gateway(str(exc))
+        except HungUp:
             raise
         except Exception as exc:
             logger.exception("the %s hook failed", call.kind.value)
-            reply = bad_gateway(f"proxy hook failed: {exc!r}")
-        finally:
-            self._task = None
-        self._write_reply(reply)
+            return bad_gateway(f"proxy hook failed: {exc!r}")
 
-    def _write_reply(self, reply: Reply) -> None:
-        exchange, self._exchange = self._exchange, None
-        transport = self._transport
-        self._state = advance(self._state, ConnEvent.REPLIED)
-        if transport is None or self._state is ConnState.CLOSED:
-            if transport is not None:
-                transport.close()
-            return
-        pristine = exchange is not None and reply is exchange.reply and reply.raw
-        transport.write(reply.raw if pristine else encode_reply(reply))
-        connection = reply.header(h.CONNECTION)
-        if self._close_after or (connection is not None and connection.lower() == "close"):
-            self._state = advance(self._state, ConnEvent.CLOSE)
-            transport.close()
-            return
-        self._kind = CallKind.OTHER
-        if self._backlog:
-            backlog, self._backlog = self._backlog, deque()
-            transport.resume_reading()
-            self._process(backlog)
+    def forward(self, call: Call) -> Reply:
+        """Send ``call`` upstream and return the reply: the ``forward`` every hook is given."""
+        as_received = call is self._call
+        pool = self._proxy.pool
+        watch = self._sock if call.kind in _WATCH_FOR_HANGUP else None
+        close = self._close_requested if as_received else _asks_to_close(call.header(h.CONNECTION))
+        head_only = call.method == "HEAD"
+        for attempt in (1, 2):
+            upstream = pool.acquire()
+            try:
+                if isinstance(call.body, bytes):
+                    data = encode_call(call, as_received)
+                    reply = upstream.call(data, head_only=head_only, close=close, watch=watch)
+                else:
+                    data = encode_stream_head(call, as_received)
+                    reply = upstream.call(data, call.body, close=close, watch=watch)
+            except UpstreamError as exc:
+                if not (exc.retryable and attempt == 1 and isinstance(call.body, bytes)):
+                    raise
+                logger.debug("retrying %s %s on a fresh connection", call.method, call.target)
+                continue
+            pool.release(upstream)
+            self._reply = reply
+            return reply
+        raise AssertionError("unreachable")

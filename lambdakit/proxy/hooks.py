@@ -1,51 +1,58 @@
 """The hooks a Runtime API proxy offers: one signature, ``(call, forward) -> reply``.
 
 Each hook receives the runtime's :class:`~lambdakit.proxy.calls.Call` and ``forward``, which sends
-a call upstream and resolves with upstream's :class:`~lambdakit.proxy.calls.Reply`.  Whatever the
-hook returns is what the runtime gets.  So a hook may
+a call upstream and returns upstream's :class:`~lambdakit.proxy.calls.Reply`.  Whatever the hook
+returns is what the runtime gets.  So a hook may
 
-* inspect: look at the call, ``return await forward(call)``, look at the reply;
+* inspect: look at the call, ``reply = forward(call)``, look at the reply;
 * rewrite: forward a changed call (``call.with_body(...)``), or return a changed reply;
-* delay: await something before forwarding (the post-runner holds ``next`` this way) or after;
+* delay: block before forwarding (the post-runner holds ``next`` this way) or after;
 * answer locally: return a :class:`Reply` without forwarding at all.
 
-A hook that is not overridden costs nothing: the proxy forwards such calls from its protocol
-callbacks without creating a task.  Calls of kind ``OTHER`` (ping, Extensions and Telemetry
-APIs) are never hooked.  Exceptions escaping a hook are logged and the runtime gets a 502.
+Hooks are plain functions, called on the thread that serves the runtime's connection (one
+thread per connection, see :mod:`lambdakit.proxy.server`).  Blocking in a hook holds that call
+and only that call: a runtime's other connections are served meanwhile.  Hooks for different
+connections may therefore run at the same time; share state between them with care (the
+post-runner hands its command from ``on_response`` to the next ``on_next``, which the runtime
+makes only after it got the response's reply, so no lock is needed there).
+
+A hook that is not overridden is not called: such calls are forwarded directly.  Calls of kind
+``OTHER`` (ping, Extensions and Telemetry APIs) are never hooked.  An exception escaping a hook
+is logged and the runtime gets a 502.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from lambdakit.proxy.calls import Call, CallKind, Reply
 
-#: Sends a call upstream; resolves with upstream's reply.
-Forward = Callable[[Call], Awaitable[Reply]]
+#: Sends a call upstream; returns upstream's reply (raises UpstreamError if there is none).
+Forward = Callable[[Call], Reply]
 #: The shape of every hook.
-Hook = Callable[[Call, Forward], Awaitable[Reply]]
+Hook = Callable[[Call, Forward], Reply]
 
 
 class Hooks:
     """Subclass and override the hooks you need; the defaults forward unchanged."""
 
-    async def on_next(self, call: Call, forward: Forward) -> Reply:
+    def on_next(self, call: Call, forward: Forward) -> Reply:
         """``GET next``: the reply carries the event (see ``Invocation.from_reply``)."""
-        return await forward(call)
+        return forward(call)
 
-    async def on_response(self, call: Call, forward: Forward) -> Reply:
+    def on_response(self, call: Call, forward: Forward) -> Reply:
         """``POST …/{id}/response``: ``call.body`` is ``bytes``, or a ``BodyStream`` if streamed."""
-        return await forward(call)
+        return forward(call)
 
-    async def on_error(self, call: Call, forward: Forward) -> Reply:
+    def on_error(self, call: Call, forward: Forward) -> Reply:
         """``POST …/{id}/error``."""
-        return await forward(call)
+        return forward(call)
 
-    async def on_init_error(self, call: Call, forward: Forward) -> Reply:
+    def on_init_error(self, call: Call, forward: Forward) -> Reply:
         """``POST /runtime/init/error``."""
-        return await forward(call)
+        return forward(call)
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         """Called once, after the runtime behind the proxy has exited (clean up here)."""
 
 
@@ -58,7 +65,7 @@ _HOOK_NAMES = {
 
 
 def active_hooks(hooks: Hooks) -> dict[CallKind, Hook]:
-    """The hooks ``hooks`` overrides, by call kind (the others take the fast path)."""
+    """The hooks ``hooks`` overrides, by call kind (the others are forwarded directly)."""
     found: dict[CallKind, Hook] = {}
     for kind, name in _HOOK_NAMES.items():
         if getattr(type(hooks), name) is not getattr(Hooks, name):

@@ -160,12 +160,8 @@ class Parser:
 
     # heads --------------------------------------------------------------------------------------
     def _head(self, raw: bytes, events: list[Event]) -> None:
-        lines = raw[:-4].split(b"\r\n")
-        try:
-            start = lines[0].decode("ascii")
-            fields = tuple(_field(line) for line in lines[1:])
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ProtocolError(f"malformed head: {exc}") from None
+        start, _, rest = raw[:-4].decode("latin-1").partition("\r\n")
+        fields = _fields(rest)
         if self._server:
             method, target, version = _split_start(start, "request line")
             if not version.startswith("HTTP/1."):
@@ -190,13 +186,17 @@ class Parser:
         if not has_body:
             events.append(END)
             return
-        encoding = header(fields, h.TRANSFER_ENCODING)
+        encoding = length = None
+        for name, value in fields:
+            if name == h.CONTENT_LENGTH:
+                length = value
+            elif name == h.TRANSFER_ENCODING:
+                encoding = value
         if encoding is not None:
             if encoding.lower().rsplit(",", 1)[-1].strip() != "chunked":
                 raise ProtocolError(f"unsupported transfer-encoding {encoding!r}")
             self._state = _Body.CHUNK_SIZE
             return
-        length = header(fields, h.CONTENT_LENGTH)
         if length is not None:
             if not length.isdigit():
                 raise ProtocolError(f"bad content-length {length!r}")
@@ -244,10 +244,7 @@ class Parser:
             if len(buffer) - pos > MAX_HEAD:
                 raise ProtocolError("trailer section too large")
             return pos
-        try:
-            trailers = tuple(_field(line) for line in buffer[pos:end].split(b"\r\n"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ProtocolError(f"malformed trailer: {exc}") from None
+        trailers = _fields(buffer[pos:end].decode("latin-1"))
         self._state = _Body.NONE
         events.append(EndOfMessage(trailers))
         return end + 4
@@ -261,11 +258,17 @@ def _split_start(line: str, what: str) -> tuple[str, str, str]:
     return first, second, third
 
 
-def _field(line: bytes) -> tuple[str, str]:
-    name, colon, value = line.partition(b":")
-    if not colon or not name or name != name.strip():
-        raise ValueError(f"bad header line {line[:80]!r}")
-    return name.decode("ascii").lower(), value.strip().decode("latin-1")
+def _fields(text: str) -> Headers:
+    """Header field lines (CRLF-separated, already decoded) as lower-case name, value pairs."""
+    if not text:
+        return ()
+    fields = []
+    for line in text.split("\r\n"):
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip() or not name.isascii():
+            raise ProtocolError(f"bad header line {line[:80]!r}")
+        fields.append((name.lower(), value.strip()))
+    return tuple(fields)
 
 
 # Encoding --------------------------------------------------------------------------------------

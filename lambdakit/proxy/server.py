@@ -11,30 +11,45 @@ runs, whether or not the caller already has its response.  Hooks (:mod:`lambdaki
 see each call on the way and may inspect, rewrite, answer or delay it; delaying ``next`` is how
 work keeps running after the response.
 
-:class:`RuntimeApiProxy` owns the listener, the runtime's connections
-(:mod:`lambdakit.proxy.downstream`) and a pool of keep-alive connections to upstream
-(:mod:`lambdakit.proxy.upstream`); :meth:`RuntimeApiProxy.forward` is the ``forward`` every hook
-is given.
+Threads, not an event loop
+--------------------------
+A runtime makes one call at a time per connection and rarely has more than two connections, so
+the proxy serves each connection on its own thread with blocking sockets: a proxied call is a
+``recv``, a parse, a ``sendall`` upstream, a ``recv`` of the reply and a ``sendall`` back, all on
+one thread, with no scheduler between them.  On CPython that adds less than half of what the
+same proxy on asyncio added, and a little less than on uvloop (bench/results/postrun_latency.md),
+with the standard library only, which is all a Lambda layer can count on.
+
+Threads are reused: idle ones wait in ``accept()`` (leader/follower), and the thread that accepts
+a connection serves it, after making sure another one is waiting.  A new thread starts only when
+more connections are open at once than ever before; a runtime that opens a connection per call
+(curl) is served by the same two threads throughout.  :class:`RuntimeApiProxy` owns the listener,
+the threads, the runtime's connections (:mod:`lambdakit.proxy.downstream`) and a pool of
+keep-alive connections upstream (:mod:`lambdakit.proxy.upstream`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import socket
+import threading
+import time
+from types import TracebackType
 
-from lambdakit.proxy.calls import BodyStream, Call, Reply
-from lambdakit.proxy.downstream import Exchange, RuntimeConnection
+from lambdakit.proxy.downstream import RuntimeConnection
 from lambdakit.proxy.hooks import Hooks, active_hooks
-from lambdakit.proxy.http1 import (
-    encode_chunk,
-    encode_last_chunk,
-    encode_request_head,
-    without_framing,
-)
-from lambdakit.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamPool
-from lambdakit.wire import headers as h
+from lambdakit.proxy.sockets import set_nodelay, shut
+from lambdakit.proxy.upstream import UpstreamPool
 
 logger = logging.getLogger("lambdakit.proxy")
+
+#: Threads kept waiting for connections once theirs closed (beyond this, they end).
+MAX_SPARE_THREADS = 4
+#: How long :meth:`RuntimeApiProxy.close` waits for each thread (one stuck in a hook is left:
+#: threads are daemons and do not keep the process alive).
+JOIN_TIMEOUT = 2.0
+#: Seconds to wait before accepting again after accept() failed.
+ACCEPT_BACKOFF = 0.05
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -54,101 +69,99 @@ class RuntimeApiProxy:
         self.hooks = hooks if hooks is not None else Hooks()
         self.hooks_by_kind = active_hooks(self.hooks)
         self.pool = UpstreamPool(host, port)
-        self.connections: set[RuntimeConnection] = set()
-        self._server: asyncio.AbstractServer | None = None
         #: ``host:port`` to give the runtime as ``AWS_LAMBDA_RUNTIME_API`` once started.
         self.address = ""
+        self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._spare = 0  # threads in accept(), or on their way there
+        self._connections: set[socket.socket] = set()
+        self._closing = False
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen (port 0: a free one) and return ``host:port``; OSError if the port is taken."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: RuntimeConnection(self), host, port)
-        bound = self._server.sockets[0].getsockname()
+        self._listener = socket.create_server((host, port))
+        bound = self._listener.getsockname()
         self.address = f"{bound[0]}:{bound[1]}"
+        with self._lock:
+            self._spawn()
         logger.debug("Runtime API proxy on %s, forwarding to %s", self.address, self.upstream)
         return self.address
 
-    async def close(self) -> None:
-        """Stop listening, drop the runtime's connections and upstream's."""
-        if self._server is not None:
-            self._server.close()
-        for connection in list(self.connections):
-            connection.abort()
+    def close(self) -> None:
+        """Stop listening, hang up on the runtime's connections and upstream's, join threads."""
+        with self._lock:
+            self._closing = True
+            connections, threads = list(self._connections), list(self._threads)
+        if self._listener is not None:
+            shut(self._listener)  # wakes the threads in accept()
+            self._listener.close()
+        for sock in connections:
+            shut(sock)
         self.pool.close()
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(JOIN_TIMEOUT)
+                if thread.is_alive():
+                    logger.warning("proxy thread %s did not finish (blocked in a hook?)", thread)
 
-    # forwarding -----------------------------------------------------------------------------
-    def encode(self, call: Call, exchange: Exchange) -> bytes:
-        """The bytes of a call with a buffered body: as received when the hook changed nothing."""
-        assert isinstance(call.body, bytes)
-        if call is exchange.call and call.raw_head:
-            return call.raw_head + call.body
-        fields = [(n, v) for n, v in without_framing(call.headers) if n != h.EXPECT]
-        if call.body or call.method not in ("GET", "HEAD"):
-            fields.append((h.CONTENT_LENGTH, str(len(call.body))))
-        return encode_request_head(call.method, call.target, fields) + call.body
+    def __enter__(self) -> RuntimeApiProxy:
+        return self
 
-    async def forward(self, call: Call, exchange: Exchange) -> Reply:
-        """Send ``call`` upstream and return upstream's reply (UpstreamError if there is none)."""
-        loop = asyncio.get_running_loop()
-        connection_header = call.header(h.CONNECTION)
-        close = connection_header is not None and connection_header.lower() == "close"
-        for attempt in (1, 2):
-            upstream = self.pool.take_idle() or await self.pool.connect()
-            exchange.upstream = upstream
-            done: asyncio.Future[Reply | UpstreamError] = loop.create_future()
-            deliver = _Deliver(done)
-            try:
-                if isinstance(call.body, bytes):
-                    data = self.encode(call, exchange)
-                    upstream.request(data, deliver, head_only=call.method == "HEAD", close=close)
-                else:
-                    await self._stream(call, call.body, exchange, upstream, deliver, close)
-                result = await done
-            except BaseException:
-                upstream.abort()
-                raise
-            finally:
-                exchange.upstream = None
-            if isinstance(result, Reply):
-                exchange.reply = result
-                return result
-            if not (result.retryable and attempt == 1 and isinstance(call.body, bytes)):
-                raise result
-            logger.debug("retrying %s %s on a fresh connection", call.method, call.target)
-        raise AssertionError("unreachable")
-
-    async def _stream(
+    def __exit__(
         self,
-        call: Call,
-        body: BodyStream,
-        exchange: Exchange,
-        upstream: UpstreamConnection,
-        deliver: _Deliver,
-        close: bool,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
-        """Forward a chunked body chunk by chunk, trailers last, as it arrives."""
-        if call is exchange.call and call.raw_head:
-            head = call.raw_head
-        else:
-            fields = [(n, v) for n, v in without_framing(call.headers) if n != h.EXPECT]
-            fields.append((h.TRANSFER_ENCODING, "chunked"))
-            head = encode_request_head(call.method, call.target, fields)
-        upstream.request(head, deliver, head_only=False, close=close)
-        async for chunk in body:
-            upstream.write(encode_chunk(chunk))
-            await upstream.drain()
-        upstream.write(encode_last_chunk(body.trailers))
+        self.close()
 
+    @property
+    def thread_count(self) -> int:
+        """Threads serving or waiting for connections (for tests and diagnostics)."""
+        with self._lock:
+            return len(self._threads)
 
-class _Deliver:
-    __slots__ = ("_future",)
+    # threads ----------------------------------------------------------------------------------
+    def _spawn(self) -> None:
+        """Start a thread that waits for a connection (the lock is held)."""
+        thread = threading.Thread(target=self._work, name="lambdakit-proxy", daemon=True)
+        self._threads.add(thread)
+        self._spare += 1
+        thread.start()
 
-    def __init__(self, future: asyncio.Future[Reply | UpstreamError]) -> None:
-        self._future = future
-
-    def __call__(self, result: Reply | UpstreamError) -> None:
-        if not self._future.done():
-            self._future.set_result(result)
+    def _work(self) -> None:
+        """Accept a connection, make sure another thread waits for the next, serve it, repeat."""
+        listener = self._listener
+        assert listener is not None
+        try:
+            while True:
+                try:
+                    sock, _ = listener.accept()
+                except OSError as exc:
+                    if self._closing:
+                        return
+                    logger.warning("accepting a runtime connection failed: %s", exc)
+                    time.sleep(ACCEPT_BACKOFF)  # out of file descriptors, say: do not spin
+                    continue
+                with self._lock:
+                    self._spare -= 1
+                    if self._closing:
+                        sock.close()
+                        return
+                    if not self._spare:
+                        self._spawn()
+                    self._connections.add(sock)
+                set_nodelay(sock)
+                try:
+                    RuntimeConnection(self, sock).serve()
+                except Exception:
+                    logger.exception("runtime connection failed")
+                with self._lock:
+                    self._connections.discard(sock)
+                    if self._closing or self._spare >= MAX_SPARE_THREADS:
+                        return
+                    self._spare += 1
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())

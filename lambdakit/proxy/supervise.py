@@ -12,13 +12,15 @@ are reported through ``/runtime/init/error``, as a runtime's own would be
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import logging
+import os
 import signal
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import Any
 
 from lambdakit.proxy.server import RuntimeApiProxy, split_address
 from lambdakit.wire import environment as env
@@ -32,59 +34,61 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR
 #: How long reporting an init error may take before we give up on it, seconds.
 INIT_ERROR_TIMEOUT = 2.0
 
-T = TypeVar("T")
-
 
 def exit_status(returncode: int) -> int:
     """A child's return code as our exit status: killed by signal N becomes 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
 
 
-async def run_runtime(
-    command: Sequence[str], proxy: RuntimeApiProxy, environ: Mapping[str, str]
-) -> int:
+def run_runtime(command: Sequence[str], proxy: RuntimeApiProxy, environ: Mapping[str, str]) -> int:
     """Start ``command`` behind the started ``proxy``; return its exit status once it exits.
 
-    The proxy's hooks are closed (``Hooks.aclose``) and the proxy itself closed before this
-    returns, whatever happens.
+    Call it from the main thread, so that signals reach the runtime (elsewhere they are not
+    forwarded).  The proxy's hooks are closed (``Hooks.close``) and the proxy itself closed
+    before this returns, whatever happens.
     """
     child_env = {**environ, env.RUNTIME_API: proxy.address}
-    loop = asyncio.get_running_loop()
     try:
         try:
-            child = await asyncio.create_subprocess_exec(*command, env=child_env)
+            child = subprocess.Popen(list(command), env=child_env)
         except OSError as exc:
             message = f"cannot start the runtime {command[0]!r}: {exc.strerror or exc}"
             logger.error("%s", message)
-            await loop.run_in_executor(
-                None, report_init_error, proxy.upstream, errors.RUNTIME_INVALID_ENTRYPOINT, message
-            )
+            report_init_error(proxy.upstream, errors.RUNTIME_INVALID_ENTRYPOINT, message)
             return 127 if isinstance(exc, FileNotFoundError) else 126
         logger.debug("runtime started with PID %d: %s", child.pid, " ".join(command))
-        installed = []
-        for signum in FORWARDED_SIGNALS:
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.add_signal_handler(signum, _forward_signal, child, signum)
-                installed.append(signum)
+        previous = _forward_signals(child.pid)
         try:
-            code = await asyncio.shield(child.wait())
+            code = child.wait()
         finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
-            if child.returncode is None:  # we are being cancelled: do not leave it behind
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if child.returncode is None:  # we are being interrupted: do not leave it behind
                 child.kill()
-                await child.wait()
+                child.wait()
         logger.debug("runtime exited with status %d", code)
         return exit_status(code)
     finally:
-        await proxy.hooks.aclose()
-        await proxy.close()
+        proxy.hooks.close()
+        proxy.close()
 
 
-def _forward_signal(child: asyncio.subprocess.Process, signum: int) -> None:
-    logger.debug("forwarding %s to the runtime", signal.Signals(signum).name)
-    with contextlib.suppress(ProcessLookupError):
-        child.send_signal(signum)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _forward_signals(pid: int) -> dict[int, _Handler]:
+    """Install handlers passing :data:`FORWARDED_SIGNALS` to ``pid``; the previous handlers."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        logger.debug("forwarding %s to the runtime", signal.Signals(signum).name)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)  # not yet reaped: the PID is still the runtime's
+
+    previous: dict[int, _Handler] = {}
+    for signum in FORWARDED_SIGNALS:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous[signum] = signal.signal(signum, forward)
+    return previous
 
 
 def report_init_error(api: str, error_type: str, message: str) -> bool:
@@ -109,17 +113,3 @@ def report_init_error(api: str, error_type: str, message: str) -> bool:
     if status >= 300:
         logger.error("the Runtime API refused the init error report: HTTP %d", status)
     return status < 300
-
-
-def run(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
-    """Run ``main`` on uvloop when ``loop`` is ``auto`` and uvloop is importable, else asyncio."""
-    if loop != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                main.close()
-                raise
-        else:
-            return uvloop.run(main)
-    return asyncio.run(main)

@@ -1,35 +1,40 @@
-"""Keep-alive connections to the real Runtime API.
+"""Keep-alive connections to the real Runtime API, on blocking sockets.
 
-A runtime makes its calls one after another; curl-based runtimes open a connection per call.
-The pool keeps finished connections open and hands them out again, so a proxied call normally
-costs one write and one read on an established socket (TCP_NODELAY, no handshake).  A ``GET
-next`` holds its connection for as long as upstream holds the event; other calls meanwhile take
-another connection.
+A proxied call takes an idle connection from the :class:`UpstreamPool` (or opens one), writes
+the call, reads the whole reply and gives the connection back before the reply goes on to the
+runtime.  The pool is last-in first-out, so a runtime that makes its calls one after another on
+one connection (most do) always gets the same upstream connection: one ``sendall`` and one
+``recv`` on an established TCP_NODELAY socket per call, no handshake; a curl-based runtime,
+which opens a connection per call, gets it too.  A ``GET next`` holds its connection for as
+long as upstream holds the event; other calls meanwhile take another one.
 
-An idle connection the server closed is dropped as soon as we notice; if a call was written to
-one just before that (no reply byte seen), :class:`UpstreamError` says it is ``retryable`` and
-the caller sends it again on a fresh connection.
+An idle connection the server closed is noticed when a call is written to it: if no reply byte
+came back, :class:`UpstreamError` says it is ``retryable`` and the caller sends the call again
+on a fresh connection.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import socket
-from collections.abc import Callable
-from typing import cast
+import threading
 
-from lambdakit.proxy.calls import Reply
-from lambdakit.proxy.http1 import EndOfMessage, Parser, ProtocolError, ResponseHead
+from lambdakit.proxy.calls import BodyStream, Reply
+from lambdakit.proxy.http1 import (
+    EndOfMessage,
+    Parser,
+    ProtocolError,
+    ResponseHead,
+    encode_chunk,
+    encode_last_chunk,
+)
+from lambdakit.proxy.sockets import EventReader, HungUp, set_nodelay, shut
 from lambdakit.wire import headers as h
 
 logger = logging.getLogger("lambdakit.proxy.upstream")
 
-#: Idle connections kept per pool (a runtime rarely has more than two calls in flight).
+#: Idle connections kept (a runtime rarely has more than two calls in flight).
 MAX_IDLE = 4
-
-OnReply = Callable[["Reply | UpstreamError"], None]
 
 
 class UpstreamError(ConnectionError):
@@ -40,186 +45,160 @@ class UpstreamError(ConnectionError):
         self.retryable = retryable
 
 
-def set_nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class UpstreamConnection:
+    """One connection to the Runtime API, used by one thread at a time, one call at a time."""
 
+    __slots__ = ("_pool", "_reader", "_sock", "reusable", "used")
 
-class UpstreamConnection(asyncio.Protocol):
-    """One connection to the Runtime API, carrying one call at a time."""
-
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, sock: socket.socket, pool: UpstreamPool) -> None:
+        self._sock = sock
         self._pool = pool
-        self._parser = Parser(server=False)
-        self._transport: asyncio.Transport | None = None
-        self._on_reply: OnReply | None = None
-        self._head: ResponseHead | None = None
-        self._body: list[bytes] = []
-        self._reused = False
-        self._seen_bytes = False
-        self._close_after = False
-        self._write_paused = False
-        self._drained: asyncio.Future[None] | None = None
-        self.connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reader = EventReader(sock, Parser(server=False))
+        #: The last reply left the connection fit for another call.
+        self.reusable = True
+        #: It has carried a call before (so the server may have closed it meanwhile).
+        self.used = False
 
-    # asyncio callbacks ------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        set_nodelay(transport)
-        if not self.connected.done():
-            self.connected.set_result(None)
+    def call(
+        self,
+        data: bytes,
+        stream: BodyStream | None = None,
+        *,
+        head_only: bool = False,
+        close: bool = False,
+        watch: socket.socket | None = None,
+    ) -> Reply:
+        """Send ``data`` (then ``stream``'s chunks, if any) and return the reply.
 
-    def data_received(self, data: bytes) -> None:
-        self._seen_bytes = True
+        ``watch``: the runtime's socket, for calls that upstream may hold (``next``):
+        :class:`~lambdakit.proxy.sockets.HungUp` if the runtime hangs up meanwhile.  Any
+        failure closes the connection.
+        """
+        received = self._reader.received
         try:
-            events = self._parser.feed(data)
-        except ProtocolError as exc:
-            self._fail(UpstreamError(f"malformed reply from the Runtime API: {exc}"))
-            return
-        for event in events:
+            try:
+                self._sock.sendall(data)
+                if stream is not None:
+                    for chunk in stream:
+                        self._sock.sendall(encode_chunk(chunk))
+                    self._sock.sendall(encode_last_chunk(stream.trailers))
+            except OSError:
+                if stream is not None and not stream.done:
+                    raise  # the reply, if any, cannot be trusted while the body is unsent
+                # Upstream may have answered and closed (or closed an idle connection): read on.
+            if head_only:
+                self._reader.expect_head_only()
+            reply = self._read_reply(close, watch)
+        except (OSError, ProtocolError) as exc:
+            self.close()
+            if isinstance(exc, (HungUp, UpstreamError)):
+                raise
+            if isinstance(exc, ProtocolError):
+                raise UpstreamError(f"malformed reply from the Runtime API: {exc}") from None
+            retryable = self.used and self._reader.received == received
+            raise UpstreamError(f"the Runtime API connection failed: {exc}", retryable) from exc
+        except BaseException:
+            self.close()
+            raise
+        self.used = True
+        return reply
+
+    def _read_reply(self, close: bool, watch: socket.socket | None) -> Reply:
+        head: ResponseHead | None = None
+        parts: list[bytes] = []
+        while True:
+            event = self._reader.next(watch)
+            if event is None:
+                raise ConnectionResetError("the Runtime API closed the connection")
             if isinstance(event, bytes):
-                self._body.append(event)
+                parts.append(event)
             elif isinstance(event, ResponseHead):
-                self._head = event
+                head = event
+                watch = None  # the reply has begun: it is ours now, whatever the runtime does
             elif isinstance(event, EndOfMessage):
-                self._complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._pool.discard(self)
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        if self._on_reply is None:
-            return
-        try:
-            events = self._parser.close()
-        except ProtocolError:
-            events = []
-        if events and self._head is not None:
-            self._complete()
-            return
-        retryable = self._reused and not self._seen_bytes
-        self._fail(UpstreamError("the Runtime API closed the connection", retryable))
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-
-    # calls ------------------------------------------------------------------------------------
-    def request(self, data: bytes, on_reply: OnReply, *, head_only: bool, close: bool) -> None:
-        """Write a request (all of it, or its head when a body stream follows via :meth:`write`)."""
-        transport = self._transport
-        if transport is None:
-            on_reply(UpstreamError("the Runtime API connection is closed", retryable=True))
-            return
-        self._on_reply = on_reply
-        self._seen_bytes = False
-        self._close_after = close
-        if head_only:
-            self._parser.expect_head_only()
-        transport.write(data)
-
-    def write(self, data: bytes) -> None:
-        if self._transport is not None:
-            self._transport.write(data)
-
-    async def drain(self) -> None:
-        """Wait while the socket's write buffer is over its high-water mark."""
-        if self._write_paused and self._transport is not None:
-            self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
-
-    def abort(self) -> None:
-        """Drop the connection (the runtime went away mid-call: upstream must notice)."""
-        self._on_reply = None
-        if self._transport is not None:
-            self._transport.abort()
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def _complete(self) -> None:
-        head, self._head = self._head, None
-        body_parts, self._body = self._body, []
-        on_reply, self._on_reply = self._on_reply, None
+                break
         assert head is not None
-        body = body_parts[0] if len(body_parts) == 1 else b"".join(body_parts)
-        fields = head.headers
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
         length: str | None = None
         chunked = False
-        closing = self._close_after
-        for name, value in fields:
+        for name, value in head.headers:
             if name == h.CONTENT_LENGTH:
                 length = value
             elif name == h.TRANSFER_ENCODING:
                 chunked = True
             elif name == h.CONNECTION and value.lower() == "close":
-                closing = True
+                close = True
         bodiless = head.status in (204, 304)
-        # Re-encoded (raw empty) unless the bytes we got are a Content-Length message.
-        raw = head.raw + body if not chunked and (length is not None or bodiless) else b""
-        reply = Reply(head.status, head.reason, fields, body, raw)
-        if closing or not (chunked or length is not None or bodiless):
-            self.close()  # a reply read until close, or one that asked to close
-        else:
-            self._reused = True
-            self._pool.release(self)
-        if on_reply is not None:
-            on_reply(reply)
+        # Kept as received (raw) unless it must be re-encoded: chunked or read until close.
+        framed = not chunked and (length is not None or bodiless)
+        self.reusable = not close and (chunked or framed)
+        return Reply(
+            head.status, head.reason, head.headers, body, head.raw + body if framed else b""
+        )
 
-    def _fail(self, error: UpstreamError) -> None:
-        on_reply, self._on_reply = self._on_reply, None
-        if self._transport is not None:
-            self._transport.abort()
-        if on_reply is not None:
-            on_reply(error)
+    def shutdown(self) -> None:
+        """Wake the thread using this connection (any thread may call this)."""
+        shut(self._sock)
+
+    def close(self) -> None:
+        self.reusable = False
+        self._pool.forget(self)
+        self._sock.close()
 
 
 class UpstreamPool:
-    """Connections to one Runtime API address."""
+    """Connections to one Runtime API address, shared by the proxy's threads."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
+        self._lock = threading.Lock()
         self._idle: list[UpstreamConnection] = []
         self._all: set[UpstreamConnection] = set()
+        self._closed = False
 
-    def take_idle(self) -> UpstreamConnection | None:
-        return self._idle.pop() if self._idle else None
-
-    async def connect(self) -> UpstreamConnection:
-        loop = asyncio.get_running_loop()
+    def acquire(self) -> UpstreamConnection:
+        """An idle connection (the most recently used), or a new one; UpstreamError if none."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if self._closed:
+                raise UpstreamError("the proxy is closed")
         try:
-            _, protocol = await loop.create_connection(
-                lambda: UpstreamConnection(self), self.host, self.port
-            )
+            sock = socket.create_connection((self.host, self.port))
         except OSError as exc:
             raise UpstreamError(
                 f"cannot connect to the Runtime API at {self.host}:{self.port}: "
                 f"{exc.strerror or exc}"
             ) from exc
-        self._all.add(protocol)
-        return protocol
+        set_nodelay(sock)
+        connection = UpstreamConnection(sock, self)
+        with self._lock:
+            self._all.add(connection)
+        return connection
 
     def release(self, connection: UpstreamConnection) -> None:
-        if len(self._idle) < MAX_IDLE:
-            self._idle.append(connection)
-        else:
+        """Take back a connection after a complete call (closed if it is not reusable)."""
+        with self._lock:
+            keep = connection.reusable and not self._closed and len(self._idle) < MAX_IDLE
+            if keep:
+                self._idle.append(connection)
+        if not keep:
             connection.close()
 
-    def discard(self, connection: UpstreamConnection) -> None:
-        self._all.discard(connection)
-        with contextlib.suppress(ValueError):
-            self._idle.remove(connection)
+    def forget(self, connection: UpstreamConnection) -> None:
+        with self._lock:
+            self._all.discard(connection)
+            if connection in self._idle:
+                self._idle.remove(connection)
 
     def close(self) -> None:
-        for connection in list(self._all):
-            connection.abort()
-        self._idle.clear()
+        """Close idle connections and wake the threads using the others (they close them)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            busy = self._all.difference(idle)
+        for connection in idle:
+            connection.close()
+        for connection in busy:
+            connection.shutdown()

@@ -74,12 +74,12 @@ def test_the_command_gets_the_invocation_in_its_environment(tmp_path: Path) -> N
 
 
 def test_response_outcome_and_result_file(tmp_path: Path) -> None:
-    command = 'cp "$POST_RUNNER_RESULT_FILE" "$OUT/$POST_RUNNER_OUTCOME"'
+    command = 'cp "$POST_RUNNER_RESULT_FILE" "$OUT/$POST_RUNNER_OUTCOME-$POST_RUNNER_REQUEST_ID"'
     flags = bash_post_run("--concurrency", "1", *env_flags(COMMAND=command, OUT=str(tmp_path)))
     with running_serve(*flags) as serve:
-        _, _, body = timed_invoke(serve, {"answer": 42})
-        timed_invoke(serve)
-    assert (tmp_path / "response").read_bytes() == body
+        _, headers, body = timed_invoke(serve, {"answer": 42})
+        timed_invoke(serve)  # starts once the first command has finished
+    assert (tmp_path / f"response-{headers['x-amzn-requestid']}").read_bytes() == body
 
 
 def test_mode_selects_outcomes_and_tolerates_spaces_and_case(tmp_path: Path) -> None:

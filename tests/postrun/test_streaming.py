@@ -18,14 +18,15 @@ def raw_post_run(*flags: str) -> tuple[str, ...]:
 
 
 def test_streamed_response_reaches_the_caller_and_the_command(tmp_path: Path) -> None:
-    command = 'cp "$POST_RUNNER_RESULT_FILE" "$OUT/$POST_RUNNER_OUTCOME"'
+    command = 'cp "$POST_RUNNER_RESULT_FILE" "$OUT/$POST_RUNNER_OUTCOME-$POST_RUNNER_REQUEST_ID"'
     with running_serve(*raw_post_run(*env_flags(COMMAND=command, OUT=str(tmp_path)))) as serve:
         event = {"stream": ["one ", "two ", "three"], "pause": 0.05}
         status, headers, body = serve.invoke("f", json.dumps(event).encode())
         assert (status, body) == (200, b"one two three")
         assert "x-amz-function-error" not in headers
         serve.invoke("f")  # runs after the command
-    assert (tmp_path / "response").read_bytes() == b"one two three"
+    result = tmp_path / f"response-{headers['x-amzn-requestid']}"
+    assert result.read_bytes() == b"one two three"
 
 
 def test_streamed_response_ending_in_error_trailers_is_an_error_outcome(tmp_path: Path) -> None:

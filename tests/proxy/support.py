@@ -1,10 +1,15 @@
-"""A scriptable fake Runtime API on a real loopback socket, and a raw client, for proxy tests."""
+"""A scriptable fake Runtime API on a real loopback socket, and a raw client, for proxy tests.
+
+Both are blocking sockets served by threads, like the proxy itself; every thread and socket is
+closed by the context managers.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from lambdakit.proxy.http1 import EndOfMessage, Headers, Parser, RequestHead
@@ -13,6 +18,8 @@ OK_202 = (
     b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
     b'{"status":"OK"}'
 )
+NEXT = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: api\r\n\r\n"
+TIMEOUT = 10.0
 
 
 def event_reply(request_id: str, body: bytes) -> bytes:
@@ -24,48 +31,80 @@ def event_reply(request_id: str, body: bytes) -> bytes:
     ).encode() + body
 
 
+def post(path: str, body: bytes, *extra: str) -> bytes:
+    fields = "".join(f"{line}\r\n" for line in extra)
+    head = f"POST {path} HTTP/1.1\r\nHost: api\r\n{fields}Content-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
 @dataclass
 class Seen:
     head: RequestHead
     body: bytearray = field(default_factory=bytearray)
     chunks: list[bytes] = field(default_factory=list)
     trailers: Headers = ()
-    complete: asyncio.Event = field(default_factory=asyncio.Event)
+    complete: threading.Event = field(default_factory=threading.Event)
 
 
-Responder = Callable[[Seen], Awaitable[bytes | None]]
+#: What the fake answers a complete request with (None: never answer, a long poll).
+Responder = Callable[[Seen], "bytes | None"]
+
+
+def answer_next_and_accept(seen: Seen) -> bytes:
+    if seen.head.method == "GET":
+        return event_reply("req-1", b'{"n": 1}')
+    return OK_202
 
 
 class FakeRuntimeApi:
-    """Records every request; answers each with ``responder(seen)`` (None: never answer)."""
+    """Records every request; answers each with ``responder(seen)``; a thread per connection."""
 
-    def __init__(self, responder: Responder) -> None:
+    def __init__(self, responder: Responder = answer_next_and_accept) -> None:
         self.responder = responder
         self.requests: list[Seen] = []
         self.connections = 0
-        self.closed = asyncio.Event()
-        self.first_chunk = asyncio.Event()
-        self.got_request = asyncio.Event()
-        self.address = ""
-        self._server: asyncio.AbstractServer | None = None
+        self.closed = threading.Event()
+        self.first_chunk = threading.Event()
+        self.got_request = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._socks: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
 
-    async def start(self) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.address = f"127.0.0.1:{port}"
-        return self.address
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for sock in list(self._socks):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(TIMEOUT)
 
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+    def drop_connections(self) -> None:
+        """Close every connection from our side (as a server closing idle keep-alives)."""
+        for sock in list(self._socks):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._socks.append(sock)
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
         parser = Parser(server=True)
         current: Seen | None = None
         try:
-            while data := await reader.read(65536):
+            while data := sock.recv(65536):
                 for event in parser.feed(data):
                     if isinstance(event, RequestHead):
                         current = Seen(event)
@@ -80,46 +119,61 @@ class FakeRuntimeApi:
                         assert current is not None
                         current.trailers = event.trailers
                         current.complete.set()
-                        reply = await self.responder(current)
+                        reply = self.responder(current)
                         if reply is not None:
-                            writer.write(reply)
-                            await writer.drain()
-        except ConnectionError:
+                            sock.sendall(reply)
+        except OSError:
             pass
         finally:
             self.closed.set()
-            writer.close()
+            sock.close()
+
+
+@contextlib.contextmanager
+def fake_runtime_api(responder: Responder = answer_next_and_accept) -> Iterator[FakeRuntimeApi]:
+    api = FakeRuntimeApi(responder)
+    try:
+        yield api
+    finally:
+        api.close()
 
 
 class RawClient:
-    """The runtime's side: a socket that reads whole replies (Content-Length framed)."""
+    """The runtime's side: a blocking socket that reads whole Content-Length framed replies."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def connect(cls, address: str) -> RawClient:
+    def __init__(self, address: str) -> None:
         host, port = address.rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
-        return cls(reader, writer)
+        self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+        self.buf = b""
 
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
 
-    async def reply(self) -> tuple[int, dict[str, str], bytes]:
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
-        lines = head.decode("latin-1").split("\r\n")
+    def read_head(self) -> bytes:
+        while b"\r\n\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionResetError("the proxy closed the connection")
+            self.buf += data
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        return head + b"\r\n\r\n"
+
+    def reply(self) -> tuple[int, dict[str, str], bytes]:
+        lines = self.read_head().decode("latin-1").split("\r\n")
         fields = {}
         for line in lines[1:]:
             if ":" in line:
                 name, _, value = line.partition(":")
                 fields[name.strip().lower()] = value.strip()
-        body = await self.reader.readexactly(int(fields.get("content-length", "0")))
+        length = int(fields.get("content-length", "0"))
+        while len(self.buf) < length:
+            self.buf += self.sock.recv(65536)
+        body, self.buf = self.buf[:length], self.buf[length:]
         return int(lines[0].split()[1]), fields, body
 
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(ConnectionError):
-            await self.writer.wait_closed()
+    def at_eof(self) -> bool:
+        """The proxy closed the connection (after any bytes still unread)."""
+        return not self.buf and not self.sock.recv(1)
+
+    def close(self) -> None:
+        self.sock.close()

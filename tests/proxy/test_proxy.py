@@ -2,103 +2,126 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+import threading
+import time
+from collections.abc import Callable
 
-from lambdakit.proxy import Call, Forward, Hooks, Invocation, Reply, RuntimeApiProxy
-from tests.proxy.support import OK_202, FakeRuntimeApi, RawClient, Responder, Seen, event_reply
+import pytest
 
-NEXT = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: api\r\n\r\n"
+from lambdakit.proxy import (
+    BodyStream,
+    Call,
+    Forward,
+    Hooks,
+    Invocation,
+    RecordingStream,
+    Reply,
+    RuntimeApiProxy,
+)
+from tests.proxy.support import (
+    NEXT,
+    OK_202,
+    TIMEOUT,
+    FakeRuntimeApi,
+    RawClient,
+    Responder,
+    Seen,
+    answer_next_and_accept,
+    fake_runtime_api,
+    post,
+)
+
+RESPONSE = "/2018-06-01/runtime/invocation/req-1/response"
+STREAM_HEAD = (
+    b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\nHost: api\r\n"
+    b"Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n"
+    b"Trailer: Lambda-Runtime-Function-Error-Type\r\n\r\n"
+)
 
 
-def post(path: str, body: bytes, *extra: str) -> bytes:
-    fields = "".join(f"{line}\r\n" for line in extra)
-    head = f"POST {path} HTTP/1.1\r\nHost: api\r\n{fields}Content-Length: {len(body)}\r\n\r\n"
-    return head.encode() + body
-
-
-async def answer_next_and_accept(seen: Seen) -> bytes:
-    if seen.head.method == "GET":
-        return event_reply("req-1", b'{"n": 1}')
-    return OK_202
-
-
-Scenario = Callable[[RuntimeApiProxy, FakeRuntimeApi], Awaitable[None]]
+def proxy_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "lambdakit-proxy"]
 
 
 def run_scenario(
-    scenario: Scenario, hooks: Hooks | None = None, responder: Responder = answer_next_and_accept
+    scenario: Callable[[RuntimeApiProxy, FakeRuntimeApi], None],
+    hooks: Hooks | None = None,
+    responder: Responder = answer_next_and_accept,
 ) -> None:
-    async def main() -> None:
-        upstream = FakeRuntimeApi(responder)
-        proxy = RuntimeApiProxy(await upstream.start(), hooks)
-        await proxy.start()
-        try:
-            await asyncio.wait_for(scenario(proxy, upstream), 20)
-        finally:
-            await proxy.close()
-            await upstream.close()
+    with fake_runtime_api(responder) as upstream, RuntimeApiProxy(upstream.address, hooks) as proxy:
+        proxy.start()
+        scenario(proxy, upstream)
+    assert not proxy_threads(), "close() left proxy threads behind"
 
-    asyncio.run(main())
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_unhooked_calls_pass_through_unchanged_on_one_keep_alive_upstream_connection() -> None:
-    async def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
-        for _ in range(3):  # curl style: a new runtime connection per call
-            client = await RawClient.connect(proxy.address)
-            await client.send(NEXT)
-            status, headers, body = await client.reply()
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        for _ in range(20):  # curl style: a new runtime connection per call
+            client = RawClient(proxy.address)
+            client.send(NEXT)
+            status, headers, body = client.reply()
             assert (status, body) == (200, b'{"n": 1}')
             assert headers["lambda-runtime-aws-request-id"] == "req-1"
-            await client.send(post("/2018-06-01/runtime/invocation/req-1/response", b"[1]"))
-            assert (await client.reply())[0] == 202
-            await client.close()
+            client.send(post(RESPONSE, b"[1]"))
+            assert client.reply()[0] == 202
+            client.close()
         assert upstream.connections == 1
-        assert [s.head.raw for s in upstream.requests[::2]] == [NEXT] * 3
+        assert [s.head.raw for s in upstream.requests[::2]] == [NEXT] * 20
         assert bytes(upstream.requests[1].body) == b"[1]"
+        # Threads are reused, not made per connection: one serving, one waiting in accept().
+        assert proxy.thread_count <= 3
 
     run_scenario(scenario)
 
 
 class Rewriter(Hooks):
-    """Rewrites events, counts responses, refuses errors without forwarding them."""
+    """Rewrites events, upper-cases responses, refuses errors without forwarding them."""
 
     def __init__(self) -> None:
         self.invocations: list[Invocation] = []
 
-    async def on_next(self, call: Call, forward: Forward) -> Reply:
-        reply = await forward(call)
+    def on_next(self, call: Call, forward: Forward) -> Reply:
+        reply = forward(call)
         invocation = Invocation.from_reply(reply)
         assert invocation is not None
         self.invocations.append(invocation)
         return reply.with_body(b'{"rewritten": true}')
 
-    async def on_response(self, call: Call, forward: Forward) -> Reply:
+    def on_response(self, call: Call, forward: Forward) -> Reply:
         assert isinstance(call.body, bytes)
-        return await forward(call.with_body(call.body.upper()))
+        return forward(call.with_body(call.body.upper()))
 
-    async def on_error(self, call: Call, forward: Forward) -> Reply:
+    def on_error(self, call: Call, forward: Forward) -> Reply:
         return Reply.json(403, {"errorType": "Refused", "errorMessage": call.request_id})
 
 
 def test_hooks_inspect_rewrite_and_answer_calls() -> None:
     hooks = Rewriter()
 
-    async def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
-        client = await RawClient.connect(proxy.address)
-        await client.send(NEXT)
-        status, headers, body = await client.reply()
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        status, headers, body = client.reply()
         assert (status, body) == (200, b'{"rewritten": true}')
         assert headers["content-length"] == str(len(body))
         assert hooks.invocations[0].request_id == "req-1"
         assert hooks.invocations[0].event == b'{"n": 1}'
         assert hooks.invocations[0].function_arn.endswith(":function:f")
-        await client.send(post("/2018-06-01/runtime/invocation/req-1/response", b"abc"))
-        assert (await client.reply())[0] == 202
-        await client.send(post("/2018-06-01/runtime/invocation/req-1/error", b"{}"))
-        status, _, body = await client.reply()
+        client.send(post(RESPONSE, b"abc"))
+        assert client.reply()[0] == 202
+        client.send(post("/2018-06-01/runtime/invocation/req-1/error", b"{}"))
+        status, _, body = client.reply()
         assert status == 403 and b'"req-1"' in body
-        await client.close()
+        client.close()
         assert [s.head.target.rsplit("/", 1)[-1] for s in upstream.requests] == [
             "next",
             "response",
@@ -109,78 +132,178 @@ def test_hooks_inspect_rewrite_and_answer_calls() -> None:
 
 
 class Broken(Hooks):
-    async def on_next(self, call: Call, forward: Forward) -> Reply:
+    def on_next(self, call: Call, forward: Forward) -> Reply:
         raise RuntimeError("hook bug")
 
 
 def test_a_failing_hook_gives_the_runtime_a_502_not_a_hang() -> None:
-    async def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
-        client = await RawClient.connect(proxy.address)
-        await client.send(NEXT)
-        status, _, body = await client.reply()
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        status, _, body = client.reply()
         assert status == 502 and b"hook bug" in body
-        await client.close()
+        client.send(NEXT)  # the connection is still usable
+        assert client.reply()[0] == 502
+        client.close()
 
     run_scenario(scenario, Broken())
 
 
-def test_a_streamed_response_flows_through_unbuffered_with_its_trailers() -> None:
-    class Passing(Hooks):  # the hooked path must stream too
-        async def on_response(self, call: Call, forward: Forward) -> Reply:
-            assert call.streaming
-            return await forward(call)
+class Recording(Hooks):
+    """The hooked path must stream too: RecordingStream passes chunks on as they come."""
 
-    head = (
-        b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\nHost: api\r\n"
-        b"Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n"
-        b"Trailer: Lambda-Runtime-Function-Error-Type\r\n\r\n"
-    )
+    def __init__(self) -> None:
+        self.recorder: RecordingStream | None = None
 
-    for hooks in (None, Passing()):
-
-        async def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
-            client = await RawClient.connect(proxy.address)
-            await client.send(head + b"6\r\nfirst \r\n")
-            # Upstream gets the first chunk while the runtime has not sent the rest.
-            await asyncio.wait_for(upstream.first_chunk.wait(), 5)
-            seen = upstream.requests[0]
-            assert bytes(seen.body) == b"first " and not seen.complete.is_set()
-            await client.send(b"6\r\nsecond\r\n0\r\n")
-            await client.send(b"Lambda-Runtime-Function-Error-Type: X.Y\r\n\r\n")
-            assert (await client.reply())[0] == 202
-            assert bytes(seen.body) == b"first second"
-            assert seen.trailers == (("lambda-runtime-function-error-type", "X.Y"),)
-            await client.close()
-
-        run_scenario(scenario, hooks)
+    def on_response(self, call: Call, forward: Forward) -> Reply:
+        assert isinstance(call.body, BodyStream)
+        self.recorder = RecordingStream(call.body, limit=8)
+        return forward(call.with_body(self.recorder))
 
 
-def test_a_runtime_hanging_up_during_next_closes_the_upstream_connection() -> None:
-    async def hold(seen: Seen) -> bytes | None:
-        return None  # never answer: a long poll
+@pytest.mark.parametrize("hooks", [None, Recording()], ids=["unhooked", "hooked"])
+def test_a_streamed_response_flows_through_unbuffered_with_its_trailers(
+    hooks: Recording | None,
+) -> None:
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(STREAM_HEAD + b"6\r\nfirst \r\n")
+        # Upstream gets the first chunk while the runtime has not sent the rest.
+        assert upstream.first_chunk.wait(TIMEOUT)
+        seen = upstream.requests[0]
+        assert bytes(seen.body) == b"first " and not seen.complete.is_set()
+        client.send(b"6\r\nsecond\r\n0\r\n")
+        client.send(b"Lambda-Runtime-Function-Error-Type: X.Y\r\n\r\n")
+        assert client.reply()[0] == 202
+        assert bytes(seen.body) == b"first second"
+        assert seen.trailers == (("lambda-runtime-function-error-type", "X.Y"),)
+        client.send(NEXT)  # the connection goes on
+        assert client.reply()[0] == 200
+        client.close()
+        if hooks is not None:
+            assert hooks.recorder is not None
+            assert (hooks.recorder.recorded, hooks.recorder.size) == ([b"first ", b"se"], 12)
+            assert hooks.recorder.truncated
 
-    for hooks in (None, Rewriter()):
+    run_scenario(scenario, hooks)
 
-        async def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
-            client = await RawClient.connect(proxy.address)
-            await client.send(NEXT)
-            await asyncio.wait_for(upstream.got_request.wait(), 5)
-            await client.close()
-            await asyncio.wait_for(upstream.closed.wait(), 5)
 
-        run_scenario(scenario, hooks, hold)
+def test_a_hook_answering_a_stream_without_reading_it_closes_the_connection() -> None:
+    class Refuse(Hooks):
+        def on_response(self, call: Call, forward: Forward) -> Reply:
+            return Reply.json(400, {"errorType": "NoStreams"})
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(STREAM_HEAD + b"6\r\nfirst \r\n")
+        assert client.reply()[0] == 400
+        assert client.at_eof()  # the rest of the body cannot be skipped safely
+        client.close()
+        assert upstream.requests == []
+
+    run_scenario(scenario, Refuse())
+
+
+def never_answer_next(seen: Seen) -> bytes | None:
+    return None if seen.head.method == "GET" else OK_202
+
+
+@pytest.mark.parametrize("hooks", [None, Rewriter()], ids=["unhooked", "hooked"])
+def test_a_runtime_hanging_up_during_next_closes_the_upstream_connection(
+    hooks: Hooks | None,
+) -> None:
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        assert upstream.got_request.wait(TIMEOUT)
+        client.close()
+        assert upstream.closed.wait(TIMEOUT)
+
+    run_scenario(scenario, hooks, never_answer_next)
+
+
+def test_a_response_posted_while_next_is_held_takes_another_upstream_connection() -> None:
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        waiting = RawClient(proxy.address)
+        waiting.send(NEXT)
+        assert upstream.got_request.wait(TIMEOUT)
+        other = RawClient(proxy.address)
+        other.send(post(RESPONSE, b"x"))
+        assert other.reply()[0] == 202
+        assert upstream.connections == 2
+        other.close()
+        waiting.close()
+
+    run_scenario(scenario, None, never_answer_next)
 
 
 def test_expect_100_continue_is_answered_by_the_proxy() -> None:
-    async def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
-        client = await RawClient.connect(proxy.address)
-        head = post("/2018-06-01/runtime/invocation/req-1/response", b"", "Expect: 100-continue")
-        await client.send(head.replace(b"Content-Length: 0", b"Content-Length: 4"))
-        interim = await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), 5)
-        assert interim.startswith(b"HTTP/1.1 100")
-        await client.send(b"body")
-        assert (await client.reply())[0] == 202
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        head = post(RESPONSE, b"", "Expect: 100-continue")
+        client.send(head.replace(b"Content-Length: 0", b"Content-Length: 4"))
+        assert client.read_head().startswith(b"HTTP/1.1 100")
+        client.send(b"body")
+        assert client.reply()[0] == 202
         assert bytes(upstream.requests[0].body) == b"body"
-        await client.close()
+        client.close()
 
     run_scenario(scenario)
+
+
+def test_a_call_on_a_keep_alive_connection_upstream_closed_is_retried_on_a_fresh_one() -> None:
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        assert client.reply()[0] == 200
+        upstream.drop_connections()  # a server closing an idle keep-alive connection
+        assert wait_until(upstream.closed.is_set)
+        client.send(post(RESPONSE, b"again"))
+        assert client.reply()[0] == 202
+        assert upstream.connections == 2
+        assert bytes(upstream.requests[-1].body) == b"again"
+        client.close()
+
+    run_scenario(scenario)
+
+
+def test_an_unreachable_runtime_api_is_a_502_naming_it() -> None:
+    with fake_runtime_api() as upstream:
+        address = upstream.address
+    with RuntimeApiProxy(address) as proxy:  # nothing listens there any more
+        proxy.start()
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        status, _, body = client.reply()
+        assert status == 502 and address.encode() in body
+        client.close()
+
+
+def test_a_malformed_request_gets_a_400_and_the_connection_closes() -> None:
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(b"GARBAGE\r\n\r\n")
+        assert client.reply()[0] == 400
+        assert client.at_eof()
+        client.close()
+
+    run_scenario(scenario)
+
+
+def test_close_wakes_every_thread_and_leaves_none_behind() -> None:
+    """Threads in accept(), in a runtime's recv and in a long poll upstream all end."""
+    with fake_runtime_api(never_answer_next) as upstream:
+        proxy = RuntimeApiProxy(upstream.address)
+        proxy.start()
+        polling = RawClient(proxy.address)
+        polling.send(NEXT)
+        assert upstream.got_request.wait(TIMEOUT)
+        idle = RawClient(proxy.address)
+        assert wait_until(lambda: proxy.thread_count == 3)
+        started = time.monotonic()
+        proxy.close()
+        assert time.monotonic() - started < 1.0
+        assert proxy.thread_count == 0 and not proxy_threads()
+        assert polling.at_eof() and idle.at_eof()
+        polling.close()
+        idle.close()

@@ -1,0 +1,100 @@
+"""The proxy's I/O primitives: blocking sockets read one HTTP event at a time.
+
+Every connection the proxy holds, the runtime's and upstream's, is a blocking socket owned by
+one thread; nothing else reads it.  :class:`EventReader` turns what ``recv`` returns into the
+:mod:`lambdakit.proxy.http1` events, one at a time, keeping any extra a ``recv`` brought (a
+pipelined request, the rest of a body) for the next call.  Other threads only ever
+``shutdown()`` a socket (:func:`shut`), which wakes its owner; the owner closes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+
+from lambdakit.proxy.http1 import Event, Parser
+
+#: Bytes asked of each ``recv`` (a Runtime API head is a few hundred bytes; bodies up to 6 MB).
+RECV_SIZE = 64 * 1024
+
+
+class HungUp(ConnectionError):
+    """The runtime closed (or reset) its connection while a call was in progress."""
+
+
+def set_nodelay(sock: socket.socket) -> None:
+    """Send small writes at once (every proxied message is one write; Nagle would hold it)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def shut(sock: socket.socket) -> None:
+    """Wake the thread blocked on ``sock`` (from any thread); its owner then closes it."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class EventReader:
+    """The events of one direction of one connection, read from ``sock`` as they are asked for."""
+
+    __slots__ = ("_events", "_index", "_parser", "_sock", "received")
+
+    def __init__(self, sock: socket.socket, parser: Parser) -> None:
+        self._sock = sock
+        self._parser = parser
+        self._events: list[Event] = []
+        self._index = 0
+        #: Bytes received so far (callers compare it to see whether a reply has begun).
+        self.received = 0
+
+    def expect_head_only(self) -> None:
+        """The next response answers a ``HEAD`` request (see ``Parser.expect_head_only``)."""
+        self._parser.expect_head_only()
+
+    def next(self, watch: socket.socket | None = None) -> Event | None:
+        """The next event; None when the peer closed between messages.
+
+        Raises :class:`~lambdakit.proxy.http1.ProtocolError` for malformed input or a message
+        cut short, and OSError from the socket.  With ``watch`` (the runtime's socket, while
+        upstream holds a long poll), :class:`HungUp` if ``watch`` closes before data arrives.
+        """
+        while self._index >= len(self._events):
+            if watch is not None:
+                _wait_readable(self._sock, watch)
+            data = self._sock.recv(RECV_SIZE)
+            self._index = 0
+            if not data:
+                self._events = self._parser.close()
+                if not self._events:
+                    return None
+            else:
+                self.received += len(data)
+                self._events = self._parser.feed(data)
+        event = self._events[self._index]
+        self._index += 1
+        return event
+
+
+def _wait_readable(sock: socket.socket, watch: socket.socket) -> None:
+    """Block until ``sock`` is readable; raise :class:`HungUp` if ``watch`` reaches EOF first."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(watch, select.POLLIN)
+    target = sock.fileno()
+    while True:
+        ready = poller.poll()
+        if any(fd == target for fd, _ in ready):
+            return
+        if _at_eof(watch):
+            raise HungUp("the runtime closed its connection")
+        poller.unregister(watch)  # it sent bytes (pipelining): no hang-up to watch for now
+
+
+def _at_eof(sock: socket.socket) -> bool:
+    try:
+        return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
