@@ -253,8 +253,8 @@ _SINGLE_FUNCTION_FLAGS = (
 )
 
 
-def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> Any:
-    """Parse ``serve``'s arguments into a ServiceConfig (raises ConfigError / _UsageError)."""
+def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Any, str]:
+    """Parse ``serve``'s arguments: (ServiceConfig, log level); raises ConfigError/_UsageError."""
     from lambdakit.emulator import config as cfg
 
     argv = list(argv)
@@ -290,18 +290,17 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> Any:
         value = getattr(args, key)
         if value is not None:
             service_options[key] = value
-    return cfg.build_service(functions, service_options)
+    return cfg.build_service(functions, service_options), args.log_level
 
 
 def _serve(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     from lambdakit.emulator.config import ConfigError
 
     try:
-        config = build_config(argv, environ)
+        config, level = build_config(argv, environ)
     except (ConfigError, _UsageError) as exc:
         _fail(f"lambdakit serve: error: {exc}")
         return EXIT_USAGE
-    level = argv[argv.index("--log-level") + 1] if "--log-level" in argv else "info"
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
@@ -329,10 +328,7 @@ def _serve(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         _run(serve(service, ready))
     except OSError as exc:
-        _fail(
-            f"lambdakit serve: error: cannot listen on {config.host}:{config.port}: "
-            f"{exc.strerror or exc}"
-        )
+        _fail(f"lambdakit serve: error: {exc.strerror or exc}")
         return 1
     return 0
 

@@ -91,7 +91,14 @@ class ExtensionRegistry:
         self.by_id: dict[str, Extension] = {}
         self.open = True
         self._registered_external: asyncio.Event = asyncio.Event()
-        if not external_names:
+        self.expect_external(external_names)
+
+    def expect_external(self, names: frozenset[str]) -> None:
+        """The external extensions launched: their names register as external."""
+        self._external_names = names
+        if self.unregistered_external():
+            self._registered_external.clear()
+        else:
             self._registered_external.set()
 
     # Queries ------------------------------------------------------------------------------------

@@ -82,6 +82,10 @@ class StreamSink(Protocol):
 
     def stream_chunk(self, data: bytes) -> None: ...
 
+    def set_flow(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        """Call ``pause`` while the caller reads slower than the runtime writes, then ``resume``."""
+        ...
+
 
 class Invocation:
     """One invocation in flight; resolved exactly once through ``on_done``."""

@@ -69,7 +69,11 @@ class Pool:
         if len(self._queue) >= self.function.max_queue + covered:
             raise Throttled(f"{self.function.name}: all environments busy and queue full")
         self._queue.append(invocation)
-        self._scale()
+        try:
+            self._scale()
+        except BaseException:
+            self._queue.remove(invocation)
+            raise
 
     def _capacity_to_start(self) -> int:
         """Environments that may still be started (each takes one invocation off the queue)."""

@@ -25,6 +25,10 @@ logger = logging.getLogger("lambdakit.processes")
 _MEMBER_SCAN_INTERVAL = 5.0
 #: How often their peak memory is read again; REPORT lines in between reuse the last reading.
 _RSS_READ_INTERVAL = 1.0
+#: Output: bytes per read, reads per event-loop wakeup, and the longest line (CloudWatch's).
+_READ_SIZE = 65536
+_READS_PER_WAKEUP = 16
+MAX_LINE = 256 * 1024
 
 
 class _ExitProtocol(asyncio.SubprocessProtocol):
@@ -56,22 +60,28 @@ class OutputPipe:
     def __init__(self, on_line: Callable[[str], None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._on_line = on_line
-        self._partial = b""
+        self._partial = bytearray()
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         self.closed: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_reader(self.read_fd, self.drain)
+        self._loop.add_reader(self.read_fd, self.drain, _READS_PER_WAKEUP)
 
     def child_started(self) -> None:
         """The child has its copy of the write end; ours must go so that EOF can come."""
         with contextlib.suppress(OSError):
             os.close(self.write_fd)
 
-    def drain(self) -> None:
-        """Read and deliver everything written so far; close on end of file."""
-        while not self.closed.done():
+    def drain(self, reads: int | None = None) -> None:
+        """Read and deliver what was written so far (at most ``reads`` reads); close on EOF.
+
+        From the event loop a wakeup reads a bounded amount, so a process writing without pause
+        cannot starve the service; :meth:`drain` without a bound empties the pipe.
+        """
+        while not self.closed.done() and (reads is None or reads > 0):
+            if reads is not None:
+                reads -= 1
             try:
-                data = os.read(self.read_fd, 65536)
+                data = os.read(self.read_fd, _READ_SIZE)
             except BlockingIOError:
                 return
             except OSError:
@@ -79,15 +89,31 @@ class OutputPipe:
             if not data:
                 self._close()
                 return
-            lines = (self._partial + data).split(b"\n")
-            self._partial = lines.pop()
-            for line in lines:
-                self._on_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+            self._split(data)
+
+    def _split(self, data: bytes) -> None:
+        start = 0
+        end = data.find(b"\n")
+        while end >= 0:
+            self._partial += data[start:end]
+            self._emit()
+            start = end + 1
+            end = data.find(b"\n", start)
+        self._partial += data[start:]
+        while len(self._partial) >= MAX_LINE:  # one line at most 256 KB, as CloudWatch cuts
+            rest = self._partial[MAX_LINE:]
+            del self._partial[MAX_LINE:]
+            self._emit()
+            self._partial = rest
+
+    def _emit(self) -> None:
+        line = bytes(self._partial).rstrip(b"\r")
+        self._partial.clear()
+        self._on_line(line.decode("utf-8", "replace"))
 
     def _close(self) -> None:
         if self._partial:
-            self._on_line(self._partial.decode("utf-8", "replace"))
-            self._partial = b""
+            self._emit()
         self._loop.remove_reader(self.read_fd)
         os.close(self.read_fd)
         self.closed.set_result(None)
@@ -145,8 +171,8 @@ class ProcessGroup:
         return cls(transport, protocol, output)
 
     def drain_output(self) -> None:
-        """Deliver every line the group has written so far."""
-        self._output.drain()
+        """Deliver the lines the group has written so far (up to a few MB)."""
+        self._output.drain(4 * _READS_PER_WAKEUP)
 
     @property
     def exit_status(self) -> int | None:

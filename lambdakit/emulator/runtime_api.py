@@ -35,7 +35,7 @@ class RuntimeApiTarget(Protocol):
 
     def runtime_result(self, request_id: str, result: InvocationResult) -> Response: ...
 
-    def runtime_result_too_large(self, request_id: str, size: int) -> Response: ...
+    def runtime_result_too_large(self, request_id: str, size: int, limit: int) -> Response: ...
 
     def runtime_init_error(self, result: InvocationResult) -> Response: ...
 
@@ -67,12 +67,16 @@ def invalid_transition(current: str, wanted: str) -> Response:
     )
 
 
-def payload_too_large() -> Response:
+def payload_too_large(limit: int = limits.MAX_SYNC_PAYLOAD) -> Response:
     return runtime_error(
         413,
         errors.REQUEST_ENTITY_TOO_LARGE,
-        f"Exceeded maximum allowed payload size ({limits.MAX_SYNC_PAYLOAD} bytes).",
+        f"Exceeded maximum allowed payload size ({limit} bytes).",
     )
+
+
+def truncated() -> Response:
+    return runtime_error(400, "TruncatedHTTPRequest", "HTTP request detected as truncated")
 
 
 class RuntimeApi:
@@ -128,7 +132,9 @@ class RuntimeApi:
             if request.stream is not None:
                 return self._target.runtime_stream(request_id, request)
             if request.body_too_large:
-                return self._target.runtime_result_too_large(request_id, request.body_size)
+                return self._target.runtime_result_too_large(
+                    request_id, request.body_size, limits.MAX_SYNC_PAYLOAD
+                )
             failed = trailer_error(request.trailers)
             if failed is not None:
                 return self._target.runtime_result(request_id, failed)

@@ -73,6 +73,8 @@ logger = logging.getLogger("lambdakit.sandbox")
 #: An idle environment is frozen this long after its phase ends, unless work arrives first:
 #: back-to-back invocations then skip the SIGSTOP/SIGCONT pair (and the SIGCHLDs it causes).
 FREEZE_DELAY = 0.02
+#: Lines kept for a log tail (each at least one byte plus its newline: 4 KB is within).
+_TAIL_LINES = limits.LOG_TAIL_BYTES // 2
 #: How long a runtime that reported ``/init/error`` may take to exit on its own.
 _INIT_ERROR_EXIT_GRACE = 0.5
 #: Shutdown budget, and the runtime's share of it when external extensions are registered.
@@ -158,10 +160,10 @@ class Sandbox:
         self._server = HttpServer(
             runtime_api.RuntimeApi(self), limits.MAX_SYNC_PAYLOAD, runtime_api.streams
         )
-        self._extension_paths = external_extensions(function.extensions_dir)
+        self._extension_paths: list[Path] = []  # read at start: the directory may change
         self._registry = ExtensionRegistry(
             FunctionIdentity(function.name, function.version, function.handler, service.account_id),
-            frozenset(path.name for path in self._extension_paths),
+            frozenset(),
             self._check_ready,
             self._on_extension_failed,
         )
@@ -204,10 +206,21 @@ class Sandbox:
     async def start(self) -> None:
         """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
         self._started_at = time.monotonic()
+        try:
+            self._extension_paths = external_extensions(self.function.extensions_dir)
+        except OSError as exc:
+            detail = f"cannot read the extensions directory: {exc.strerror or exc}"
+            logger.error("%s: %s", self.name, detail)
+            self._fail_init(InitFailure(errors.EXTENSION_LAUNCH_ERROR, detail))
+            return
+        self._registry.expect_external(frozenset(p.name for p in self._extension_paths))
         self._timer = self._loop.call_later(self.function.init_timeout, self._on_timeout)
         self._telemetry.init_start(self.function.name, self.function.version)
         try:
             host, port = await self._server.start("127.0.0.1", 0)
+            if self._lifecycle.state is not SandboxState.STARTING:  # stopped meanwhile
+                self._server.stop_accepting()
+                return
             env = sandbox_environment(
                 self._service, self.function, f"{host}:{port}", self._host_environ
             )
@@ -320,13 +333,13 @@ class Sandbox:
         )
         return runtime_api.ACCEPTED
 
-    def runtime_result_too_large(self, request_id: str, size: int) -> Response:
+    def runtime_result_too_large(self, request_id: str, size: int, limit: int) -> Response:
         current = self._current
         if current is None or request_id != current.request_id:
             return runtime_api.invalid_request_id()
         detail = (
             f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
-            f"({limits.MAX_SYNC_PAYLOAD} bytes)."
+            f"({limit} bytes)."
         )
         result = function_error(
             errors.error_body(errors.FUNCTION_RESPONSE_SIZE_TOO_LARGE, detail),
@@ -334,7 +347,7 @@ class Sandbox:
         )
         if self._lifecycle.state is SandboxState.INVOKING:
             self.runtime_result(request_id, result)
-        return runtime_api.payload_too_large()
+        return runtime_api.payload_too_large(limit)
 
     def runtime_stream(self, request_id: str, request: Request) -> Reply:
         """A streamed ``/response``: chunks go to the caller as they arrive."""
@@ -352,7 +365,7 @@ class Sandbox:
             return refusal or runtime_api.invalid_request_id()
         content_type = request.headers.get("content-type") or "application/octet-stream"
         reply: asyncio.Future[Response] = self._loop.create_future()
-        stream.consume(StreamRelay(self, current, content_type, reply))
+        stream.consume(StreamRelay(self, current, content_type, stream, reply))
         return reply
 
     def runtime_init_error(self, result: InvocationResult) -> Response:
@@ -502,8 +515,11 @@ class Sandbox:
         invocation.resolve(dataclasses.replace(held, log_result=base64.b64encode(log).decode()))
 
     def _log(self, line: str) -> None:
-        if self._tail is not None:
-            self._tail.append(line)
+        tail = self._tail
+        if tail is not None:
+            tail.append(line)
+            if len(tail) > _TAIL_LINES:  # only the last 4 KB is returned: keep what it needs
+                del tail[: len(tail) - _TAIL_LINES]
 
     # Freeze ---------------------------------------------------------------------------------------
     def _freeze(self) -> None:
@@ -514,6 +530,11 @@ class Sandbox:
     def _freeze_now(self) -> None:
         self._freeze_timer = None
         if self._lifecycle.state is not SandboxState.IDLE:
+            return
+        if self._telemetry.busy:
+            # A frozen subscriber cannot take its records: deliver them first, freeze after.
+            self._telemetry.flush()
+            self._freeze_timer = self._loop.call_later(FREEZE_DELAY, self._freeze_now)
             return
         for group in self._groups():
             group.signal(signal.SIGSTOP)

@@ -66,13 +66,18 @@ class Service:
         self.address: tuple[str, int] = ("", 0)
 
     async def start(self) -> tuple[str, int]:
-        self.address = await self._server.start(self.config.host, self.config.port)
+        """Listen; an ``OSError`` names the address that could not be used."""
+        self.address = await _listen(
+            self._server, self.config.host, self.config.port, "the Invoke API"
+        )
         # Functions that call Lambda through an AWS SDK reach this service, as on Lambda.
         host, port = self.address
         self._host_environ.setdefault("AWS_ENDPOINT_URL_LAMBDA", f"http://{host}:{port}")
         for name, server in self._url_servers.items():
             port = self.config.functions[name].url_port or 0
-            self.url_addresses[name] = await server.start(self.config.host, port)
+            self.url_addresses[name] = await _listen(
+                server, self.config.host, port, f"the function URL of {name}"
+            )
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="reaper")
         self.events.start()
         return self.address
@@ -137,6 +142,15 @@ class Service:
         self._force.set()
         for pool in self.pools.values():
             pool.kill()
+
+
+async def _listen(server: HttpServer, host: str, port: int, what: str) -> tuple[str, int]:
+    try:
+        return await server.start(host, port)
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}"
+        ) from None
 
 
 async def serve(

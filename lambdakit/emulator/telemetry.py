@@ -38,6 +38,8 @@ _TYPES = frozenset({"platform", "function", "extension"})
 _LOCAL_HOSTS = frozenset({"sandbox.localdomain", "sandbox", "localhost", "127.0.0.1"})
 _JSON = (("Content-Type", "application/json"),)
 _RETRIES = 3
+#: Batches waiting for a slow listener; beyond this the oldest is dropped.
+_MAX_BATCHES = 1000
 
 
 def _validation_error(message: str) -> Response:
@@ -149,6 +151,11 @@ class Subscription:
             self._timer = None
         if not self._items:
             return
+        if self._batches.qsize() >= _MAX_BATCHES:
+            dropped = self._batches.get_nowait()
+            logger.warning(
+                "telemetry listener of %s is too slow: dropped %d records", self.name, len(dropped)
+            )
         self._batches.put_nowait(self._items)
         self._items, self._size = [], 0
         if self._sending is None or self._sending.done():
@@ -203,6 +210,11 @@ class Subscription:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+    @property
+    def busy(self) -> bool:
+        """Records are buffered or on their way."""
+        return bool(self._items) or (self._sending is not None and not self._sending.done())
 
     async def drain(self) -> None:
         self.flush()
@@ -319,6 +331,16 @@ class TelemetryHub:
         """A ``function`` or ``extension`` output line."""
         if self.subscriptions or self._open:
             self.emit(kind, line)
+
+    @property
+    def busy(self) -> bool:
+        """Some subscriber still has records buffered or on their way."""
+        return any(s.busy for s in self.subscriptions.values())
+
+    def flush(self) -> None:
+        """Send what every subscriber has buffered now, not at its timeout."""
+        for subscription in self.subscriptions.values():
+            subscription.flush()
 
     async def drain(self, timeout: float) -> None:
         """Deliver everything still buffered, within ``timeout`` seconds."""

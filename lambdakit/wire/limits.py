@@ -8,6 +8,8 @@ from __future__ import annotations
 #: Synchronous invocation payload, request and response: "6 MB".  AWS's RIE and moto use
 #: 6 MiB + 100 bytes as the exact limit (RIE internal/lambda/interop/model.go MaxPayloadSize).
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024 + 100
+#: A streamed response (InvokeWithResponseStream, Function URLs): 200 MB.
+MAX_STREAMED_PAYLOAD = 200 * 1024 * 1024
 #: Asynchronous (Event) invocation payload: 1 MB.
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 #: X-Amz-Client-Context, base64-encoded.

@@ -251,3 +251,40 @@ with open(os.environ["RESULTS"], "w") as out:
     status, kind, message = results["telemetry bad buffering"]
     assert (status, kind) == (400, "ValidationError")
     assert "buffering.maxItems" in message
+
+
+def test_telemetry_reaches_a_subscriber_before_its_environment_freezes(
+    listener: tuple[int, list[dict[str, object]]],
+) -> None:
+    port, records = listener
+    with running_serve(
+        *bash_function(
+            "--function-name",
+            "tele",
+            "--extensions-dir",
+            str(EXTENSIONS / "telemetry"),
+            "--env",
+            f"TELEMETRY_PORT={port}",
+        )
+    ) as serve:
+        request_id = serve.invoke("tele")[1]["x-amzn-requestid"]
+        deadline = time.monotonic() + 3  # no second invocation comes to thaw it
+        while time.monotonic() < deadline and not any(
+            r["type"] == "platform.report" for r in records
+        ):
+            time.sleep(0.05)
+        delivered_while_idle = [r["type"] for r in records]
+    assert "platform.report" in delivered_while_idle
+    reports = [r for r in records if r["type"] == "platform.report"]
+    assert [r["record"]["requestId"] for r in reports] == [request_id]  # type: ignore[index]
+
+
+def test_init_waits_for_a_slow_extension_to_register() -> None:
+    with running_serve(
+        *bash_function("--function-name", "ext", "--extensions-dir", str(EXTENSIONS / "slow"))
+    ) as serve:
+        request_id = serve.invoke("ext")[1]["x-amzn-requestid"]
+        assert serve.wait_for_output(rf"\[slow-ext\] event .*{request_id}")
+    log = serve.output()
+    assert re.search(r"\[slow-ext\] registered as [0-9a-f-]{36}", log)
+    assert log.index("[slow-ext] registered") < log.index(f"START RequestId: {request_id}")

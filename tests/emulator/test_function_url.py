@@ -125,3 +125,10 @@ def test_a_streaming_function_sends_status_headers_then_chunks_as_written(
     assert first + rest == b"hello world"
     assert first == b"hello "
     assert head_at < 0.45 and first_at < 0.45  # the second chunk comes 0.5 s later
+
+
+def test_a_stream_without_a_prelude_delimiter_keeps_every_byte(url: tuple[Serve, int]) -> None:
+    _, port = url
+    response = _request(port, "GET", "/no-prelude")
+    assert response.status == 200
+    assert response.read() == b"a" * 18000

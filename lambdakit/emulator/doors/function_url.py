@@ -17,9 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from urllib.parse import parse_qsl
 
@@ -35,6 +36,8 @@ from lambdakit.emulator.invocation import (
 )
 from lambdakit.emulator.pool import Pool, Throttled
 from lambdakit.wire import headers as wire_headers
+
+logger = logging.getLogger("lambdakit.url")
 
 HTTP_INTEGRATION = wire_headers.HTTP_INTEGRATION_CONTENT_TYPE
 _PRELUDE_END = wire_headers.HTTP_INTEGRATION_DELIMITER
@@ -185,6 +188,10 @@ class FunctionUrl:
         except Throttled:
             self._in_flight.finished()
             return _message(429, "Rate Exceeded.")
+        except Exception:  # a bug or an environment problem: answer, never hang
+            logger.exception("could not start invocation %s", request_id)
+            self._in_flight.finished()
+            return _message(500, "Internal Server Error")
         return Streamed(relay.attach)
 
 
@@ -200,6 +207,10 @@ class _UrlRelay(StreamSink):
     def attach(self, writer: ResponseWriter) -> None:
         self._writer = writer
 
+    def set_flow(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        if self._writer is not None:
+            self._writer.set_flow(pause, resume)
+
     def stream_start(self, content_type: str) -> None:
         if content_type.startswith(HTTP_INTEGRATION):
             self._prelude = bytearray()
@@ -212,9 +223,12 @@ class _UrlRelay(StreamSink):
             end = self._prelude.find(_PRELUDE_END)
             if end < 0 and len(self._prelude) <= _MAX_PRELUDE:
                 return
-            prelude, rest = bytes(self._prelude[:end]), bytes(self._prelude[end + 8 :])
+            if end < 0:  # no delimiter within 16 KB: no prelude after all, all of it is body
+                prelude, rest = b"", bytes(self._prelude)
+            else:
+                prelude, rest = bytes(self._prelude[:end]), bytes(self._prelude[end + 8 :])
             self._prelude = None
-            self._start_from_prelude(prelude if end >= 0 else b"{}")
+            self._start_from_prelude(prelude)
             data = rest
         if data and self._writer is not None:
             self._writer.write(data)

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -39,6 +40,8 @@ from lambdakit.emulator.invocation import (
 )
 from lambdakit.emulator.pool import Pool, Throttled
 from lambdakit.wire import errors, eventstream, headers, limits, paths
+
+logger = logging.getLogger("lambdakit.invoke")
 
 # FunctionName as the API documents it: optional ARN prefix, name, optional qualifier.
 _FUNCTION_NAME = re.compile(
@@ -278,6 +281,10 @@ class InvokeApi:
         except Throttled:
             self._finished()
             return throttled()
+        except Exception as exc:  # a bug or an environment problem: answer, never hang
+            logger.exception("could not start invocation %s", invocation.request_id)
+            self._finished()
+            return service_error(errors.SERVICE_EXCEPTION, f"could not start the invocation: {exc}")
         return None
 
 
@@ -306,6 +313,10 @@ class EventStreamReply(StreamSink):
 
     def attach(self, writer: ResponseWriter) -> None:
         self._writer = writer
+
+    def set_flow(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        if self._writer is not None:
+            self._writer.set_flow(pause, resume)
 
     def _start(self, function_error: str = "") -> ResponseWriter:
         writer = self._writer

@@ -19,8 +19,18 @@ from lambdakit.emulator.http.messages import BodyStream, Request, Response
 StreamPredicate = Callable[[str, Mapping[str, str]], bool]
 
 
+#: Most bytes of request line, headers and trailers one request may have (431 beyond).
+MAX_HEAD_BYTES = 64 * 1024
+#: Most header fields one request may have.
+MAX_HEADERS = 200
+
+
 class ProtocolError(Exception):
-    """The peer sent bytes that are not HTTP/1.1; the connection must be closed."""
+    """The peer sent bytes that are not HTTP/1.1 (or too much of them); close the connection."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RequestReader:
@@ -29,17 +39,23 @@ class RequestReader:
     def __init__(self, max_body: int, streams: StreamPredicate | None = None) -> None:
         self._max_body = max_body
         self._streams = streams
-        self._stream: BodyStream | None = None
+        #: The body still streaming in, for a request already dispatched.
+        self.stream: BodyStream | None = None
         #: A client sent ``Expect: 100-continue`` and waits for the interim answer (curl does so
         #: for bodies over 1 KB); the I/O layer sends it and clears the flag.
         self.expects_continue = False
+        #: A request has begun and its headers are not complete yet (for a read timeout).
+        self.in_head = False
         self._parser = httptools.HttpRequestParser(self)
+        self._error: ProtocolError | None = None
         self.requests: deque[Request] = deque()
         # Per-request state, reset by on_message_begin.
         self._url = b""
         self._headers: dict[str, str] = {}
         self._trailers: dict[str, str] = {}
         self._in_trailers = False
+        self._head_bytes = 0
+        self._keep_alive = True
         self._body: list[bytes] = []
         self._size = 0
 
@@ -50,7 +66,18 @@ class RequestReader:
         except httptools.HttpParserUpgrade as exc:
             raise ProtocolError("protocol upgrades are not supported") from exc
         except httptools.HttpParserError as exc:
-            raise ProtocolError(str(exc)) from exc
+            # An error raised in one of our callbacks reaches us wrapped ("User callback error").
+            error, self._error = self._error, None
+            raise error or ProtocolError(str(exc)) from exc
+
+    def _fail(self, message: str, status: int) -> None:
+        self._error = ProtocolError(message, status)
+        raise self._error
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail("request header fields too large", 431)
 
     # httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -58,25 +85,34 @@ class RequestReader:
         self._headers = {}
         self._trailers = {}
         self._in_trailers = False
+        self._head_bytes = 0
         self._body = []
         self._size = 0
+        self.in_head = True
 
     def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
         target = self._trailers if self._in_trailers else self._headers
+        if len(target) >= MAX_HEADERS:
+            self._fail("too many header fields", 431)
         target[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         self._in_trailers = True
-        self._stream = None
+        # Read here: once feed() returns, the parser has moved on to the next message.
+        self._keep_alive = bool(self._parser.should_keep_alive())
+        self.stream = None
         if self._headers.get("expect", "").lower() == "100-continue":
             self.expects_continue = True
         if self._streams is not None:
             path, _, query = self._url.decode("latin-1").partition("?")
             if self._streams(path, self._headers):
-                self._stream = BodyStream()
+                self.stream = BodyStream()
                 self.requests.append(
                     Request(
                         self._parser.get_method().decode("latin-1"),
@@ -84,21 +120,22 @@ class RequestReader:
                         query,
                         self._headers,
                         b"",
-                        stream=self._stream,
+                        stream=self.stream,
+                        keep_alive=self._keep_alive,
                     )
                 )
 
     def on_body(self, body: bytes) -> None:
-        if self._stream is not None:
-            self._stream.feed(body)
+        if self.stream is not None:
+            self.stream.feed(body)
             return
         self._size += len(body)
         if self._size <= self._max_body:
             self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
             stream.finish(self._trailers)
             return
         path, _, query = self._url.decode("latin-1").partition("?")
@@ -114,13 +151,16 @@ class RequestReader:
                 self._trailers,
                 too_large,
                 self._size,
+                keep_alive=self._keep_alive,
             )
         )
         self._body = []
 
-    def keep_alive(self) -> bool:
-        """Whether the last request asked to keep the connection open."""
-        return bool(self._parser.should_keep_alive())
+    def abort(self) -> None:
+        """The connection ended: a body still streaming in was truncated."""
+        stream, self.stream = self.stream, None
+        if stream is not None and not stream.finished:
+            stream.abort()
 
 
 def _status_line(status: int) -> bytes:

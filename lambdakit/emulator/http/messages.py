@@ -15,6 +15,18 @@ class BodyConsumer(Protocol):
 
     def body_end(self, trailers: Mapping[str, str]) -> None: ...
 
+    def body_abort(self) -> None:
+        """The connection ended before the body did."""
+        ...
+
+
+class Producer(Protocol):
+    """The connection a streamed body comes from: paused while its consumer cannot keep up."""
+
+    def pause_producing(self) -> None: ...
+
+    def resume_producing(self) -> None: ...
+
 
 class BodyStream:
     """A request body delivered after its request was dispatched.
@@ -25,14 +37,25 @@ class BodyStream:
     :meth:`consume` gets what was buffered so far, then every chunk as it comes.
     """
 
-    __slots__ = ("_chunks", "_consumer", "finished", "size", "trailers")
+    __slots__ = ("_chunks", "_consumer", "aborted", "finished", "producer", "size", "trailers")
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
         self._consumer: BodyConsumer | None = None
         self.trailers: Mapping[str, str] = {}
         self.finished = False
+        self.aborted = False
         self.size = 0
+        #: Set by the I/O layer: lets a slow consumer pause the sender.
+        self.producer: Producer | None = None
+
+    def pause(self) -> None:
+        if self.producer is not None:
+            self.producer.pause_producing()
+
+    def resume(self) -> None:
+        if self.producer is not None:
+            self.producer.resume_producing()
 
     def feed(self, data: bytes) -> None:
         self.size += len(data)
@@ -47,6 +70,11 @@ class BodyStream:
         if self._consumer is not None:
             self._consumer.body_end(trailers)
 
+    def abort(self) -> None:
+        self.aborted = True
+        if self._consumer is not None:
+            self._consumer.body_abort()
+
     def consume(self, consumer: BodyConsumer) -> None:
         self._consumer = consumer
         chunks, self._chunks = self._chunks, []
@@ -54,6 +82,8 @@ class BodyStream:
             consumer.body_chunk(chunk)
         if self.finished:
             consumer.body_end(self.trailers)
+        elif self.aborted:
+            consumer.body_abort()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +102,8 @@ class Request:
     body_size: int = 0
     #: Set for requests dispatched before their body arrived (see ``streams`` in the codec).
     stream: BodyStream | None = None
+    #: Whether the connection may stay open after this request's response.
+    keep_alive: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +128,10 @@ class ResponseWriter(Protocol):
 
     @property
     def closed(self) -> bool: ...
+
+    def set_flow(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        """Call ``pause`` while the reader falls behind and ``resume`` once it catches up."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,19 +29,33 @@ from lambdakit.emulator.http.messages import Handler, Request, Response, Streame
 
 logger = logging.getLogger("lambdakit.http")
 
-_BAD_REQUEST = Response(400, (("Content-Type", "text/plain"),), b"bad request\n", close=True)
+#: A request whose head is not complete this long after it began is dropped (slow clients).
+HEAD_TIMEOUT = 30.0
+#: A keep-alive connection with no request in progress is closed after this long.
+IDLE_TIMEOUT = 300.0
 _SERVER_ERROR = Response(500, (("Content-Type", "text/plain"),), b"internal error\n", close=True)
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status, (("Content-Type", "text/plain"),), message.encode() + b"\n", close=True)
 
 
 class _ChunkedWriter:
     """The :class:`ResponseWriter` of one streamed reply on one connection."""
 
-    __slots__ = ("_done", "_protocol", "_started")
+    __slots__ = ("_done", "_protocol", "_started", "pause", "resume")
 
     def __init__(self, protocol: HttpProtocol) -> None:
         self._protocol = protocol
         self._started = False
         self._done = False
+        self.pause: Callable[[], None] | None = None
+        self.resume: Callable[[], None] | None = None
+
+    def set_flow(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        self.pause, self.resume = pause, resume
+        if self._protocol.write_paused:
+            pause()
 
     @property
     def closed(self) -> bool:
@@ -65,6 +79,9 @@ class _ChunkedWriter:
         if not self.closed:
             self._protocol.send(LAST_CHUNK)
         self._done = True
+        if self.resume is not None:
+            self.resume()  # nothing more to hold back
+        self.pause = self.resume = None
         self._protocol.reply_done(close=not self._protocol.keep_alive)
 
 
@@ -86,17 +103,23 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._busy = False
         self._pending: asyncio.Future[Response] | None = None
+        self._writer: _ChunkedWriter | None = None
         self.keep_alive = True
+        self.write_paused = False
         self._closing = False
+        self._timer: asyncio.TimerHandle | None = None
 
     # asyncio callbacks ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._connections.add(self)
+        self._arm_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self.transport = None
+        self._cancel_timer()
+        self._reader.abort()  # a body still streaming in ends here, truncated
         if self._pending is not None and not self._pending.done():
             # The peer is gone: whoever holds the future learns it through cancellation.
             self._pending.cancel()
@@ -106,29 +129,74 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self._reader.feed(data)
         except ProtocolError as exc:
-            logger.debug("closing connection after a malformed request: %s", exc)
-            self._write(_BAD_REQUEST)
+            logger.debug("closing connection after a bad request: %s", exc)
+            self._reader.abort()
+            if not self._busy:  # never write into the middle of another reply
+                self._write(_error(exc.status, str(exc)))
+            self._close()
             return
         if self._reader.expects_continue:
             self._reader.expects_continue = False
             self.send(CONTINUE)
         self._serve_next()
+        self._arm_timer()
+
+    # timeouts and flow control ------------------------------------------------------------------
+    def _arm_timer(self) -> None:
+        """A deadline for a request head in progress, or for an idle keep-alive connection."""
+        self._cancel_timer()
+        if self._busy or self.transport is None:
+            return  # a reply in progress (a long-polled next may take any time)
+        delay = HEAD_TIMEOUT if self._reader.in_head else IDLE_TIMEOUT
+        self._timer = asyncio.get_running_loop().call_later(delay, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        logger.debug("closing a connection that sent nothing for too long")
+        self._close()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self._writer is not None and self._writer.pause is not None:
+            self._writer.pause()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._writer is not None and self._writer.resume is not None:
+            self._writer.resume()
+
+    def pause_producing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_producing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
 
     # request dispatch -----------------------------------------------------------------------
     def _serve_next(self) -> None:
         requests = self._reader.requests
         while requests and not self._busy and self.transport is not None:
             request = requests.popleft()
-            self.keep_alive = self._reader.keep_alive()
+            self.keep_alive = request.keep_alive
+            if request.stream is not None:
+                request.stream.producer = self
             reply = self._call(request)
             if isinstance(reply, Response):
                 self._write(reply)
                 continue
             self._busy = True
+            self._cancel_timer()
             if request.stream is None or request.stream.finished:
                 self.transport.pause_reading()
             if isinstance(reply, Streamed):
-                reply.attach(_ChunkedWriter(self))
+                self._writer = _ChunkedWriter(self)
+                reply.attach(self._writer)
             else:
                 self._pending = reply
                 reply.add_done_callback(self._on_reply)
@@ -161,17 +229,20 @@ class HttpProtocol(asyncio.Protocol):
     def reply_done(self, close: bool) -> None:
         """The pending reply is complete: close, or go on with the next request."""
         self._busy = False
+        self._writer = None
         if close:
             self._close()
         elif self.transport is not None:
             self.transport.resume_reading()
             self._serve_next()
+            self._arm_timer()
 
     def send(self, data: bytes) -> None:
         if self.transport is not None:
             self.transport.write(data)
 
     def _write(self, response: Response) -> None:
+        """Write a complete response, then close if it or the request asked to."""
         transport = self.transport
         if transport is None:
             return
