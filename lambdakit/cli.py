@@ -1,485 +1,61 @@
-"""The ``lambdakit`` command line.
+"""The ``lambdakit`` command line: one command per package, each imported when it runs.
 
-``lambdakit serve [OPTIONS] [HANDLER] [-- COMMAND [ARGS...]]`` runs the local Lambda service.
-Invalid flags or configuration print one line naming the problem and exit with status 2.
+``lambdakit serve`` runs the local Lambda service, ``lambdakit events`` lists its stored Event
+invocations, ``lambdakit post-run`` and ``lambdakit layer`` are the post-runner's, and
+``lambdakit extension`` runs a Python external extension.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
-import logging
+import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 from lambdakit import __version__
+from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail
 
-EXIT_USAGE = 2
-
-_SERVE_EPILOG = """\
-runtime selection (one of):
-  HANDLER                 a Python handler such as app.handler, run by lambdakit's runtime
-  --bootstrap PATH        a custom runtime's executable (as provided.al2023 runs it)
-  -- COMMAND [ARGS...]    any command as the runtime (as AWS's RIE takes it)
-  (none)                  the 'bootstrap' file in --code-dir, as Lambda looks for it
-
-examples:
-  lambdakit serve --code-dir examples/echo-bash --handler function.handler
-  lambdakit serve --port 0 app.handler
-  lambdakit serve --config lambdakit.toml
-  lambdakit serve --function-name echo -- ./bootstrap
-
-Invoke with curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI (--endpoint-url):
-  curl -XPOST http://127.0.0.1:8080/2015-03-31/functions/NAME/invocations -d '{}'
-"""
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
-
-
-def _serve_parser(prog: str) -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=prog,
-        description="Run Lambda functions on this machine, as Lambda runs them, without Docker.",
-        epilog=_SERVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add = parser.add_argument
-    add("handler_arg", nargs="?", metavar="HANDLER", help="Python handler (module.function)")
-    function = parser.add_argument_group("function (single-function mode)")
-    fadd = function.add_argument
-    fadd(
-        "--function-name",
-        help="name in the Invoke API path (env AWS_LAMBDA_FUNCTION_NAME; default: function)",
-    )
-    fadd("--handler", help="value of _HANDLER for the runtime")
-    fadd("--bootstrap", metavar="PATH", help="custom runtime executable")
-    fadd("--code-dir", metavar="DIR", help="LAMBDA_TASK_ROOT and working directory (default: .)")
-    fadd(
-        "--timeout",
-        metavar="SECONDS",
-        help="function timeout (env AWS_LAMBDA_FUNCTION_TIMEOUT; default: 3)",
-    )
-    fadd(
-        "--memory",
-        metavar="MB",
-        help="memory size reported to the function "
-        "(env AWS_LAMBDA_FUNCTION_MEMORY_SIZE; default: 128)",
-    )
-    fadd(
-        "--concurrency",
-        metavar="N",
-        help="most environments at once (env MAX_CONCURRENCY; default: 10)",
-    )
-    fadd(
-        "--max-queue",
-        metavar="N",
-        help="invocations that may wait for a busy function before "
-        "429 TooManyRequestsException (default: 100)",
-    )
-    fadd(
-        "--idle-timeout", metavar="SECONDS", help="stop environments idle this long (default: 600)"
-    )
-    fadd(
-        "--env",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="environment variable for the function (repeatable)",
-    )
-    fadd("--env-file", metavar="FILE", help="KEY=VALUE lines for the function's environment")
-    fadd(
-        "--extensions-dir",
-        metavar="DIR",
-        help="start every executable in DIR as an external extension (the local /opt/extensions)",
-    )
-    fadd(
-        "--url-port",
-        metavar="PORT",
-        help="serve the function's Function URL on this port (0: a free one)",
-    )
-    events = parser.add_argument_group("Event (asynchronous) invocations")
-    eadd = events.add_argument
-    eadd("--max-retry-attempts", metavar="N", help="retries after a failed Event, 0-2 (default: 2)")
-    eadd(
-        "--retry-backoff",
-        metavar="SECONDS",
-        help="wait before the first retry, doubling (default: 60)",
-    )
-    eadd(
-        "--max-event-age",
-        metavar="SECONDS",
-        help="give up on Events older than this (default: 21600)",
-    )
-    eadd(
-        "--on-success",
-        metavar="DEST",
-        help="destination of successful Events: function:NAME or a .jsonl file",
-    )
-    eadd(
-        "--on-failure",
-        metavar="DEST",
-        help="destination of failed Events: function:NAME or a .jsonl file",
-    )
-    fadd(
-        "--no-freeze",
-        dest="freeze",
-        action="store_false",
-        help="do not freeze (SIGSTOP) environments between invocations",
-    )
-    service = parser.add_argument_group("service")
-    sadd = service.add_argument
-    sadd("--config", metavar="FILE", help="a lambdakit.toml declaring several functions")
-    sadd("--host", help="address of the Invoke API (default: 127.0.0.1)")
-    sadd(
-        "--state-dir",
-        metavar="DIR",
-        help="where accepted Event invocations are stored (default: .lambdakit)",
-    )
-    sadd("--port", help="port of the Invoke API; 0 picks a free one (default: 8080)")
-    sadd(
-        "--log-format",
-        choices=("text", "json"),
-        help="START/END/REPORT and function lines as text or JSON (default: text)",
-    )
-    sadd(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="lambdakit's own diagnostics on stderr (default: info)",
-    )
-    return parser
-
-
-def _function_options(
-    args: argparse.Namespace, command: Sequence[str], environ: Mapping[str, str]
-) -> dict[str, Any]:
-    from lambdakit.emulator.config import (
-        DEFAULT_CONCURRENCY,
-        DEFAULT_MEMORY,
-        DEFAULT_TIMEOUT,
-        environ_default,
-        parse_env_pair,
-    )
-
-    env = dict(parse_env_pair("--env", pair) for pair in args.env)
-    options: dict[str, Any] = {
-        "name": environ_default(
-            environ, args.function_name, "AWS_LAMBDA_FUNCTION_NAME", "function"
-        ),
-        "handler": args.handler or args.handler_arg or "",
-        "python_handler": args.handler_arg,
-        "bootstrap": args.bootstrap,
-        "command": tuple(command),
-        "code_dir": args.code_dir or ".",
-        "timeout": environ_default(
-            environ, args.timeout, "AWS_LAMBDA_FUNCTION_TIMEOUT", DEFAULT_TIMEOUT
-        ),
-        "memory": environ_default(
-            environ, args.memory, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", DEFAULT_MEMORY
-        ),
-        "concurrency": environ_default(
-            environ, args.concurrency, "MAX_CONCURRENCY", DEFAULT_CONCURRENCY
-        ),
-        "env": env,
-        "env_file": args.env_file,
-        "extensions_dir": args.extensions_dir,
-        "freeze": args.freeze,
-        "url_port": args.url_port,
-    }
-    for option in (
-        "max_queue",
-        "max_retry_attempts",
-        "retry_backoff",
-        "max_event_age",
-        "on_success",
-        "on_failure",
-    ):
-        if getattr(args, option) is not None:
-            options[option] = getattr(args, option)
-    if args.idle_timeout is not None:
-        options["idle_timeout"] = args.idle_timeout
-    return options
-
-
-_FLAG_NAMES = {
-    "name": "--function-name / AWS_LAMBDA_FUNCTION_NAME",
-    "code_dir": "--code-dir",
-    "timeout": "--timeout / AWS_LAMBDA_FUNCTION_TIMEOUT",
-    "memory": "--memory / AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "concurrency": "--concurrency / MAX_CONCURRENCY",
-    "max_queue": "--max-queue",
-    "idle_timeout": "--idle-timeout",
-    "env": "--env",
-    "env_file": "--env-file",
-    "extensions_dir": "--extensions-dir",
-    "url_port": "--url-port",
-    "max_retry_attempts": "--max-retry-attempts",
-    "retry_backoff": "--retry-backoff",
-    "max_event_age": "--max-event-age",
-    "on_success": "--on-success",
-    "on_failure": "--on-failure",
-    "runtime": "runtime",
-}
-
-_SINGLE_FUNCTION_FLAGS = (
-    "function_name",
-    "handler",
-    "bootstrap",
-    "code_dir",
-    "timeout",
-    "memory",
-    "concurrency",
-    "max_queue",
-    "idle_timeout",
-    "env_file",
-    "extensions_dir",
-    "url_port",
-    "max_retry_attempts",
-    "retry_backoff",
-    "max_event_age",
-    "on_success",
-    "on_failure",
-)
-
-
-def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Any, str]:
-    """Parse ``serve``'s arguments: (ServiceConfig, log level); raises ConfigError/_UsageError."""
-    from lambdakit.emulator import config as cfg
-
-    argv = list(argv)
-    command: list[str] = []
-    if "--" in argv:
-        split = argv.index("--")
-        argv, command = argv[:split], argv[split + 1 :]
-        if not command:
-            raise cfg.ConfigError("--: expected a COMMAND after '--'")
-    args = _serve_parser("lambdakit serve").parse_args(argv)
-    service_options: dict[str, Any] = {}
-    if args.config:
-        given = [f"--{n.replace('_', '-')}" for n in _SINGLE_FUNCTION_FLAGS if getattr(args, n)]
-        if args.env or command or args.handler_arg:
-            given.append("--env/HANDLER/COMMAND")
-        if given:
-            raise cfg.ConfigError(
-                f"{given[0]}: cannot be combined with --config; set it per function in the file"
-            )
-        path = Path(args.config)
-        document = cfg.load_toml(path)
-        functions = cfg.functions_from_file(path, document, environ)
-        if not args.freeze:  # --no-freeze applies to every function of the file
-            functions = {n: dataclasses.replace(f, freeze=False) for n, f in functions.items()}
-        service_options.update(cfg.service_options(path, document))
-    else:
-        options = _function_options(args, command, environ)
-        function = cfg.build_function(
-            "", options, base=Path.cwd(), environ=environ, names=_FLAG_NAMES
-        )
-        functions = {function.name: function}
-    for key in ("host", "port", "log_format", "state_dir"):
-        value = getattr(args, key)
-        if value is not None:
-            service_options[key] = value
-    return cfg.build_service(functions, service_options), args.log_level
-
-
-def _serve(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    from lambdakit.emulator.config import ConfigError
-
-    try:
-        config, level = build_config(argv, environ)
-    except (ConfigError, _UsageError) as exc:
-        _fail(f"lambdakit serve: error: {exc}")
-        return EXIT_USAGE
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="lambdakit %(levelname)s %(name)s: %(message)s",
-    )
-    import sqlite3
-
-    from lambdakit.emulator.service import Service, serve
-
-    try:
-        service = Service(config, environ)
-    except (OSError, sqlite3.Error) as exc:
-        _fail(f"lambdakit serve: error: --state-dir: cannot use {str(config.state_dir)!r}: {exc}")
-        return EXIT_USAGE
-
-    def ready(address: tuple[str, int]) -> None:
-        host, port = address
-        names = ", ".join(sorted(config.functions))
-        lines = [f"lambdakit serve: listening on http://{host}:{port} (functions: {names})"]
-        for name, (url_host, url_port) in sorted(service.url_addresses.items()):
-            lines.append(f"lambdakit serve: function URL of {name}: http://{url_host}:{url_port}/")
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-
-    try:
-        _run(serve(service, ready))
-    except OSError as exc:
-        _fail(f"lambdakit serve: error: {exc.strerror or exc}")
-        return 1
-    return 0
-
-
-def _events(argv: Sequence[str]) -> int:
-    """``lambdakit events``: the stored Event invocations that are not done."""
-    import json
-    import sqlite3
-
-    from lambdakit.emulator.event_store import DATABASE, EventStore
-
-    parser = _Parser(
-        prog="lambdakit events",
-        description="List the Event invocations that "
-        "lambdakit serve has accepted and not yet run (pending, running) or given "
-        "up on (failed).",
-    )
-    parser.add_argument(
-        "--state-dir",
-        default=".lambdakit",
-        metavar="DIR",
-        help="serve's --state-dir (default: .lambdakit)",
-    )
-    parser.add_argument(
-        "--state",
-        choices=("pending", "running", "failed"),
-        action="append",
-        help="only these states (repeatable; default: all three)",
-    )
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    try:
-        args = parser.parse_args(argv)
-    except _UsageError as exc:
-        _fail(f"lambdakit events: error: {exc}")
-        return EXIT_USAGE
-    state_dir = Path(args.state_dir)
-    if not (state_dir / DATABASE).exists():
-        _fail(f"lambdakit events: error: --state-dir: no {DATABASE} in {str(state_dir)!r}")
-        return EXIT_USAGE
-    try:
-        store = EventStore(state_dir, read_only=True)
-        events = store.listing(tuple(args.state or ("pending", "running", "failed")))
-        store.close()
-    except sqlite3.Error as exc:
-        _fail(f"lambdakit events: error: cannot read {state_dir / DATABASE}: {exc}")
-        return 1
-    out = sys.stdout
-    if args.json:
-        for event in events:
-            out.write(
-                json.dumps(
-                    {
-                        "requestId": event.request_id,
-                        "function": event.function,
-                        "state": event.state,
-                        "attempts": event.attempts,
-                        "acceptedAt": event.accepted_at,
-                        "dueAt": event.due_at,
-                        "condition": event.condition,
-                        "lastError": event.last_error,
-                        "payload": event.payload.decode("utf-8", "replace"),
-                    }
-                )
-                + "\n"
-            )
-        return 0
-    if not events:
-        out.write("no pending or failed events\n")
-        return 0
-    out.write(f"{'REQUEST ID':36}  {'FUNCTION':16}  {'STATE':8}  TRIES  LAST ERROR\n")
-    for event in events:
-        error = (event.last_error or "").replace("\n", " ")[:60]
-        out.write(
-            f"{event.request_id:36}  {event.function[:16]:16}  {event.state:8}  "
-            f"{event.attempts:5}  {error}\n"
-        )
-    return 0
-
-
-def _fail(message: str) -> None:
-    """One line on stderr: the command line's way of naming a problem."""
-    sys.stderr.write(message + "\n")
-
-
-def _run(main: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    uvloop.run(main)
-
-
-#: Subcommands implemented in other packages: name -> (module, one-line summary).  Each module
-#: has ``main(argv, environ) -> int``; it is imported only when its command runs.
-_COMMANDS = {
+#: Every command: name -> (module with ``main(argv, environ) -> int``, one-line summary).
+COMMANDS = {
+    "serve": (
+        "lambdakit.emulator.serve_command",
+        "run Lambda functions locally, as Lambda runs them",
+    ),
+    "events": (
+        "lambdakit.emulator.events_command",
+        "list the Event invocations serve has pending or failed",
+    ),
     "post-run": ("lambdakit.postrun.cli", "run a command after each response, for any runtime"),
     "layer": ("lambdakit.postrun.layer", "build the post-runner's Lambda layer zip"),
     "extension": ("lambdakit.extensions.cli", "run a Python external extension"),
 }
 
 
-def _available_commands() -> dict[str, str]:
-    import importlib.util
-
-    commands = {
-        "serve": "run Lambda functions locally, as Lambda runs them",
-        "events": "list the Event invocations serve has pending or failed",
-    }
-    for name, (module, summary) in _COMMANDS.items():
-        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is not None:
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except ModuleNotFoundError:
-                found = False
-            if found:
-                commands[name] = summary
-    return commands
-
-
-def _main_parser(commands: Mapping[str, str]) -> argparse.ArgumentParser:
-    listing = "".join(f"  {name:<10} {summary}\n" for name, summary in commands.items())
-    parser = _Parser(
+def _main_parser() -> argparse.ArgumentParser:
+    listing = "".join(f"  {name:<10} {summary}\n" for name, (_, summary) in COMMANDS.items())
+    parser = Parser(
         prog="lambdakit",
         description="A toolkit for the AWS Lambda execution environment.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"commands:\n{listing}\nlambdakit COMMAND --help describes each one.\n",
     )
     parser.add_argument("--version", action="version", version=f"lambdakit {__version__}")
-    parser.add_argument("command", choices=tuple(commands), help="what to run")
+    parser.add_argument("command", choices=tuple(COMMANDS), help="what to run")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
-    if argv and argv[0] == "serve":
-        return _serve(argv[1:], environ)
-    if argv and argv[0] == "events":
-        return _events(argv[1:])
-    commands = _available_commands()
-    if argv and argv[0] in _COMMANDS and argv[0] in commands:
-        import importlib
-
-        module = importlib.import_module(_COMMANDS[argv[0]][0])
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
         return int(module.main(argv[1:], environ))
     try:
-        _main_parser(commands).parse_args(argv[:1] if argv else [])
-    except _UsageError as exc:
-        _fail(f"lambdakit: error: {exc}")
-        return EXIT_USAGE
+        _main_parser().parse_args(argv[:1] if argv else [])
+    except UsageError as exc:
+        fail(f"lambdakit: error: {exc}")
     return EXIT_USAGE
 
 
