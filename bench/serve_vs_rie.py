@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import math
-import signal
 import statistics
 import sys
 import time
@@ -23,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench import load
@@ -31,6 +29,7 @@ from bench.machine import machine_info
 from bench.procs import (
     cpu_seconds,
     descendants,
+    interrupt_on_signals,
     machine_busy_seconds,
     own_cpu_seconds,
     rss_mb,
@@ -65,21 +64,6 @@ def _runtime_cpu(server: Server) -> float:
         with contextlib.suppress(ProcessLookupError):
             total += cpu_seconds(pid)
     return total
-
-
-def _interrupt_on_signals() -> None:
-    """Ctrl-C and SIGTERM raise KeyboardInterrupt once; later ones are ignored so cleanup finishes.
-
-    SIGINT is set explicitly: a shell starts background jobs with it ignored.
-    """
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
 
 
 @contextlib.contextmanager
@@ -287,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         help="extra option for lambdakit serve, e.g. --serve-arg=--no-freeze (repeatable)",
     )
     args = parser.parse_args(argv)
-    _interrupt_on_signals()
+    interrupt_on_signals()
     results = run(Plan.quick() if args.quick else Plan(), args.serve_arg)
     table = render_markdown(results)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -147,20 +147,23 @@ def listener() -> Iterator[tuple[int, list[dict[str, object]]]]:
         server.server_close()
 
 
+def _subscribed_function(port: int) -> tuple[str, ...]:
+    """The bash function with an extension subscribing the listener on ``port``."""
+    return bash_function(
+        "--function-name",
+        "tele",
+        "--extensions-dir",
+        str(EXTENSIONS / "telemetry"),
+        "--env",
+        f"TELEMETRY_PORT={port}",
+    )
+
+
 def test_a_telemetry_subscriber_gets_platform_records_and_function_lines(
     listener: tuple[int, list[dict[str, object]]],
 ) -> None:
     port, records = listener
-    with running_serve(
-        *bash_function(
-            "--function-name",
-            "tele",
-            "--extensions-dir",
-            str(EXTENSIONS / "telemetry"),
-            "--env",
-            f"TELEMETRY_PORT={port}",
-        )
-    ) as serve:
+    with running_serve(*_subscribed_function(port)) as serve:
         ids = [serve.invoke("tele")[1]["x-amzn-requestid"] for _ in range(3)]
         assert serve.wait_for_output(r"\[subscriber\] subscribed: 200")
         deadline = time.monotonic() + 10
@@ -257,16 +260,7 @@ def test_telemetry_reaches_a_subscriber_before_its_environment_freezes(
     listener: tuple[int, list[dict[str, object]]],
 ) -> None:
     port, records = listener
-    with running_serve(
-        *bash_function(
-            "--function-name",
-            "tele",
-            "--extensions-dir",
-            str(EXTENSIONS / "telemetry"),
-            "--env",
-            f"TELEMETRY_PORT={port}",
-        )
-    ) as serve:
+    with running_serve(*_subscribed_function(port)) as serve:
         request_id = serve.invoke("tele")[1]["x-amzn-requestid"]
         deadline = time.monotonic() + 3  # no second invocation comes to thaw it
         while time.monotonic() < deadline and not any(
