@@ -132,3 +132,20 @@ def test_a_stream_without_a_prelude_delimiter_keeps_every_byte(url: tuple[Serve,
     response = _request(port, "GET", "/no-prelude")
     assert response.status == 200
     assert response.read() == b"a" * 18000
+
+
+def test_an_http_1_0_client_gets_a_streamed_body_ended_by_the_connection(
+    url: tuple[Serve, int],
+) -> None:
+    import socket
+
+    _, port = url
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /stream HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"hello world"

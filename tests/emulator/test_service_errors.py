@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +101,33 @@ def test_every_environment_busy_and_queue_full_is_429_too_many_requests() -> Non
     assert headers["x-amzn-errortype"] == "TooManyRequestsException"
     assert headers["retry-after"] == "1"
     assert json.loads(body)["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+
+def test_an_oversized_body_announced_with_100_continue_is_refused_before_it_is_sent(
+    echo: Serve, tmp_path: Path
+) -> None:
+    body = tmp_path / "big.json"
+    body.write_bytes(b'"' + b"a" * (7 * 1024 * 1024) + b'"')
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_upload}",
+            "-XPOST",
+            f"{echo.url}/2015-03-31/functions/echo/invocations",
+            "--data-binary",
+            f"@{body}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    status, uploaded = result.stdout.split()
+    assert status == "413"
+    assert float(uploaded) < 1024 * 1024  # curl never sent the 7 MB
+    assert elapsed < 0.9  # nor waited for a 100 Continue that would not come

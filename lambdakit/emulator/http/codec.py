@@ -56,6 +56,8 @@ class RequestReader:
         self._in_trailers = False
         self._head_bytes = 0
         self._keep_alive = True
+        self._http10 = False
+        self._refused = False
         self._body: list[bytes] = []
         self._size = 0
 
@@ -106,8 +108,32 @@ class RequestReader:
         self._in_trailers = True
         # Read here: once feed() returns, the parser has moved on to the next message.
         self._keep_alive = bool(self._parser.should_keep_alive())
+        self._http10 = self._parser.get_http_version() == "1.0"
         self.stream = None
-        if self._headers.get("expect", "").lower() == "100-continue":
+        self._refused = False
+        declared = self._headers.get("content-length", "")
+        expects_continue = self._headers.get("expect", "").lower() == "100-continue"
+        if expects_continue and declared.isdigit() and int(declared) > self._max_body:
+            # A client waiting for 100-continue gets the refusal instead and sends no body;
+            # the connection closes after the answer.  (Others send the body anyway: it is read
+            # and dropped, since closing on unread data would reset the answer away.)
+            self._refused = True
+            path, _, query = self._url.decode("latin-1").partition("?")
+            self.requests.append(
+                Request(
+                    self._parser.get_method().decode("latin-1"),
+                    path,
+                    query,
+                    self._headers,
+                    b"",
+                    body_too_large=True,
+                    body_size=int(declared),
+                    keep_alive=False,
+                    http10=self._http10,
+                )
+            )
+            return
+        if expects_continue:
             self.expects_continue = True
         if self._streams is not None:
             path, _, query = self._url.decode("latin-1").partition("?")
@@ -122,12 +148,15 @@ class RequestReader:
                         b"",
                         stream=self.stream,
                         keep_alive=self._keep_alive,
+                        http10=self._http10,
                     )
                 )
 
     def on_body(self, body: bytes) -> None:
         if self.stream is not None:
             self.stream.feed(body)
+            return
+        if self._refused:
             return
         self._size += len(body)
         if self._size <= self._max_body:
@@ -138,6 +167,8 @@ class RequestReader:
             stream, self.stream = self.stream, None
             stream.finish(self._trailers)
             return
+        if self._refused:
+            return  # answered at headers-complete
         path, _, query = self._url.decode("latin-1").partition("?")
         too_large = self._size > self._max_body
         body = b"" if too_large else b"".join(self._body)
@@ -152,6 +183,7 @@ class RequestReader:
                 too_large,
                 self._size,
                 keep_alive=self._keep_alive,
+                http10=self._http10,
             )
         )
         self._body = []
@@ -175,14 +207,18 @@ _STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStat
 
 
 def encode_head(
-    status: int, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...], keep_alive: bool
+    status: int,
+    headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    keep_alive: bool,
+    chunked: bool = True,
 ) -> bytes:
-    """Status line and headers of a chunked response."""
+    """Status line and headers of a streamed response (chunked, or ended by closing)."""
     head = [_STATUS_LINES.get(status) or _status_line(status)]
     for name, value in headers:
         head.append(f"{name}: {value}\r\n".encode("latin-1"))
-    head.append(b"Transfer-Encoding: chunked\r\n")
-    if not keep_alive:
+    if chunked:
+        head.append(b"Transfer-Encoding: chunked\r\n")
+    if not keep_alive or not chunked:
         head.append(b"Connection: close\r\n")
     head.append(b"\r\n")
     return b"".join(head)

@@ -104,6 +104,8 @@ class Request:
     stream: BodyStream | None = None
     #: Whether the connection may stay open after this request's response.
     keep_alive: bool = True
+    #: An HTTP/1.0 request: a streamed reply is sent unframed and ends with the connection.
+    http10: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,18 +65,22 @@ class _ChunkedWriter:
         if self._started or self.closed:
             return
         self._started = True
-        self._protocol.send(encode_head(status, tuple(headers), self._protocol.keep_alive))
+        protocol = self._protocol
+        if protocol.http10:  # no chunked encoding in HTTP/1.0: the end is the connection's
+            protocol.keep_alive = False
+        head = encode_head(status, tuple(headers), protocol.keep_alive, not protocol.http10)
+        protocol.send(head)
 
     def write(self, data: bytes) -> None:
         if data and self._started and not self.closed:
-            self._protocol.send(encode_chunk(data))
+            self._protocol.send(data if self._protocol.http10 else encode_chunk(data))
 
     def finish(self) -> None:
         if self._done:
             return
         if not self._started:
             self.start(200, ())
-        if not self.closed:
+        if not self.closed and not self._protocol.http10:
             self._protocol.send(LAST_CHUNK)
         self._done = True
         if self.resume is not None:
@@ -105,6 +109,7 @@ class HttpProtocol(asyncio.Protocol):
         self._pending: asyncio.Future[Response] | None = None
         self._writer: _ChunkedWriter | None = None
         self.keep_alive = True
+        self.http10 = False
         self.write_paused = False
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
@@ -184,6 +189,7 @@ class HttpProtocol(asyncio.Protocol):
         while requests and not self._busy and self.transport is not None:
             request = requests.popleft()
             self.keep_alive = request.keep_alive
+            self.http10 = request.http10
             if request.stream is not None:
                 request.stream.producer = self
             reply = self._call(request)
