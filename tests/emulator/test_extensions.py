@@ -282,3 +282,22 @@ def test_init_waits_for_a_slow_extension_to_register() -> None:
     log = serve.output()
     assert re.search(r"\[slow-ext\] registered as [0-9a-f-]{36}", log)
     assert log.index("[slow-ext] registered") < log.index(f"START RequestId: {request_id}")
+
+
+def test_a_crash_sends_shutdown_with_reason_failure() -> None:
+    with running_serve(
+        *bash_function(
+            "--function-name",
+            "ext",
+            "--extensions-dir",
+            str(EXTENSIONS / "bash"),
+            handler="function.crash",
+        )
+    ) as serve:
+        status, headers, body = serve.invoke("ext")
+        assert serve.wait_for_output(r"\[bash-ext\] event .*SHUTDOWN", timeout=15)
+    assert json.loads(body)["errorType"] == "Runtime.ExitError"
+    shutdown = next(line for line in serve.output().splitlines() if '"SHUTDOWN"' in line)
+    event = json.loads(shutdown.split("event ", 1)[1])
+    assert event["shutdownReason"] == "failure"
+    assert event["deadlineMs"] > time.time() * 1000 - 10_000
