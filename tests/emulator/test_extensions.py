@@ -294,7 +294,7 @@ def test_a_crash_sends_shutdown_with_reason_failure() -> None:
             handler="function.crash",
         )
     ) as serve:
-        status, headers, body = serve.invoke("ext")
+        _, _, body = serve.invoke("ext")
         assert serve.wait_for_output(r"\[bash-ext\] event .*SHUTDOWN", timeout=15)
     assert json.loads(body)["errorType"] == "Runtime.ExitError"
     shutdown = next(line for line in serve.output().splitlines() if '"SHUTDOWN"' in line)
