@@ -20,7 +20,11 @@ import sys as _sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lambdakit.extensions.background import background_task
-    from lambdakit.extensions.client import ExtensionsApiClient, ExtensionsApiError
+    from lambdakit.extensions.client import (
+        ExtensionsApiClient,
+        ExtensionsApiError,
+        ExtensionsConnectionError,
+    )
     from lambdakit.extensions.events import (
         InvokeEvent,
         Registration,
@@ -35,6 +39,7 @@ __all__ = [
     "ExtensionFailure",
     "ExtensionsApiClient",
     "ExtensionsApiError",
+    "ExtensionsConnectionError",
     "InvokeEvent",
     "Registration",
     "ShutdownEvent",
@@ -49,6 +54,7 @@ _HOMES = {
     "ExtensionFailure": "external",
     "ExtensionsApiClient": "client",
     "ExtensionsApiError": "client",
+    "ExtensionsConnectionError": "client",
     "InvokeEvent": "events",
     "Registration": "events",
     "ShutdownEvent": "events",

@@ -21,11 +21,25 @@ def loop() -> asyncio.AbstractEventLoop:
     """The process's event loop, created (and set as current) on the first call."""
     global _loop
     if _loop is None or _loop.is_closed():
-        _loop = _new_loop()
         import asyncio
 
-        asyncio.set_event_loop(_loop)
+        _loop = _current_loop(asyncio.get_event_loop_policy())
+        if _loop is None:
+            _loop = _new_loop()
+            asyncio.set_event_loop(_loop)
     return _loop
+
+
+def _current_loop(policy: asyncio.AbstractEventLoopPolicy) -> asyncio.AbstractEventLoop | None:
+    """A loop the handler's module set as current (``set_event_loop``), to share, not replace.
+
+    Read from the policy's thread-local: ``asyncio.get_event_loop()`` would warn, or make one.
+    """
+    local = getattr(policy, "_local", None)
+    current: asyncio.AbstractEventLoop | None = getattr(local, "_loop", None)
+    if current is None or current.is_closed() or current.is_running():
+        return None
+    return current
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

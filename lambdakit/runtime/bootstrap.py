@@ -19,6 +19,8 @@ from lambdakit.runtime.context import LambdaContext
 from lambdakit.runtime.errors import (
     ErrorReport,
     FaultError,
+    ascii_header,
+    is_user_error,
     report_exception,
     report_fault,
 )
@@ -72,7 +74,7 @@ class Runtime:
         self._lifecycle.fire("init_failed")
         logs.write_init_warning(json_logs=self._config.json_logs)
         logs.write_error_report(report, "", json_logs=self._config.json_logs)
-        self._client.post_init_error(report.body(), report.error_type)
+        self._client.post_init_error(report.body(), ascii_header(report.error_type))
 
     def serve_forever(self) -> None:
         while True:
@@ -116,7 +118,9 @@ class Runtime:
             body, content_type = marshal_response(result)
         except FaultError as fault:
             self._post_error(invocation, report_fault(fault), _VALIDATION_FAULT)
-        except Exception as exc:
+        except BaseException as exc:
+            if not is_user_error(exc):
+                raise  # SystemExit, KeyboardInterrupt: as awslambdaric
             self._post_error(invocation, report_exception(exc), None)
         else:
             self._post(self._client.post_response, invocation, body, content_type)
@@ -125,7 +129,8 @@ class Runtime:
         logs.write_error_report(report, invocation.request_id, json_logs=self._config.json_logs)
         body = report.body(invocation.request_id)
         cause = report.xray_cause(fault)
-        self._post(self._client.post_error, invocation, body, report.error_type, cause)
+        error_type = ascii_header(report.error_type)
+        self._post(self._client.post_error, invocation, body, error_type, cause)
 
     def _post(self, post: Callable[..., None], *args: object) -> None:
         try:

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from lambdakit.runtime.transport import ChunkedUpload
 
 _OK = 200
-_ACCEPTED = 202
 
 
 class Invocation:
@@ -157,5 +156,5 @@ class RuntimeApiClient:
 
     def _post(self, path: str, body: bytes, fields: list[tuple[str, str]]) -> None:
         response = self._conn.request("POST", path, body, fields)
-        if response.status != _ACCEPTED:
+        if not 200 <= response.status < 300:  # Lambda answers 202; any 2xx is success
             raise PostRejected(path, response.status, response.body)

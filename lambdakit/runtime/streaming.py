@@ -23,7 +23,13 @@ import types
 
 from lambdakit.runtime import logs
 from lambdakit.runtime.client import PostRejected
-from lambdakit.runtime.errors import FaultError, report_exception, report_fault
+from lambdakit.runtime.errors import (
+    FaultError,
+    ascii_header,
+    is_user_error,
+    report_exception,
+    report_fault,
+)
 from lambdakit.runtime.transport import RuntimeApiError
 from lambdakit.streaming import HttpPrelude, ResponseStream, StreamingResponse
 from lambdakit.wire import errors
@@ -65,6 +71,11 @@ class _Upload:
         assert self.request is not None
         self._client.finish_streaming_response(self.request, self._invocation, list(trailers))
 
+    def abandon(self) -> None:
+        """Cut the body off (the Runtime API then reports a truncated response)."""
+        if self.request is not None:
+            self.request.abandon()
+
     @property
     def broken(self) -> bool:
         """The connection failed mid-body: nothing more can be sent for this invocation."""
@@ -79,19 +90,35 @@ def stream_response(
     stream = ResponseStream(upload.open)
     try:
         _produce(result, stream)
-    except Exception as exc:
-        if not stream.started:
-            raise  # nothing sent yet: an ordinary /error
-        if upload.broken:
-            _log().warning("streaming the response to the Runtime API failed: %s", exc)
-            return
+    except BaseException as exc:
+        if not is_user_error(exc) or not stream.started:
+            raise  # nothing sent yet: an ordinary /error (or SystemExit and the like)
+        _fail_mid_stream(exc, stream, upload, invocation, json_logs)
+        return
+    _end(stream, ())
+
+
+def _fail_mid_stream(
+    exc: BaseException,
+    stream: ResponseStream,
+    upload: _Upload,
+    invocation: Invocation,
+    json_logs: bool,
+) -> None:
+    """End a started stream with the error trailers.  Nothing may escape from here: the upload's
+    body is open, and any other request on that connection would corrupt it."""
+    if upload.broken:
+        _log().warning("streaming the response to the Runtime API failed: %s", exc)
+        return
+    try:
         report = report_fault(exc) if isinstance(exc, FaultError) else report_exception(exc)
         logs.write_error_report(report, invocation.request_id, json_logs=json_logs)
         if stream.closed:
             return  # the handler closed the stream, then failed: the caller has its response
         _end(stream, _error_trailers(report, invocation.request_id))
-        return
-    _end(stream, ())
+    except Exception:
+        _log().exception("could not report the error of a streamed response; ending it")
+        upload.abandon()
 
 
 def _produce(result: object, stream: ResponseStream) -> None:
@@ -149,7 +176,7 @@ def _end(stream: ResponseStream, trailers: Sequence[tuple[str, str]]) -> None:
 
 def _error_trailers(report: ErrorReport, request_id: str) -> list[tuple[str, str]]:
     body = binascii.b2a_base64(report.body(request_id), newline=False).decode("ascii")
-    return [(h.FUNCTION_ERROR_TYPE, report.error_type), (h.FUNCTION_ERROR_BODY, body)]
+    return [(h.FUNCTION_ERROR_TYPE, ascii_header(report.error_type)), (h.FUNCTION_ERROR_BODY, body)]
 
 
 def _log() -> logging.Logger:

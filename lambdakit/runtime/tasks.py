@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 import types
 
+from lambdakit.runtime.errors import is_user_error
 from lambdakit.runtime.scope import SCOPE, Task
 
 TYPE_CHECKING = False
@@ -107,7 +108,9 @@ def run_tasks(deadline_ms: int, tasks: list[Task] | None = None) -> None:
                     len(queue) - index,
                 )
                 return
-            except Exception:
+            except BaseException as exc:
+                if not is_user_error(exc):
+                    raise
                 _log().exception("after_response task %r failed", task)
     finally:
         _deadline = None
@@ -130,7 +133,9 @@ def _await(coro: types.CoroutineType[object, object, object], deadline: float) -
     from lambdakit.runtime import aio
 
     try:
-        aio.run(coro, timeout=max(deadline - time.time(), 0.0))
+        # The loop's timeout cancels a task that awaits; the alarm stops one that blocks.
+        with _Alarm(deadline - time.time() + 0.002):
+            aio.run(coro, timeout=max(deadline - time.time(), 0.0))
     except asyncio.TimeoutError:
         if time.time() >= deadline - 0.005:
             raise TaskCutOff from None
@@ -161,7 +166,8 @@ class _Alarm:
         import signal
 
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, self._previous)  # type: ignore[arg-type]
+        previous = self._previous if self._previous is not None else signal.SIG_DFL
+        signal.signal(signal.SIGALRM, previous)  # type: ignore[arg-type]
 
 
 def _cut_off(signum: int, frame: types.FrameType | None) -> None:

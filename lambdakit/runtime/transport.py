@@ -1,10 +1,12 @@
-"""A minimal keep-alive HTTP/1.1 client on a raw socket, for the Runtime API only.
+"""A minimal keep-alive HTTP/1.1 client on a raw socket, for the Lambda APIs on loopback.
 
 Theory of operation: the runtime talks to one server (``AWS_LAMBDA_RUNTIME_API``) over loopback,
 one request at a time, and the first request must go out as soon as possible after the process
-starts.  ``http.client`` costs more import time than the rest of the runtime together (it pulls in
-``email``, ``ssl`` and ``hashlib``), so this module speaks just enough HTTP/1.1 (RFC 9112) over
-``_socket``:
+starts.  ``http.client`` costs more import time than the rest of the runtime together (it pulls
+in ``email``, ``ssl`` and ``hashlib``), so this module speaks just enough HTTP/1.1 (RFC 9112) over
+``_socket``.  lambdakit.extensions, whose import is on the Init path of a handler module under
+awslambdaric, talks to the same server (the Extensions and Telemetry APIs) with the same
+:class:`Connection`:
 
 - requests carry ``Content-Length`` (bodies in memory), except a streamed response, whose body
   goes out as it is produced, in chunks (section 7.1), ending with optional trailer fields
@@ -35,7 +37,10 @@ _CRLF = b"\r\n"
 
 
 class RuntimeApiError(Exception):
-    """The Runtime API could not be reached or answered with something we cannot read."""
+    """The server could not be reached or answered with something we cannot read.
+
+    The message names the API (``Connection``'s ``api``: the Runtime API unless told otherwise).
+    """
 
 
 class _StaleConnection(Exception):
@@ -56,25 +61,32 @@ class HttpResponse:
         return f"HttpResponse(status={self.status}, body={len(self.body)} bytes)"
 
 
-def _split_address(address: str) -> tuple[int, str, int]:
+def _split_address(address: str, api: str) -> tuple[int, str, int]:
     """``host:port`` (or ``[v6]:port``) -> (address family, host, port)."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
-        raise RuntimeApiError(f"Runtime API address {address!r} is not host:port")
+        raise RuntimeApiError(f"{api} address {address!r} is not host:port")
     if host.startswith("[") and host.endswith("]"):
         return _socket.AF_INET6, host[1:-1], int(port)
     return _socket.AF_INET, host, int(port)
 
 
 class Connection:
-    """A keep-alive HTTP/1.1 connection to one server; requests are sent one at a time."""
+    """A keep-alive HTTP/1.1 connection to one server; requests are sent one at a time.
 
-    def __init__(self, address: str, user_agent: str) -> None:
-        self._family, self._host, self._port = _split_address(address)
+    Not thread-safe: a thread blocked in a request (``GET next``) owns the connection until the
+    response arrives.  ``user_agent`` None sends no ``User-Agent``; ``api`` names the server in
+    error messages.
+    """
+
+    def __init__(self, address: str, user_agent: str | None, api: str = "Runtime API") -> None:
+        self._family, self._host, self._port = _split_address(address, api)
         self._address = address
-        self._fixed_headers = f"{h.HOST}: {address}\r\n{h.USER_AGENT}: {user_agent}\r\n".encode(
-            "latin-1"
-        )
+        self.api = api
+        fixed = f"{h.HOST}: {address}\r\n"
+        if user_agent is not None:
+            fixed += f"{h.USER_AGENT}: {user_agent}\r\n"
+        self._fixed_headers = fixed.encode("latin-1")
         self._sock: _socket.socket | None = None
         self._buf = bytearray()
 
@@ -109,7 +121,7 @@ class Connection:
             self.close()
             detail = "connection closed" if isinstance(exc, _StaleConnection) else str(exc)
             raise RuntimeApiError(
-                f"{method} {path} to the Runtime API at {self._address} failed: {detail}"
+                f"{method} {path} to the {self.api} at {self._address} failed: {detail}"
             ) from exc
 
     def start_chunked(
@@ -127,7 +139,7 @@ class Connection:
         except OSError as exc:
             self.close()
             raise RuntimeApiError(
-                f"{method} {path} to the Runtime API at {self._address} failed: {exc}"
+                f"{method} {path} to the {self.api} at {self._address} failed: {exc}"
             ) from exc
         return ChunkedUpload(self, f"{method} {path}")
 
@@ -197,7 +209,7 @@ class Connection:
         if not chunk:
             if first:
                 raise _StaleConnection
-            raise RuntimeApiError("the Runtime API closed the connection mid-response")
+            raise RuntimeApiError(f"the {self.api} closed the connection mid-response")
         self._buf += chunk
 
     def _read_response(self) -> HttpResponse:
@@ -214,7 +226,7 @@ class Connection:
         first = not self._buf
         while (end := self._buf.find(b"\r\n\r\n")) < 0:
             if len(self._buf) > _MAX_HEAD:
-                raise RuntimeApiError("response head from the Runtime API is too large")
+                raise RuntimeApiError(f"response head from the {self.api} is too large")
             self._fill(first=first)
             first = False
         lines = self._buf[:end].decode("latin-1").split("\r\n")
@@ -222,7 +234,7 @@ class Connection:
         version, _, rest = lines[0].partition(" ")
         code = rest[:3]
         if not code.isdigit() or not version.startswith("HTTP/"):
-            raise RuntimeApiError(f"malformed status line from the Runtime API: {lines[0]!r}")
+            raise RuntimeApiError(f"malformed status line from the {self.api}: {lines[0]!r}")
         fields: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -237,7 +249,7 @@ class Connection:
         length = fields.get(h.CONTENT_LENGTH)
         if length is not None:
             if not length.isdigit():
-                raise RuntimeApiError(f"bad Content-Length from the Runtime API: {length!r}")
+                raise RuntimeApiError(f"bad Content-Length from the {self.api}: {length!r}")
             return self._read_exact(int(length))
         return self._read_to_eof()
 
@@ -263,7 +275,7 @@ class Connection:
                 size = int(size_field, 16)
             except ValueError:
                 raise RuntimeApiError(
-                    f"bad chunk size from the Runtime API: {size_field!r}"
+                    f"bad chunk size from the {self.api}: {size_field!r}"
                 ) from None
             if size == 0:
                 while self._read_line():  # trailer fields, then the empty line
@@ -315,10 +327,18 @@ class ChunkedUpload:
             return self._conn._read_response()
         except (_StaleConnection, OSError) as exc:
             self._conn.close()
-            raise RuntimeApiError(f"{self._request}: no response from the Runtime API") from exc
+            raise RuntimeApiError(
+                f"{self._request}: no response from the {self._conn.api}"
+            ) from exc
         except RuntimeApiError:
             self._conn.close()
             raise
+
+    def abandon(self) -> None:
+        """Give up on the body: close the connection, so the server sees it truncated."""
+        if not self.finished:
+            self.finished = True
+            self._conn.close()
 
     def _send(self, parts: list[bytes]) -> None:
         sock = self._conn._sock
@@ -329,4 +349,4 @@ class ChunkedUpload:
         except OSError as exc:
             self.finished = True
             self._conn.close()
-            raise RuntimeApiError(f"{self._request} to the Runtime API failed: {exc}") from exc
+            raise RuntimeApiError(f"{self._request} to the {self._conn.api} failed: {exc}") from exc
