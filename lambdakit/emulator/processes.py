@@ -14,10 +14,11 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
+
+from lambdakit.deathsig import die_with_parent
 
 logger = logging.getLogger("lambdakit.processes")
 
@@ -162,7 +163,7 @@ class ProcessGroup:
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except BaseException:
             output.abandon()
@@ -227,31 +228,6 @@ class ProcessGroup:
         if code < 0:
             return f"<ProcessGroup PID {self.pid} exited with signal {-code}>"
         return f"<ProcessGroup PID {self.pid} exited with status {code}>"
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed if the service dies without stopping us (Linux).
-
-    A service killed with SIGKILL cannot run its shutdown; this keeps its runtimes from living on.
-    """
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def describe_exit(code: int) -> str:

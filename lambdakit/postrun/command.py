@@ -22,6 +22,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lambdakit.deathsig import die_with_parent
+
 #: Seconds between SIGTERM and SIGKILL when the command is stopped.
 GRACE = 0.3
 
@@ -62,6 +64,9 @@ class Command:
             env=dict(env),
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # Not outliving a post-runner killed with SIGKILL.  preexec_fn with threads running:
+            # die_with_parent only makes one prctl call between fork and exec (no locks taken).
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         self._limit = limit
         self._reason = reason

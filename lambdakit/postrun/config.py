@@ -162,10 +162,17 @@ def _modes(value: str | None, where: str) -> frozenset[Outcome]:
 
 
 def _log_level(value: str | None, where: str) -> int:
-    name = (value or DEFAULT_LOG_LEVEL).strip().lower()
-    if name not in LOG_LEVELS:
+    """A level name, or env_logger directives as the original accepts them (``debug``,
+    ``aws_lambda_post_runner=debug``, ``info,hyper=warn``): the most verbose level named wins."""
+    text = (value or DEFAULT_LOG_LEVEL).strip().lower()
+    levels = []
+    for directive in text.split(","):
+        name = directive.rpartition("=")[2].strip()
+        if name in LOG_LEVELS:
+            levels.append(LOG_LEVELS[name])
+    if not levels:
         raise ConfigError(f"{where}: unknown log level {value!r}: expected one of {_LEVELS}")
-    return LOG_LEVELS[name]
+    return min(levels)
 
 
 _LEVELS = ", ".join(LOG_LEVELS)

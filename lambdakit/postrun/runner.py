@@ -46,6 +46,7 @@ from lambdakit.proxy.calls import (
     streamed_error_type,
 )
 from lambdakit.proxy.hooks import Forward, Hooks
+from lambdakit.proxy.sockets import HungUp
 
 logger = logging.getLogger("lambdakit.postrun")
 
@@ -69,27 +70,37 @@ class PostRunner(Hooks):
 
     The command of an invocation runs on a thread of its own (:meth:`_run`), started by
     ``on_response``/``on_error`` once upstream has accepted the result; the runtime's next
-    ``on_next`` joins that thread before forwarding.  The runtime makes that call only after it
-    got the result's reply, so the hand-over needs no lock; :meth:`close` (another thread) does.
+    ``on_next`` waits for the commands running before it forwards.  Invocations are kept by
+    request id and every piece of shared state is under one lock, so a runtime with several
+    workers (parallel ``next`` calls) gets each command its own invocation's context.
     """
 
     def __init__(self, config: PostRunConfig, environ: Mapping[str, str]) -> None:
         self._config = config
         self._environ = environ
-        self._current: Invocation | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._command: Command | None = None  # the command running now
+        # All under _lock:
+        self._invocations: dict[str, Invocation] = {}  # delivered by next, not yet answered
+        self._threads: set[threading.Thread] = set()  # commands' threads, until they end
+        self._commands: set[Command] = set()  # the commands running now
         self._closed = False
 
     # hooks ------------------------------------------------------------------------------------
     def on_next(self, call: Call, forward: Forward) -> Reply:
-        thread = self._thread
-        if thread is not None:
+        with self._lock:
+            threads = list(self._threads)
+        if threads:
             logger.debug("holding the runtime's next until the command finishes")
+        for thread in threads:
             thread.join()
+        with self._lock:
+            if self._closed:
+                raise HungUp("the post-runner is stopping")  # the runtime is gone anyway
         reply = forward(call)
-        self._current = Invocation.from_reply(reply)
+        invocation = Invocation.from_reply(reply)
+        if invocation is not None:
+            with self._lock:
+                self._invocations[invocation.request_id] = invocation
         return reply
 
     def on_response(self, call: Call, forward: Forward) -> Reply:
@@ -99,13 +110,13 @@ class PostRunner(Hooks):
         return self._result(call, forward, Outcome.ERROR)
 
     def close(self) -> None:
-        """The runtime exited: stop a command still running (SIGTERM, grace, SIGKILL, reap)."""
+        """The runtime exited: stop the commands still running (SIGTERM, grace, SIGKILL, reap)."""
         with self._lock:
             self._closed = True
-            command, thread = self._command, self._thread
-        if command is not None:
+            commands, threads = list(self._commands), list(self._threads)
+        for command in commands:
             command.stop("because the runtime exited")
-        if thread is not None:
+        for thread in threads:
             thread.join()
 
     # internals --------------------------------------------------------------------------------
@@ -115,6 +126,8 @@ class PostRunner(Hooks):
             recorder = RecordingStream(call.body, MAX_RECORDED)
             call = call.with_body(recorder)
         reply = forward(call)
+        with self._lock:
+            invocation = self._invocations.pop(call.request_id, None)
         if not 200 <= reply.status < 300:
             logger.debug("no command: the Runtime API answered %d", reply.status)
             return reply
@@ -126,21 +139,31 @@ class PostRunner(Hooks):
         else:
             assert isinstance(call.body, bytes)
             result = call.body
-        if outcome in self._config.modes:
-            invocation = self._current
-            if invocation is None or invocation.request_id != call.request_id:
-                invocation = Invocation(call.request_id, 0, "", b"", ())
-            thread = threading.Thread(
-                target=self._run,
-                args=(invocation, outcome, result),
-                name=f"post-runner {call.request_id}",
-                daemon=True,
-            )
-            self._thread = thread
-            thread.start()
+        if outcome not in self._config.modes:
+            return reply
+        if invocation is None:
+            invocation = Invocation(call.request_id, 0, "", b"", ())
+        thread = threading.Thread(
+            target=self._run,
+            args=(invocation, outcome, result),
+            name=f"post-runner {call.request_id}",
+            daemon=True,
+        )
+        with self._lock:
+            if self._closed:
+                return reply
+            self._threads.add(thread)
+            thread.start()  # under the lock: close() never sees a thread it cannot join
         return reply
 
     def _run(self, invocation: Invocation, outcome: Outcome, result: bytes) -> None:
+        try:
+            self._run_command(invocation, outcome, result)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _run_command(self, invocation: Invocation, outcome: Outcome, result: bytes) -> None:
         request_id = invocation.request_id
         limit, reason = self._limit(invocation)
         if limit <= 0:
@@ -169,12 +192,12 @@ class PostRunner(Hooks):
                 except OSError as exc:
                     logger.warning("command for %s could not start: %s", request_id, exc)
                     return
-                self._command = command
+                self._commands.add(command)
             try:
                 done = command.wait()
             finally:
                 with self._lock:
-                    self._command = None
+                    self._commands.discard(command)
             level = logging.INFO if done.returncode == 0 else logging.WARNING
             logger.log(level, "command for %s %s", request_id, done.describe())
         except Exception:

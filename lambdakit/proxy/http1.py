@@ -36,6 +36,9 @@ MAX_HEAD = 64 * 1024
 Headers = tuple[tuple[str, str], ...]
 
 
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
 class ProtocolError(Exception):
     """The peer sent bytes that are not HTTP/1.1 we understand; close the connection."""
 
@@ -228,10 +231,10 @@ class Parser:
                     raise ProtocolError("chunk-size line too long")
                 return pos
             size_text = buffer[pos:end].split(b";", 1)[0].strip()
-            try:
-                self._remaining = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size {size_text!r}") from None
+            # Hex digits only: int() would also take "-6", "0x3" or "1_0".
+            if not 0 < len(size_text) <= 16 or size_text.strip(_HEX_DIGITS):
+                raise ProtocolError(f"bad chunk size {size_text!r}")
+            self._remaining = int(size_text, 16)
             self._state = _Body.CHUNK_DATA if self._remaining else _Body.TRAILERS
             return end + 2
         # TRAILERS: field lines up to an empty line

@@ -86,12 +86,13 @@ def _wait_readable(sock: socket.socket, watch: socket.socket) -> None:
         ready = poller.poll()
         if any(fd == target for fd, _ in ready):
             return
-        if _at_eof(watch):
+        if peer_closed(watch):
             raise HungUp("the runtime closed its connection")
         poller.unregister(watch)  # it sent bytes (pipelining): no hang-up to watch for now
 
 
-def _at_eof(sock: socket.socket) -> bool:
+def peer_closed(sock: socket.socket) -> bool:
+    """True if the peer closed ``sock`` (or it failed); no data is consumed."""
     try:
         return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+from lambdakit.deathsig import die_with_parent
 from lambdakit.proxy.server import RuntimeApiProxy, split_address
 from lambdakit.wire import environment as env
 from lambdakit.wire import errors, paths
@@ -50,7 +51,15 @@ def run_runtime(command: Sequence[str], proxy: RuntimeApiProxy, environ: Mapping
     child_env = {**environ, env.RUNTIME_API: proxy.address}
     try:
         try:
-            child = subprocess.Popen(list(command), env=child_env)
+            # close_fds=False: the runtime inherits what Lambda gave us (the managed runtimes'
+            # _LAMBDA_TELEMETRY_LOG_FD); our own sockets are not inheritable anyway.
+            # die_with_parent: one prctl call between fork and exec (safe with our threads).
+            child = subprocess.Popen(
+                list(command),
+                env=child_env,
+                close_fds=False,
+                preexec_fn=die_with_parent,  # noqa: PLW1509
+            )
         except OSError as exc:
             message = f"cannot start the runtime {command[0]!r}: {exc.strerror or exc}"
             logger.error("%s", message)

@@ -28,7 +28,7 @@ from lambdakit.proxy.http1 import (
     encode_chunk,
     encode_last_chunk,
 )
-from lambdakit.proxy.sockets import EventReader, HungUp, set_nodelay, shut
+from lambdakit.proxy.sockets import EventReader, HungUp, peer_closed, set_nodelay, shut
 from lambdakit.wire import headers as h
 
 logger = logging.getLogger("lambdakit.proxy.upstream")
@@ -159,11 +159,16 @@ class UpstreamPool:
 
     def acquire(self) -> UpstreamConnection:
         """An idle connection (the most recently used), or a new one; UpstreamError if none."""
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            if self._closed:
-                raise UpstreamError("the proxy is closed")
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise UpstreamError("the proxy is closed")
+                if not self._idle:
+                    break
+                connection = self._idle.pop()
+            if not peer_closed(connection._sock):
+                return connection
+            connection.close()  # went stale while idle: a streamed body could not be replayed
         try:
             sock = socket.create_connection((self.host, self.port))
         except OSError as exc:

@@ -111,3 +111,15 @@ def test_a_crashing_runtime_is_seen_by_serve_with_its_status() -> None:
         _, headers, body = s.invoke("f")
         assert headers.get("x-amz-function-error") == "Unhandled"
         assert b"Runtime.ExitError" in body and b"exit status 42" in body
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [("debug", "DEBUG"), ("aws_lambda_post_runner=debug", "DEBUG"), ("info,hyper=warn", "INFO")],
+)
+def test_env_logger_directives_are_accepted_as_the_original_does(value: str, level: str) -> None:
+    import logging
+
+    from lambdakit.postrun.config import _log_level
+
+    assert _log_level(value, "AWS_LAMBDA_POST_RUNNER_LOG_LEVEL") == getattr(logging, level)

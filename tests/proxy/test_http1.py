@@ -124,3 +124,14 @@ def test_chunk_encoding_round_trips_through_the_parser() -> None:
     events = Parser(server=True).feed(wire)
     assert body_of(events) == b"abcdefg"
     assert events[-1] == EndOfMessage((("x-trailer", "yes"),))
+
+
+@pytest.mark.parametrize("size", [b"-6", b"0x3", b"1_0", b"+5", b""])
+def test_chunk_sizes_other_than_hex_digits_are_refused(size: bytes) -> None:
+    head = (
+        b"POST /2018-06-01/runtime/invocation/id/response HTTP/1.1\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    parser = Parser(server=True)
+    with pytest.raises(ProtocolError, match="bad chunk size"):
+        parser.feed(head + size + b"\r\nX")

@@ -4,7 +4,9 @@ Echoes each event as its response, unless the event asks otherwise:
 
 * ``{"stream": ["a", "b"], "pause": 0.2}``: a streamed response (chunked), pausing between chunks;
 * ``{"stream": [...], "error_type": "T"}``: a streamed response ending in error trailers;
-* ``{"fail": true}``: an ``/error`` post.
+* ``{"fail": true}``: an ``/error`` post;
+* ``{"exit_after_post": N}``: post the response, then exit with status N without reading the reply;
+* ``{"bad_chunk": true}``: a streamed response whose first chunk size is ``-6`` (malformed).
 
 It prints ``posting <t>`` before each result and ``accepted <status> <t>`` when the Runtime API
 answers (``time.time()``), so tests can see whether the runtime was kept waiting.
@@ -66,6 +68,16 @@ def main() -> None:
         except ValueError:
             document = None
         say(f"posting {time.time():.6f}")
+        if isinstance(document, dict) and document.get("bad_chunk"):
+            conn.send(
+                f"POST {PREFIX}{request_id}/response HTTP/1.1\r\nHost: api\r\n"
+                "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n-6\r\nX".encode()
+            )
+            status, _, _ = conn.read_reply()
+            say(f"accepted {status} {time.time():.6f}")
+            conn = Connection()  # that connection is done for
+            continue
         if isinstance(document, dict) and "stream" in document:
             stream(conn, request_id, document)
         elif isinstance(document, dict) and document.get("fail"):
@@ -82,6 +94,8 @@ def main() -> None:
                 f"Content-Length: {len(event)}\r\n\r\n".encode()
                 + event
             )
+            if isinstance(document, dict) and "exit_after_post" in document:
+                os._exit(int(document["exit_after_post"]))
         status, _, _ = conn.read_reply()
         say(f"accepted {status} {time.time():.6f}")
 

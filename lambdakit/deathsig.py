@@ -1,0 +1,36 @@
+"""Children that die with their parent: ``PR_SET_PDEATHSIG`` (Linux), stdlib only.
+
+A process killed with SIGKILL cannot stop its children.  Passed as ``preexec_fn``,
+:func:`die_with_parent` makes the kernel send SIGKILL to the child when the thread that started
+it exits, so a killed ``lambdakit serve`` or post-runner leaves no runtime or command behind.
+Elsewhere (macOS) it does nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: be killed when the parent (thread) is gone."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
