@@ -168,7 +168,9 @@ class RuntimeConnection:
         close = self._close_requested if as_received else _asks_to_close(call.header(h.CONNECTION))
         head_only = call.method == "HEAD"
         for attempt in (1, 2):
-            upstream = pool.acquire()
+            # A buffered body is retried if the kept connection turns out stale; a streamed one
+            # cannot be replayed, so its connection is checked first.
+            upstream = pool.acquire(check_alive=not isinstance(call.body, bytes))
             try:
                 if isinstance(call.body, bytes):
                     data = encode_call(call, as_received)

@@ -157,8 +157,11 @@ class UpstreamPool:
         self._all: set[UpstreamConnection] = set()
         self._closed = False
 
-    def acquire(self) -> UpstreamConnection:
-        """An idle connection (the most recently used), or a new one; UpstreamError if none."""
+    def acquire(self, check_alive: bool = False) -> UpstreamConnection:
+        """An idle connection (the most recently used), or a new one; UpstreamError if none.
+
+        With ``check_alive``, idle connections the server has closed are dropped first.
+        """
         while True:
             with self._lock:
                 if self._closed:
@@ -166,7 +169,7 @@ class UpstreamPool:
                 if not self._idle:
                     break
                 connection = self._idle.pop()
-            if not peer_closed(connection._sock):
+            if not check_alive or not peer_closed(connection._sock):
                 return connection
             connection.close()  # went stale while idle: a streamed body could not be replayed
         try:
