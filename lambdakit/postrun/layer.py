@@ -32,9 +32,17 @@ _LEFT_OUT = {"postrun/layer.py"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+def _layer_sources() -> Path:
+    """``layer/`` of a source checkout, else where a wheel install put it (data files)."""
+    for candidate in (SOURCE / "layer", Path(sys.prefix) / "share" / "lambdakit" / "layer"):
+        if (candidate / "entry.sh").is_file():
+            return candidate
+    return SOURCE / "layer"
+
+
 def layer_files() -> Iterator[tuple[str, Path, int]]:
     """(name in the zip, source file, Unix mode) for everything the layer holds."""
-    layer_sources = SOURCE / "layer"
+    layer_sources = _layer_sources()
     yield "entry.sh", layer_sources / "entry.sh", 0o755
     yield f"{LAYER_DIR}/launch.py", layer_sources / "launch.py", 0o644
     yield f"{LAYER_DIR}/lambdakit/__init__.py", PACKAGE / "__init__.py", 0o644
@@ -51,7 +59,8 @@ def build(output: Path) -> int:
     missing = [str(source) for _, source, _ in files if not source.is_file()]
     if missing:
         raise FileNotFoundError(
-            f"not found: {', '.join(missing)} (build the layer from a lambdakit source checkout)"
+            f"not found: {', '.join(missing)} (reinstall lambdakit, or build the layer from a "
+            "source checkout)"
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -96,3 +96,37 @@ def test_entry_sh_without_python_reports_an_init_error() -> None:
         error = json.loads(body)
         assert error["errorType"] == "PostRunner.Unavailable"
         assert re.search("no python3 interpreter found", error["errorMessage"])
+
+
+def test_the_layer_builds_from_a_wheel_install_outside_the_checkout(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.serving import REPO
+
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    wheel = next(wheels.glob("lambdakit-*.whl"))
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    output = tmp_path / "layer.zip"
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "lambdakit", "layer", "build", "-o", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    names = zipfile.ZipFile(output).namelist()
+    assert "entry.sh" in names and "lambdakit-post-run/launch.py" in names
