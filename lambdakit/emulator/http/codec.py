@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from typing import Any
 
 import httptools
 
@@ -118,39 +119,14 @@ class RequestReader:
             # the connection closes after the answer.  (Others send the body anyway: it is read
             # and dropped, since closing on unread data would reset the answer away.)
             self._refused = True
-            path, _, query = self._url.decode("latin-1").partition("?")
-            self.requests.append(
-                Request(
-                    self._parser.get_method().decode("latin-1"),
-                    path,
-                    query,
-                    self._headers,
-                    b"",
-                    body_too_large=True,
-                    body_size=int(declared),
-                    keep_alive=False,
-                    http10=self._http10,
-                )
-            )
+            self._keep_alive = False
+            self._complete(b"", body_too_large=True, body_size=int(declared))
             return
         if expects_continue:
             self.expects_continue = True
-        if self._streams is not None:
-            path, _, query = self._url.decode("latin-1").partition("?")
-            if self._streams(path, self._headers):
-                self.stream = BodyStream()
-                self.requests.append(
-                    Request(
-                        self._parser.get_method().decode("latin-1"),
-                        path,
-                        query,
-                        self._headers,
-                        b"",
-                        stream=self.stream,
-                        keep_alive=self._keep_alive,
-                        http10=self._http10,
-                    )
-                )
+        if self._streams is not None and self._streams(self._path()[0], self._headers):
+            self.stream = BodyStream()
+            self._complete(b"", stream=self.stream)
 
     def on_body(self, body: bytes) -> None:
         if self.stream is not None:
@@ -169,24 +145,33 @@ class RequestReader:
             return
         if self._refused:
             return  # answered at headers-complete
-        path, _, query = self._url.decode("latin-1").partition("?")
         too_large = self._size > self._max_body
         body = b"" if too_large else b"".join(self._body)
+        self._complete(
+            body, trailers=self._trailers, body_too_large=too_large, body_size=self._size
+        )
+        self._body = []
+
+    def _path(self) -> tuple[str, str]:
+        path, _, query = self._url.decode("latin-1").partition("?")
+        return path, query
+
+    def _complete(self, body: bytes, **fields: Any) -> None:
+        """Queue the request being parsed (with ``body`` and any other Request fields)."""
+        path, query = self._path()
+        method = self._parser.get_method().decode("latin-1")
         self.requests.append(
             Request(
-                self._parser.get_method().decode("latin-1"),
+                method,
                 path,
                 query,
                 self._headers,
                 body,
-                self._trailers,
-                too_large,
-                self._size,
                 keep_alive=self._keep_alive,
                 http10=self._http10,
+                **fields,
             )
         )
-        self._body = []
 
     def abort(self) -> None:
         """The connection ended: a body still streaming in was truncated."""
