@@ -1,7 +1,8 @@
 """The ``lambdakit`` command line: one command per package, each imported when it runs.
 
-``lambdakit serve`` runs the local Lambda service, ``lambdakit events`` lists its stored Event
-invocations, ``lambdakit post-run`` and ``lambdakit layer`` are the post-runner's, and
+``lambdakit serve`` runs the local Lambda service, ``lambdakit gateway`` an Invoke API in front
+of ``serve --amqp`` workers, ``lambdakit events`` lists its stored Event invocations,
+``lambdakit post-run`` and ``lambdakit layer`` are the post-runner's, and
 ``lambdakit extension`` runs a Python external extension.
 """
 
@@ -26,6 +27,10 @@ COMMANDS = {
     "events": (
         "lambdakit.emulator.events_command",
         "list the Event invocations serve has pending or failed",
+    ),
+    "gateway": (
+        "lambdakit.gateway.command",
+        "a stateless Invoke API in front of serve --amqp workers",
     ),
     "post-run": ("lambdakit.postrun.cli", "run a command after each response, for any runtime"),
     "layer": ("lambdakit.postrun.layer", "build the post-runner's Lambda layer zip"),

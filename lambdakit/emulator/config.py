@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdakit.amqp.queues import DEFAULT_KIND as DEFAULT_QUEUE_KIND
+from lambdakit.amqp.queues import QUEUE_KINDS
+from lambdakit.amqp.uri import BrokerAddress
 from lambdakit.wire import limits
 
 SECONDS = 1.0
@@ -90,6 +93,10 @@ class ServiceConfig:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     #: Where Event invocations are stored (``events.sqlite3``).
     state_dir: Path = Path(".lambdakit")
+    #: The broker whose function queues this service consumes (``--amqp``); None: no AMQP door.
+    amqp: BrokerAddress | None = None
+    #: How the function queues are declared: transient (the daemon's), durable or quorum.
+    amqp_queue: str = DEFAULT_QUEUE_KIND
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
@@ -365,7 +372,16 @@ _FUNCTION_KEYS = frozenset(
     }
 )
 _SERVICE_KEYS = frozenset(
-    {"host", "port", "log_format", "region", "account_id", "shutdown_timeout", "state_dir"}
+    {
+        "host",
+        "port",
+        "log_format",
+        "region",
+        "account_id",
+        "shutdown_timeout",
+        "state_dir",
+        "amqp_queue",
+    }
 )
 
 
@@ -425,6 +441,11 @@ def service_options(path: Path, document: Mapping[str, Any]) -> dict[str, Any]:
     section = document.get("service", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [service] must be a table")
+    if "amqp" in section:
+        raise ConfigError(
+            f"{path}: service.amqp: give the broker URL with --amqp or AMQP_URI, so that "
+            "credentials stay out of files"
+        )
     extra = set(section) - _SERVICE_KEYS
     if extra:
         raise ConfigError(
@@ -454,6 +475,14 @@ def build_service(
                 raise ConfigError(
                     f"{function.name}: {key}: no function named {name!r} in this service"
                 )
+    amqp_queue = str(options.get("amqp_queue", DEFAULT_QUEUE_KIND))
+    if amqp_queue not in QUEUE_KINDS:
+        raise ConfigError(
+            f"--amqp-queue / amqp_queue: {amqp_queue!r} is not one of {', '.join(QUEUE_KINDS)}"
+        )
+    amqp = options.get("amqp")
+    if amqp is not None and not isinstance(amqp, BrokerAddress):
+        raise ConfigError("amqp: give the broker URL with --amqp or AMQP_URI, not in the file")
     account = str(options.get("account_id", DEFAULT_ACCOUNT_ID))
     if not re.fullmatch(r"\d{12}", account):
         raise ConfigError(f"account_id: {account!r} is not a 12-digit AWS account id")
@@ -468,6 +497,8 @@ def build_service(
         shutdown_timeout=_number(
             "shutdown_timeout", options.get("shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT), 0, 3600
         ),
+        amqp=amqp,
+        amqp_queue=amqp_queue,
     )
 
 

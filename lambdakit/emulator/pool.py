@@ -56,8 +56,12 @@ class Pool:
         self._stopping = False
 
     # Work -----------------------------------------------------------------------------------------
-    def submit(self, invocation: Invocation) -> None:
-        """Run ``invocation`` now, queue it, or raise :class:`Throttled`."""
+    def submit(self, invocation: Invocation, *, bounded: bool = True) -> None:
+        """Run ``invocation`` now, queue it, or raise :class:`Throttled`.
+
+        ``bounded=False`` is for a door that bounds its own backlog (the AMQP door's prefetch):
+        the invocation waits however full the queue is, and is refused only while stopping.
+        """
         if self._stopping:
             raise Throttled("the service is shutting down")
         while self._idle:
@@ -66,7 +70,7 @@ class Pool:
                 sandbox.invoke(invocation)
                 return
         covered = len(self._starting) + self._capacity_to_start()
-        if len(self._queue) >= self.function.max_queue + covered:
+        if bounded and len(self._queue) >= self.function.max_queue + covered:
             raise Throttled(f"{self.function.name}: all environments busy and queue full")
         self._queue.append(invocation)
         try:

@@ -140,6 +140,21 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         choices=("text", "json"),
         help="START/END/REPORT and function lines as text or JSON (default: text)",
     )
+    amqp = parser.add_argument_group("scale-out over RabbitMQ (see docs/scale-out.md)")
+    aadd = amqp.add_argument
+    aadd(
+        "--amqp",
+        metavar="URL",
+        help="also consume each function's queue on this broker, as the Lambda Runtime API "
+        "Daemon does (env AMQP_URI; AMQP_USERNAME/AMQP_PASSWORD fill in missing credentials; "
+        "query: connection_attempts, retry_delay, heartbeat)",
+    )
+    aadd(
+        "--amqp-queue",
+        choices=("transient", "durable", "quorum"),
+        help="how function queues are declared: transient (the daemon's: auto-delete), "
+        "durable (survives broker restarts) or quorum (default: transient)",
+    )
     sadd(
         "--log-level",
         default="info",
@@ -274,10 +289,16 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Any, 
             "", options, base=Path.cwd(), environ=environ, names=_FLAG_NAMES
         )
         functions = {function.name: function}
-    for key in ("host", "port", "log_format", "state_dir"):
+    for key in ("host", "port", "log_format", "state_dir", "amqp_queue"):
         value = getattr(args, key)
         if value is not None:
             service_options[key] = value
+    from lambdakit.amqp.uri import BrokerUrlError, broker_address
+
+    try:
+        service_options["amqp"] = broker_address(args.amqp, environ)
+    except BrokerUrlError as exc:
+        raise cfg.ConfigError(str(exc)) from None
     return cfg.build_service(functions, service_options), args.log_level
 
 
@@ -297,7 +318,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     )
     import sqlite3
 
-    from lambdakit.emulator.service import Service, serve
+    from lambdakit.emulator.service import BrokerUnavailable, Service, serve
 
     try:
         service = Service(config, environ)
@@ -311,11 +332,19 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         lines = [f"lambdakit serve: listening on http://{host}:{port} (functions: {names})"]
         for name, (url_host, url_port) in sorted(service.url_addresses.items()):
             lines.append(f"lambdakit serve: function URL of {name}: http://{url_host}:{url_port}/")
+        if config.amqp is not None:
+            lines.append(
+                f"lambdakit serve: consuming queues {names} on {config.amqp.redacted()} "
+                f"({config.amqp_queue})"
+            )
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
 
     try:
         _run(serve(service, ready))
+    except BrokerUnavailable as exc:
+        fail(f"lambdakit serve: error: --amqp: {exc}")
+        return EXIT_USAGE
     except OSError as exc:
         fail(f"lambdakit serve: error: {exc.strerror or exc}")
         return 1

@@ -8,8 +8,9 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from lambdakit.amqp.uri import BrokerUnavailable
 from lambdakit.emulator.config import ServiceConfig
 from lambdakit.emulator.doors.async_queue import EventQueue
 from lambdakit.emulator.doors.function_url import FunctionUrl
@@ -20,6 +21,11 @@ from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.pool import Pool
 from lambdakit.emulator.sandbox import SPINDOWN_GRACE
 from lambdakit.wire import limits
+
+if TYPE_CHECKING:
+    from lambdakit.emulator.doors.amqp_rpc import AmqpDoor
+
+__all__ = ["BrokerUnavailable", "Service", "serve"]
 
 logger = logging.getLogger("lambdakit.service")
 
@@ -59,6 +65,12 @@ class Service:
             for name, function in config.functions.items()
             if function.url_port is not None
         }
+        #: The AMQP-RPC door (``--amqp``), imported only when used (aiormq is not light).
+        self.amqp: AmqpDoor | None = None
+        if config.amqp is not None:
+            from lambdakit.emulator.doors.amqp_rpc import AmqpDoor
+
+            self.amqp = AmqpDoor(config, self.pools, self.in_flight, config.amqp, config.amqp_queue)
         #: Where each function's URL listens, once started.
         self.url_addresses: dict[str, tuple[str, int]] = {}
         self._reaper: asyncio.Task[None] | None = None
@@ -78,6 +90,15 @@ class Service:
             self.url_addresses[name] = await _listen(
                 server, self.config.host, port, f"the function URL of {name}"
             )
+        if self.amqp is not None:
+            try:
+                await self.amqp.start()
+            except BrokerUnavailable:
+                self._server.stop_accepting()
+                for server in self._url_servers.values():
+                    server.stop_accepting()
+                self.events.close()
+                raise
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="reaper")
         self.events.start()
         return self.address
@@ -98,6 +119,8 @@ class Service:
         for server in self._url_servers.values():
             server.stop_accepting()
         self.in_flight.accepting = False
+        if self.amqp is not None:  # cancel the consumers: the broker sends work elsewhere
+            await self.amqp.stop_consuming()
         # 2. Let in-flight invocations finish, bounded by the service's shutdown timeout.
         draining = asyncio.ensure_future(self.in_flight.drained())
         forced = asyncio.ensure_future(self._force.wait())
@@ -112,6 +135,9 @@ class Service:
             logger.warning("stopping with %d invocation(s) still running", self.in_flight.count)
         #    Event invocations: stop dispatching, let those running finish (bounded).
         await self.events.stop(0 if self._force.is_set() else self.config.shutdown_timeout)
+        #    AMQP requests not finished by now go back to the broker, for another instance.
+        if self.amqp is not None:
+            await self.amqp.close()
         # 3. Stop the idle reaper.
         if self._reaper is not None:
             self._reaper.cancel()
@@ -163,14 +189,14 @@ async def serve(
     on_ready(service.address)
     try:
         if shutdown_trigger is None:
-            await _signalled(service.force_stop)
+            await signalled(service.force_stop)
         else:
             await shutdown_trigger
     finally:
         await service.stop()
 
 
-async def _signalled(force: Callable[[], None]) -> None:
+async def signalled(force: Callable[[], None]) -> None:
     """Wait for SIGINT or SIGTERM; a second one makes the shutdown skip its grace periods."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -59,7 +59,12 @@ def _json_or_text(data: bytes) -> object:
 
 
 def destination_record(
-    event: StoredEvent, function_arn: str, condition: str, result: InvocationResult | None
+    request_id: str,
+    payload: bytes,
+    attempts: int,
+    function_arn: str,
+    condition: str,
+    result: InvocationResult | None,
 ) -> dict[str, object]:
     """A destination record in Lambda's shape."""
     response_context: dict[str, object] = {"statusCode": 200, "executedVersion": "$LATEST"}
@@ -69,17 +74,26 @@ def destination_record(
         "version": "1.0",
         "timestamp": _timestamp(),
         "requestContext": {
-            "requestId": event.request_id,
+            "requestId": request_id,
             "functionArn": f"{function_arn}:$LATEST",
             "condition": condition,
-            "approximateInvokeCount": event.attempts,
+            "approximateInvokeCount": attempts,
         },
-        "requestPayload": _json_or_text(event.payload),
+        "requestPayload": _json_or_text(payload),
         "responseContext": response_context,
     }
     if result is not None:
         record["responsePayload"] = _json_or_text(result.body)
     return record
+
+
+def append_record(path: str, data: bytes, what: str) -> None:
+    """Append one destination record to a ``.jsonl`` file; a failure is logged, not raised."""
+    try:
+        with open(path, "ab") as file:
+            file.write(data + b"\n")
+    except OSError as exc:
+        logger.error("cannot write %s to %s: %s", what, path, exc)
 
 
 class EventQueue:
@@ -199,7 +213,12 @@ class EventQueue:
         if not target:
             return
         record = destination_record(
-            event, self._service.function_arn(function.name), condition, result
+            event.request_id,
+            event.payload,
+            event.attempts,
+            self._service.function_arn(function.name),
+            condition,
+            result,
         )
         data = json.dumps(record).encode()
         if target.startswith("function:"):
@@ -207,17 +226,7 @@ class EventQueue:
             arn = self._service.function_arn(name)
             self.accept(name, InvocationRequest(data, arn, trace_id=event.trace_id))
             return
-        try:
-            with open(target, "ab") as file:
-                file.write(data + b"\n")
-        except OSError as exc:
-            logger.error(
-                "cannot write the %s record of event %s to %s: %s",
-                condition,
-                event.request_id,
-                target,
-                exc,
-            )
+        append_record(target, data, f"the {condition} record of event {event.request_id}")
 
     def _settle_idle(self) -> None:
         if not any(self._running.values()):

@@ -17,13 +17,11 @@ once) or ``DryRun`` (204 after validation).  The streaming variant answers
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qs, unquote
@@ -40,6 +38,7 @@ from lambdakit.emulator.invocation import (
 )
 from lambdakit.emulator.pool import Pool, Throttled
 from lambdakit.wire import errors, eventstream, headers, limits, paths
+from lambdakit.wire.client_context import decode_client_context
 
 logger = logging.getLogger("lambdakit.invoke")
 
@@ -97,6 +96,125 @@ class Accepted:
     request: InvocationRequest
 
 
+#: The Invoke API's operations, as :func:`match_operation` names them.
+INVOKE = "Invoke"
+STREAM = "InvokeWithResponseStream"
+ASYNC = "InvokeAsync"
+INDEX = ("index", "")
+
+
+def match_operation(request: Request) -> tuple[str, str] | None:
+    """``(operation, raw function name)`` of a request, :data:`INDEX`, or None if unknown."""
+    path = request.path
+    for prefix, suffix, kind in (
+        (paths.INVOKE_PREFIX, paths.INVOKE_SUFFIX, INVOKE),
+        (paths.STREAMING_INVOKE_PREFIX, paths.STREAMING_INVOKE_SUFFIX, STREAM),
+        (paths.INVOKE_ASYNC_PREFIX, paths.INVOKE_ASYNC_SUFFIX, ASYNC),
+    ):
+        trimmed = path.rstrip("/") if prefix == paths.INVOKE_ASYNC_PREFIX else path
+        if trimmed.startswith(prefix) and trimmed.endswith(suffix):
+            if request.method != "POST":
+                return None
+            return kind, trimmed[len(prefix) : -len(suffix)]
+    if path == "/" and request.method == "GET":
+        return INDEX
+    return None
+
+
+def unknown_operation(request: Request) -> Response:
+    return service_error(
+        "UnknownOperationException", f"Unknown operation {request.method} {request.path}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeCall:
+    """An Invoke API request that passed validation, before anything decides where it runs."""
+
+    name: str
+    invocation_type: str
+    request: InvocationRequest
+
+
+def read_invoke(
+    request: Request,
+    raw_name: str,
+    types: tuple[str, ...],
+    operation: str,
+    *,
+    function_arn: Callable[[str], str],
+    known: Container[str] | None,
+    accepting: bool = True,
+) -> InvokeCall | Response:
+    """Validate an invoke request as Lambda does; the service error to answer if it fails.
+
+    ``known`` holds the functions that exist (404 for others); None when another party
+    decides that (the gateway, through the broker).
+    """
+    parsed = parse_function_name(raw_name)
+    if parsed is None:
+        return service_error(
+            errors.INVALID_PARAMETER_VALUE,
+            f"1 validation error detected: Value '{unquote(raw_name)}' at 'functionName' "
+            "failed to satisfy constraint: Member must satisfy regular expression pattern",
+        )
+    name, qualifier = parsed
+    qualifier = parse_qs(request.query).get("Qualifier", [""])[0] or qualifier
+    arn = function_arn(name) + (f":{qualifier}" if qualifier else "")
+    if (known is not None and name not in known) or qualifier not in ("", "$LATEST"):
+        return service_error(errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
+    invocation_type = request.headers.get(headers.INVOCATION_TYPE, headers.REQUEST_RESPONSE)
+    if invocation_type not in types:
+        return service_error(
+            errors.INVALID_PARAMETER_VALUE,
+            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
+            "failed to satisfy constraint: Member must satisfy enum value set: "
+            f"[{', '.join(sorted(types))}]",
+        )
+    event = invocation_type == headers.EVENT
+    limit = limits.MAX_ASYNC_PAYLOAD if event else limits.MAX_SYNC_PAYLOAD
+    if request.body_too_large or len(request.body) > limit:
+        shown = limit - 100 if limit == limits.MAX_SYNC_PAYLOAD else limit
+        return service_error(
+            errors.REQUEST_TOO_LARGE,
+            f"Request must be smaller than {shown} bytes for the {operation} operation",
+        )
+    payload = request.body or b"{}"
+    if not _is_json(payload):
+        return service_error(
+            errors.INVALID_REQUEST_CONTENT,
+            "Could not parse request body into json: Could not parse payload into json",
+        )
+    client_context = decode_client_context(request.headers.get(headers.AMZ_CLIENT_CONTEXT, ""))
+    if client_context is None:
+        return service_error(
+            errors.INVALID_PARAMETER_VALUE,
+            "Client context must be a valid Base64-encoded JSON object of at most "
+            f"{limits.MAX_CLIENT_CONTEXT} bytes",
+        )
+    log_type = request.headers.get(headers.LOG_TYPE, "None")
+    if log_type not in ("None", "Tail"):
+        return service_error(
+            errors.INVALID_PARAMETER_VALUE,
+            f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
+            "satisfy constraint: Member must satisfy enum value set: [Tail, None]",
+        )
+    if not accepting:
+        return service_error(errors.SERVICE_EXCEPTION, "The service is shutting down")
+    return InvokeCall(
+        name,
+        invocation_type,
+        InvocationRequest(
+            payload=payload,
+            invoked_arn=arn,
+            client_context=client_context,
+            tenant_id=request.headers.get(headers.AMZ_TENANT_ID, ""),
+            trace_id=_trace_id(request.headers.get(headers.AMZN_TRACE_ID, "")),
+            log_tail=log_type == "Tail" and invocation_type == headers.REQUEST_RESPONSE,
+        ),
+    )
+
+
 class InvokeApi:
     """The request handler of the Invoke API listener."""
 
@@ -117,95 +235,31 @@ class InvokeApi:
 
     # Routing ------------------------------------------------------------------------------------
     def __call__(self, request: Request) -> Reply:
-        path = request.path
-        for prefix, suffix, handler in (
-            (paths.INVOKE_PREFIX, paths.INVOKE_SUFFIX, self._invoke),
-            (paths.STREAMING_INVOKE_PREFIX, paths.STREAMING_INVOKE_SUFFIX, self._invoke_stream),
-            (paths.INVOKE_ASYNC_PREFIX, paths.INVOKE_ASYNC_SUFFIX, self._invoke_async),
-        ):
-            trimmed = path.rstrip("/") if prefix == paths.INVOKE_ASYNC_PREFIX else path
-            if trimmed.startswith(prefix) and trimmed.endswith(suffix):
-                if request.method != "POST":
-                    break
-                return handler(request, trimmed[len(prefix) : -len(suffix)])
-        if path == "/" and request.method == "GET":
+        operation = match_operation(request)
+        if operation == INDEX:
             return _index(self._pools)
-        return service_error(
-            "UnknownOperationException", f"Unknown operation {request.method} {path}"
-        )
+        if operation is None:
+            return unknown_operation(request)
+        kind, raw_name = operation
+        handler = {INVOKE: self._invoke, STREAM: self._invoke_stream, ASYNC: self._invoke_async}
+        return handler[kind](request, raw_name)
 
     # Validation -----------------------------------------------------------------------------------
     def _accept(
         self, request: Request, raw_name: str, types: tuple[str, ...], operation: str
     ) -> Accepted | Response:
-        parsed = parse_function_name(raw_name)
-        if parsed is None:
-            return service_error(
-                errors.INVALID_PARAMETER_VALUE,
-                f"1 validation error detected: Value '{unquote(raw_name)}' at 'functionName' "
-                "failed to satisfy constraint: Member must satisfy regular expression pattern",
-            )
-        name, qualifier = parsed
-        qualifier = parse_qs(request.query).get("Qualifier", [""])[0] or qualifier
-        pool = self._pools.get(name)
-        if pool is None or qualifier not in ("", "$LATEST"):
-            arn = self._service.function_arn(name) + (f":{qualifier}" if qualifier else "")
-            return service_error(errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
-        invocation_type = request.headers.get(headers.INVOCATION_TYPE, headers.REQUEST_RESPONSE)
-        if invocation_type not in types:
-            return service_error(
-                errors.INVALID_PARAMETER_VALUE,
-                f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
-                "failed to satisfy constraint: Member must satisfy enum value set: "
-                f"[{', '.join(sorted(types))}]",
-            )
-        limit = (
-            limits.MAX_ASYNC_PAYLOAD
-            if invocation_type == headers.EVENT
-            else (limits.MAX_SYNC_PAYLOAD)
+        call = read_invoke(
+            request,
+            raw_name,
+            types,
+            operation,
+            function_arn=self._service.function_arn,
+            known=self._pools,
+            accepting=self._in_flight.accepting,
         )
-        if request.body_too_large or len(request.body) > limit:
-            shown = limit - 100 if limit == limits.MAX_SYNC_PAYLOAD else limit
-            return service_error(
-                errors.REQUEST_TOO_LARGE,
-                f"Request must be smaller than {shown} bytes for the {operation} operation",
-            )
-        payload = request.body or b"{}"
-        if not _is_json(payload):
-            return service_error(
-                errors.INVALID_REQUEST_CONTENT,
-                "Could not parse request body into json: Could not parse payload into json",
-            )
-        context_header = request.headers.get(headers.AMZ_CLIENT_CONTEXT, "")
-        client_context = _decode_client_context(context_header)
-        if client_context is None:
-            return service_error(
-                errors.INVALID_PARAMETER_VALUE,
-                "Client context must be a valid Base64-encoded JSON object of at most "
-                f"{limits.MAX_CLIENT_CONTEXT} bytes",
-            )
-        log_type = request.headers.get(headers.LOG_TYPE, "None")
-        if log_type not in ("None", "Tail"):
-            return service_error(
-                errors.INVALID_PARAMETER_VALUE,
-                f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
-                "satisfy constraint: Member must satisfy enum value set: [Tail, None]",
-            )
-        if not self._in_flight.accepting:
-            return service_error(errors.SERVICE_EXCEPTION, "The service is shutting down")
-        arn = self._arns[name] + (f":{qualifier}" if qualifier else "")
-        return Accepted(
-            pool,
-            invocation_type,
-            InvocationRequest(
-                payload=payload,
-                invoked_arn=arn,
-                client_context=client_context,
-                tenant_id=request.headers.get(headers.AMZ_TENANT_ID, ""),
-                trace_id=_trace_id(request.headers.get(headers.AMZN_TRACE_ID, "")),
-                log_tail=log_type == "Tail" and invocation_type == headers.REQUEST_RESPONSE,
-            ),
-        )
+        if isinstance(call, Response):
+            return call
+        return Accepted(self._pools[call.name], call.invocation_type, call.request)
 
     # Invoke --------------------------------------------------------------------------------------
     def _invoke(self, request: Request, raw_name: str) -> Reply:
@@ -375,21 +429,6 @@ def _is_json(payload: bytes) -> bool:
     except (ValueError, UnicodeDecodeError):
         return False
     return True
-
-
-def _decode_client_context(value: str) -> str | None:
-    """The JSON text inside ``X-Amz-Client-Context``; "" if absent; None if invalid."""
-    if not value:
-        return ""
-    if len(value) > limits.MAX_CLIENT_CONTEXT:
-        return None
-    try:
-        decoded = base64.b64decode(value, validate=True).decode()
-        if not isinstance(json.loads(decoded), dict):
-            return None
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    return decoded
 
 
 def _index(pools: Mapping[str, Pool]) -> Response:

@@ -1,0 +1,447 @@
+"""The AMQP-RPC door of ``lambdakit serve --amqp``: each function's queue, run on its warm pool.
+
+Compatible with the Lambda Runtime API Daemon's clients (``../shared/reference/amqp-rpc.md``);
+the message contract is :mod:`lambdakit.amqp.contract`, the queue declarations
+:mod:`lambdakit.amqp.queues`.
+
+Theory of operation
+-------------------
+On every (re)connection (:class:`~lambdakit.amqp.link.BrokerLink`) the door opens one channel
+in publisher-confirm mode for replies and, per function, a channel that declares the function's
+queue, sets ``basic.qos(prefetch_count = concurrency)`` and consumes it with manual acks.  The
+prefetch bounds what this instance holds: the broker keeps the rest for whichever instance has
+a free environment, so work spreads instead of waiting in one instance's buffer.  Each delivery
+becomes an :class:`~lambdakit.emulator.invocation.Invocation` on the same pool as the HTTP
+doors; its timeout starts when an environment takes it, not when the message arrives.
+
+When the invocation ends, the reply is published to ``reply_to`` and the request is acked only
+once the broker has confirmed the reply.  If the connection that delivered the request died in
+between, the broker has already requeued it for another instance: the door neither replies nor
+acks (an ack on a dead channel cannot be sent anyway), so a caller gets one answer, from the
+instance that runs it again.  Delivery is at least once: an instance killed after publishing a
+reply and before its ack makes the request run twice and the caller see two replies (same
+correlation id); ``redelivered`` tells a function's caller nothing, but the request id is the
+correlation id, so a function can recognise a retry by it.
+
+Event messages (``X-Amz-Invocation-Type: Event``) run the same way without a reply.  A failed
+one is republished to a retry queue that dead-letters it back after the backoff, with its
+attempt count one higher, and acked; after the function's ``max_retry_attempts``, or past
+``max_event_age``, it goes to the on-failure destination.  Destinations are
+``function:NAME`` (an Event message on that function's queue) or a ``.jsonl`` file here.
+
+Stopping (:meth:`AmqpDoor.stop_consuming`, then :meth:`AmqpDoor.close`): the consumers are
+cancelled first so no new work arrives, the service lets the invocations in flight finish and
+reply, and whatever is still unfinished after that is handed back to the broker
+(``basic.nack(requeue=True)``) for another instance.  Nothing is ever answered with an empty
+reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiormq
+import aiormq.abc
+from pamqp import commands as spec
+
+from lambdakit.amqp import contract, queues
+from lambdakit.amqp.link import BrokerLink, Connection
+from lambdakit.amqp.uri import BrokerAddress
+from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.doors.async_queue import (
+    EVENT_AGE_EXCEEDED,
+    RETRIES_EXHAUSTED,
+    SUCCESS,
+    append_record,
+    destination_record,
+)
+from lambdakit.emulator.doors.tracking import InFlight
+from lambdakit.emulator.invocation import (
+    Invocation,
+    InvocationRequest,
+    InvocationResult,
+    new_trace_id,
+)
+from lambdakit.emulator.pool import Pool, Throttled
+from lambdakit.wire import errors, headers
+
+logger = logging.getLogger("lambdakit.amqp")
+
+Channel = aiormq.abc.AbstractChannel
+#: How long :meth:`AmqpDoor.close` waits for replies still being published, seconds.
+_CLOSE_WAIT = 5.0
+_PROPERTY_NAMES = (
+    "content_type",
+    "content_encoding",
+    "headers",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "message_type",
+    "user_id",
+    "app_id",
+)
+
+
+def properties_of(message: aiormq.abc.DeliveredMessage) -> dict[str, object]:
+    """A delivered message's properties as plain data (what :mod:`contract` reads)."""
+    header = message.header.properties
+    return {name: getattr(header, name, None) for name in _PROPERTY_NAMES}
+
+
+@dataclass(slots=True, eq=False)
+class _Delivery:
+    """One message this instance holds until it is acked or handed back."""
+
+    channel: Channel
+    tag: int
+    properties: Mapping[str, object]
+    function: FunctionConfig
+    request_id: str = ""
+    #: Acked, nacked or handed back: nothing more is done with it.
+    settled: bool = False
+    task: asyncio.Task[None] | None = field(default=None)
+
+
+class AmqpDoor:
+    """Consumes every function's queue and answers on the broker."""
+
+    def __init__(
+        self,
+        service: ServiceConfig,
+        pools: Mapping[str, Pool],
+        in_flight: InFlight,
+        address: BrokerAddress,
+        queue_kind: str = queues.DEFAULT_KIND,
+    ) -> None:
+        self._service = service
+        self._pools = pools
+        self._in_flight = in_flight
+        self._queue_kind = queue_kind
+        name = f"lambdakit serve {socket.gethostname()}:{os.getpid()}"
+        self.link = BrokerLink(address, name, self._on_open, self._on_lost)
+        self._publisher: Channel | None = None
+        self._consumers: list[tuple[Channel, str]] = []
+        self._held: set[_Delivery] = set()
+        #: Request ids in flight here, so that two requests never share one.
+        self._ids: set[str] = set()
+        self._stopping = False
+        self._arns = {name: service.function_arn(name) for name in pools}
+
+    # Connection ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect and consume; raises ``BrokerUnavailable`` when the broker cannot be reached."""
+        await self.link.start()
+        logger.info(
+            "consuming %s from %s (%s queues)",
+            ", ".join(sorted(self._pools)),
+            self.link.address.redacted(),
+            self._queue_kind,
+        )
+
+    async def _on_open(self, connection: Connection) -> None:
+        self._publisher = await connection.channel(publisher_confirms=True)
+        self._consumers = []
+        if self._stopping:
+            return
+        for name, pool in self._pools.items():
+            channel = await self._declare(connection, queues.function_queue(name, self._queue_kind))
+            await channel.basic_qos(prefetch_count=pool.function.concurrency)
+            callback = functools.partial(self._on_message, pool, channel)
+            ok = await channel.basic_consume(name, callback, no_ack=False)
+            self._consumers.append((channel, str(ok.consumer_tag)))
+
+    async def _declare(self, connection: Connection, queue: queues.QueueDeclaration) -> Channel:
+        """A channel on ``queue``, declared as configured or, if it exists otherwise, as is."""
+        channel = await connection.channel(publisher_confirms=False)
+        try:
+            await channel.queue_declare(
+                queue.name,
+                durable=queue.durable,
+                auto_delete=queue.auto_delete,
+                arguments=dict(queue.arguments),  # type: ignore[arg-type]
+            )
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            logger.warning(
+                "queue %s exists with other settings than %s (%s); consuming it as it is",
+                queue.name,
+                self._queue_kind,
+                exc,
+            )
+            channel = await connection.channel(publisher_confirms=False)
+            await channel.queue_declare(queue.name, passive=True)
+        return channel
+
+    def _on_lost(self) -> None:
+        """The broker requeued every unacked delivery; the runs in flight will not reply."""
+        self._publisher = None
+        self._consumers = []
+
+    # Deliveries --------------------------------------------------------------------------------
+    async def _on_message(
+        self, pool: Pool, channel: Channel, message: aiormq.abc.DeliveredMessage
+    ) -> None:
+        properties = properties_of(message)
+        delivery = _Delivery(channel, int(message.delivery_tag or 0), properties, pool.function)
+        if self._stopping:
+            await self._settle(delivery, requeue=True)
+            return
+        decision = contract.read_request(
+            properties,
+            message.body,
+            redelivered=bool(message.redelivered),
+            in_flight=self._ids,
+        )
+        if isinstance(decision, contract.Dropped):
+            logger.warning("%s: dropped a message: %s", pool.function.name, decision.reason)
+            await self._settle(delivery)
+            return
+        if isinstance(decision, contract.Refused):
+            logger.info(
+                "%s: refused request %s: %s",
+                pool.function.name,
+                decision.request_id,
+                decision.message,
+            )
+            if await self._publish(contract.refusal_reply(properties, decision)):
+                await self._settle(delivery)
+            return
+        if decision.invocation_type == headers.EVENT and self._too_old(pool.function, decision):
+            await self._event_outcome(delivery, decision, EVENT_AGE_EXCEEDED, None)
+            await self._settle(delivery)
+            return
+        self._run(pool, delivery, decision)
+
+    def _run(self, pool: Pool, delivery: _Delivery, rpc: contract.RpcRequest) -> None:
+        request = InvocationRequest(
+            payload=rpc.payload,
+            invoked_arn=self._arns[pool.function.name],
+            client_context=rpc.client_context,
+            trace_id=rpc.trace_id if rpc.trace_id.startswith("Root=") else new_trace_id(),
+            log_tail=rpc.log_tail,
+        )
+        invocation = Invocation(
+            request, functools.partial(self._done, delivery, rpc), rpc.request_id
+        )
+        delivery.request_id = rpc.request_id
+        self._held.add(delivery)
+        self._ids.add(rpc.request_id)
+        self._in_flight.started()
+        try:
+            pool.submit(invocation, bounded=False)
+        except Throttled:  # stopping: another instance will run it
+            self._release(delivery)
+            delivery.task = asyncio.ensure_future(self._settle(delivery, requeue=True))
+        except Exception as exc:  # a bug or an environment problem: answer, never hang
+            logger.exception("could not start invocation %s", rpc.request_id)
+            invocation.resolve(
+                InvocationResult(
+                    errors.service_error_body(f"could not start the invocation: {exc}"),
+                    function_error=errors.UNHANDLED,
+                    error_type=errors.SERVICE_EXCEPTION,
+                )
+            )
+
+    def _done(
+        self, delivery: _Delivery, rpc: contract.RpcRequest, result: InvocationResult
+    ) -> None:
+        """The invocation ended (called by the sandbox): reply and ack off its stack."""
+        delivery.task = asyncio.get_running_loop().create_task(
+            self._complete(delivery, rpc, result), name=f"reply {rpc.request_id}"
+        )
+
+    async def _complete(
+        self, delivery: _Delivery, rpc: contract.RpcRequest, result: InvocationResult
+    ) -> None:
+        try:
+            if delivery.settled:
+                return  # handed back to the broker by a stop that could not wait for it
+            if delivery.channel.is_closed:
+                logger.info(
+                    "%s: request %s finished after its connection was lost; the broker "
+                    "requeued it, so it is not answered from here",
+                    delivery.function.name,
+                    rpc.request_id,
+                )
+                delivery.settled = True
+                return
+            if rpc.invocation_type == headers.EVENT:
+                await self._event_result(delivery, rpc, result)
+                return
+            reply = contract.result_reply(
+                delivery.properties,
+                rpc.request_id,
+                rpc.reply_to,
+                body=result.body,
+                content_type=result.content_type,
+                function_error=result.function_error,
+                log_result=result.log_result,
+                version=delivery.function.version,
+            )
+            if await self._publish(reply):
+                await self._settle(delivery)
+        finally:
+            self._release(delivery)
+
+    def _release(self, delivery: _Delivery) -> None:
+        if delivery in self._held:
+            self._held.discard(delivery)
+            self._ids.discard(delivery.request_id)
+            self._in_flight.finished()
+
+    # Events --------------------------------------------------------------------------------------
+    @staticmethod
+    def _too_old(function: FunctionConfig, rpc: contract.RpcRequest) -> bool:
+        return time.time() - rpc.accepted_at > function.max_event_age
+
+    async def _event_result(
+        self, delivery: _Delivery, rpc: contract.RpcRequest, result: InvocationResult
+    ) -> None:
+        function = delivery.function
+        if result.ok:
+            await self._event_outcome(delivery, rpc, SUCCESS, result)
+        elif rpc.attempt <= function.max_retry_attempts:
+            delay = function.retry_backoff * 2 ** (rpc.attempt - 1)
+            logger.info(
+                "event %s failed (%s), retry %d in %g s",
+                rpc.request_id,
+                result.error_type,
+                rpc.attempt,
+                delay,
+            )
+            if not await self._retry(function.name, rpc, delay):
+                return  # not acked: the broker gives it to an instance again
+        else:
+            logger.warning("event %s failed %d time(s), giving up", rpc.request_id, rpc.attempt)
+            await self._event_outcome(delivery, rpc, RETRIES_EXHAUSTED, result)
+        await self._settle(delivery)
+
+    async def _retry(self, function: str, rpc: contract.RpcRequest, delay: float) -> bool:
+        queue = queues.retry_queue(function, delay)
+        channel = self._publisher
+        if channel is None or channel.is_closed:
+            return False
+        try:
+            await channel.queue_declare(
+                queue.name,
+                durable=queue.durable,
+                auto_delete=queue.auto_delete,
+                arguments=dict(queue.arguments),  # type: ignore[arg-type]
+            )
+        except Exception as exc:
+            logger.error("cannot declare the retry queue %s: %s", queue.name, exc)
+            return False
+        message = contract.event_message(
+            queue.name,
+            rpc.request_id,
+            rpc.payload,
+            attempt=rpc.attempt + 1,
+            accepted_at=rpc.accepted_at,
+            trace_id=rpc.trace_id,
+        )
+        return await self._publish(message)
+
+    async def _event_outcome(
+        self,
+        delivery: _Delivery,
+        rpc: contract.RpcRequest,
+        condition: str,
+        result: InvocationResult | None,
+    ) -> None:
+        function = delivery.function
+        target = function.on_success if condition == SUCCESS else function.on_failure
+        if not target:
+            return
+        record = destination_record(
+            rpc.request_id,
+            rpc.payload,
+            rpc.attempt,
+            self._arns[function.name],
+            condition,
+            result,
+        )
+        data = json.dumps(record).encode()
+        if not target.startswith("function:"):
+            append_record(target, data, f"the {condition} record of event {rpc.request_id}")
+            return
+        name = target.split(":", 1)[1]
+        message = contract.event_message(
+            name, rpc.request_id, data, accepted_at=time.time(), trace_id=rpc.trace_id
+        )
+        if not await self._publish(message, mandatory=True):
+            logger.error(
+                "the %s record of event %s could not be sent to function %s",
+                condition,
+                rpc.request_id,
+                name,
+            )
+
+    # Broker operations ---------------------------------------------------------------------------
+    async def _publish(self, message: contract.Outgoing, mandatory: bool = False) -> bool:
+        """Publish on the default exchange; True once the broker confirmed it (and routed it)."""
+        channel = self._publisher
+        if channel is None or channel.is_closed:
+            return False
+        try:
+            confirmation = await channel.basic_publish(
+                message.body,
+                exchange="",
+                routing_key=message.routing_key,
+                properties=spec.Basic.Properties(**message.properties),  # type: ignore[arg-type]
+                mandatory=mandatory,
+            )
+        except Exception as exc:
+            logger.warning("could not publish to %s: %s", message.routing_key, exc)
+            return False
+        return isinstance(confirmation, spec.Basic.Ack)
+
+    async def _settle(self, delivery: _Delivery, requeue: bool | None = None) -> None:
+        """Ack (``requeue`` None) or nack the delivery, if its channel still lives."""
+        if delivery.settled:
+            return
+        delivery.settled = True
+        if delivery.channel.is_closed:
+            return  # the broker requeued it when the channel closed
+        try:
+            if requeue is None:
+                await delivery.channel.basic_ack(delivery.tag)
+            else:
+                await delivery.channel.basic_nack(delivery.tag, requeue=requeue)
+        except Exception as exc:
+            logger.debug("could not settle delivery %d: %s", delivery.tag, exc)
+
+    # Stop ----------------------------------------------------------------------------------------
+    async def stop_consuming(self) -> None:
+        """Cancel every consumer: the broker sends this instance no new work."""
+        self._stopping = True
+        consumers, self._consumers = self._consumers, []
+        for channel, tag in consumers:
+            with contextlib.suppress(Exception):
+                await channel.basic_cancel(tag)
+
+    async def close(self) -> None:
+        """Let replies being published leave, hand unfinished work back, then disconnect."""
+        self._stopping = True
+        replying = [d.task for d in self._held if d.task is not None and not d.task.done()]
+        if replying:
+            await asyncio.wait(replying, timeout=_CLOSE_WAIT)
+        unfinished = [d for d in self._held if d.task is None]
+        if unfinished:
+            logger.warning("handing %d unfinished request(s) back to the broker", len(unfinished))
+        for delivery in unfinished:
+            self._release(delivery)
+            await self._settle(delivery, requeue=True)
+        await self.link.close()
