@@ -1,0 +1,67 @@
+"""No invocation lost: an instance killed under load, and a broker restarted under load.
+
+Each test prints its counts (sent, replied, duplicates); delivery is at least once, so
+duplicates are allowed and counted, a request without a reply is not.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from tests.amqp.broker import PrivateBroker, require_broker
+from tests.amqp.rpc_client import RpcClient, counts
+
+from tests.amqp.workers import unique, workers
+
+
+def test_sigkill_of_one_instance_under_load_loses_no_request(tmp_path: Path) -> None:
+    url = require_broker()
+    echo = unique("echo")
+    functions = {echo: {"handler": "app.echo", "concurrency": 4}}
+    with workers(tmp_path, url, functions, 2) as (doomed, survivor), RpcClient(url) as client:
+        sent = [
+            client.publish(echo, json.dumps({"n": n, "sleep": 0.05}).encode()) for n in range(200)
+        ]
+        first = client.collect(sent[:40], timeout=60)
+        doomed.process.send_signal(signal.SIGKILL)
+        doomed.process.wait(10)
+        replies = client.collect(sent, timeout=90)
+        for correlation_id, more in first.items():
+            replies.setdefault(correlation_id, [])
+            replies[correlation_id][:0] = [r for r in more if r not in replies[correlation_id]]
+        assert survivor.process.poll() is None
+    total, replied, duplicates = counts(sent, replies)
+    print(f"SIGKILL under load: sent={total} replied={replied} duplicates={duplicates}")
+    assert replied == total == 200
+    by_instance = {json.loads(replies[c][0].body)["instance"] for c in sent}
+    assert by_instance == {"w0", "w1"}
+
+
+@pytest.mark.timeout(240)
+def test_a_broker_restart_under_load_loses_no_request_on_durable_queues(tmp_path: Path) -> None:
+    slow = unique("slow")
+    functions = {slow: {"handler": "app.echo", "concurrency": 2, "timeout": 30}}
+    with PrivateBroker() as broker:
+        url = broker.url + ("&" if "?" in broker.url else "?") + "retry_delay=0.5"
+        with workers(tmp_path, url, functions, 1, "--amqp-queue", "durable") as (worker,):
+            with RpcClient(broker.url, durable_reply_queue=unique("replies")) as client:
+                sent = [
+                    client.publish(slow, json.dumps({"n": n, "sleep": 0.2}).encode())
+                    for n in range(30)
+                ]
+                before = client.collect(sent[:4], timeout=30)
+                broker.restart()
+                client.reconnect()
+                replies = client.collect(sent, timeout=120)
+                for correlation_id, earlier in before.items():
+                    replies.setdefault(correlation_id, [])[:0] = earlier
+            assert worker.process.poll() is None  # the worker lived through it
+            reconnected = worker.errors()
+    total, replied, duplicates = counts(sent, replies)
+    print(f"broker restart: sent={total} replied={replied} duplicates={duplicates}")
+    assert replied == total == 30
+    assert "lost the connection to the broker" in reconnected
+    assert "reconnected to the broker" in reconnected

@@ -1,0 +1,194 @@
+"""``lambdakit serve --amqp``: the daemon's clients, unchanged, against lambdakit instances.
+
+The client is :class:`tests.amqp.rpc_client.RpcClient`, written as the Lambda Runtime API
+Daemon's echo client speaks: persistent requests, a correlation id each, a broker-named reply
+queue, publisher confirms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+from tests.amqp.broker import require_broker
+from tests.amqp.rpc_client import RpcClient, counts
+
+from tests.amqp.workers import unique, workers
+from tests.serving import REPO
+
+
+@pytest.fixture(scope="module")
+def url() -> str:
+    return require_broker()
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[RpcClient]:
+    with RpcClient(url) as rpc:
+        yield rpc
+
+
+def test_a_daemon_style_client_drives_two_instances(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    echo = unique("echo")
+    functions = {echo: {"handler": "app.echo", "concurrency": 2}}
+    with workers(tmp_path, url, functions, 2):
+        sent = [
+            client.publish(echo, json.dumps({"n": n, "sleep": 0.05}).encode()) for n in range(40)
+        ]
+        replies = client.collect(sent, timeout=60)
+    total, replied, duplicates = counts(sent, replies)
+    print(f"sent={total} replied={replied} duplicates={duplicates}")
+    assert replied == total == 40
+    instances = set()
+    for n, correlation_id in enumerate(sent):
+        reply = replies[correlation_id][0]
+        body = json.loads(reply.body)
+        assert body["event"] == {"n": n, "sleep": 0.05}  # each answer to its own request
+        assert body["request_id"] == correlation_id  # the correlation id is the request id
+        assert reply.headers["x-amzn-RequestId"] == correlation_id
+        assert "X-Amz-Function-Error" not in reply.headers
+        instances.add(body["instance"])
+    assert instances == {"w0", "w1"}  # both instances got work
+
+
+def test_function_errors_timeouts_and_crashes_are_flagged(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    names = {kind: unique(kind) for kind in ("fail", "slow", "crash")}
+    functions = {
+        names["fail"]: {"handler": "app.fail"},
+        names["slow"]: {"handler": "app.echo", "timeout": 1},
+        names["crash"]: {"handler": "app.crash"},
+    }
+    with workers(tmp_path, url, functions) as (worker,):
+        failed = client.call(names["fail"], b"{}")
+        timed_out = client.call(names["slow"], b'{"sleep": 5}')
+        crashed = client.call(names["crash"], b"{}")
+        after = client.call(names["slow"], b'{"after": "timeout"}')
+        assert worker.process.poll() is None
+    for reply, error_type in (
+        (failed, "ValueError"),
+        (timed_out, "Sandbox.Timedout"),
+        (crashed, "Runtime.ExitError"),
+    ):
+        assert reply.headers["X-Amz-Function-Error"] == "Unhandled"
+        assert json.loads(reply.body)["errorType"] == error_type
+    assert "Task timed out after 1.00 seconds" in json.loads(timed_out.body)["errorMessage"]
+    assert "X-Amz-Function-Error" not in after.headers  # a new environment took over
+    assert json.loads(after.body)["event"] == {"after": "timeout"}
+
+
+def test_client_context_and_trace_id_reach_the_function_and_bad_headers_are_refused(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    echo = unique("echo")
+    context = base64.b64encode(json.dumps({"custom": {"tenant": "t1"}}).encode()).decode()
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    with workers(tmp_path, url, {echo: {"handler": "app.echo"}}):
+        good = client.call(
+            echo, b"{}", headers={"X-Amz-Client-Context": context, "X-Amzn-Trace-Id": trace}
+        )
+        wrong_type = client.call(echo, b"{}", headers={"X-Amz-Client-Context": 42})
+        not_base64 = client.call(echo, b"{}", headers={"X-Amz-Client-Context": "%%"})
+        still_serving = client.call(echo, b'{"still": true}')
+    body = json.loads(good.body)
+    assert body["client_context"] == {"tenant": "t1"}
+    assert body["trace_id"] == trace
+    for refused in (wrong_type, not_base64):
+        assert refused.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+        assert "X-Amz-Function-Error" not in refused.headers
+    assert "must be a string, not an integer" in json.loads(wrong_type.body)["message"]
+    assert json.loads(still_serving.body)["event"] == {"still": True}
+
+
+def test_no_broker_setting_reaches_the_function(url: str, tmp_path: Path) -> None:
+    secret = "s3cret-broker-pw"
+    env_fn = unique("env")
+    broker = url.split("@", 1)[-1]  # host:port/vhost of the machine's broker
+    # The service gets the password three ways: in --amqp, in AMQP_URI and in AMQP_PASSWORD.
+    # The machine's broker accepts guest/guest only, so --amqp carries those credentials.
+    service_env = {
+        "AMQP_URI": f"amqp://guest:{secret}@{broker}",
+        "AMQP_USERNAME": "guest",
+        "AMQP_PASSWORD": secret,
+    }
+    with (
+        workers(tmp_path, url, {env_fn: {"handler": "app.environment"}}, env=service_env) as (
+            worker,
+        ),
+        RpcClient(url) as rpc,
+    ):
+        environment = json.loads(rpc.call(env_fn, b"{}").body)
+        log = worker.output() + worker.errors()
+    assert environment["AWS_LAMBDA_FUNCTION_NAME"] == env_fn  # it really is the function's
+    for name in ("AMQP_URI", "AMQP_USERNAME", "AMQP_PASSWORD"):
+        assert name not in environment
+    password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    for value in environment.values():
+        assert secret not in value and broker not in value
+        assert f":{password}@" not in value
+    assert f":{password}@" not in log and secret not in log  # never logged either
+
+
+def test_a_broker_that_cannot_be_reached_is_one_line_and_status_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lambdakit",
+            "serve",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+            "--code-dir",
+            str(REPO / "tests" / "amqp" / "functions"),
+            "--amqp",
+            "amqp://user:hunter2@127.0.0.1:1/?connection_attempts=2&retry_delay=0.1",
+            "app.echo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    problem = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(problem) == 1, result.stderr
+    assert (
+        "cannot reach the broker at amqp://user:***@127.0.0.1:1/ after 2 attempts" in (problem[0])
+    )
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout
+
+
+def test_prefetch_follows_concurrency_and_the_timeout_starts_when_the_invocation_does(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    slow = unique("slow")
+    # One environment, 1.5 s timeout, 0.6 s per request: the fourth request waits 1.8 s, which
+    # would time it out if its clock started when the message arrived (as in the daemon).
+    functions = {slow: {"handler": "app.echo", "concurrency": 1, "timeout": 1.5}}
+    with workers(tmp_path, url, functions):
+        sent = [client.publish(slow, b'{"sleep": 0.6}') for _ in range(4)]
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        try:
+            declared = connection.channel().queue_declare(slow, passive=True)
+            queued = declared.method.message_count
+            replies = client.collect(sent, timeout=30)
+        finally:
+            connection.close()
+    # Prefetch 1 = concurrency 1: the broker keeps 3 of the 4 for any instance to take.
+    assert queued >= 2
+    assert all(len(replies.get(c, [])) == 1 for c in sent)
+    for correlation_id in sent:
+        reply = replies[correlation_id][0]
+        assert "X-Amz-Function-Error" not in reply.headers, reply.body
+        assert json.loads(reply.body)["remaining_ms"] > 1300  # the whole timeout, each time
