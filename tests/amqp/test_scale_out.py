@@ -65,3 +65,22 @@ def test_a_broker_restart_under_load_loses_no_request_on_durable_queues(tmp_path
     assert replied == total == 30
     assert "lost the connection to the broker" in reconnected
     assert "reconnected to the broker" in reconnected
+
+
+def test_sigterm_finishes_the_work_in_flight_and_leaves_the_rest_to_others(
+    tmp_path: Path,
+) -> None:
+    url = require_broker()
+    slow = unique("slow")
+    functions = {slow: {"handler": "app.echo", "concurrency": 1}}
+    with workers(tmp_path, url, functions, 2) as (stopping, staying), RpcClient(url) as client:
+        sent = [client.publish(slow, json.dumps({"n": n, "sleep": 0.5}).encode()) for n in range(8)]
+        assert stopping.wait_for_output(r"START RequestId", timeout=30)
+        assert stopping.stop(signal.SIGTERM) == 0
+        replies = client.collect(sent, timeout=60)
+        assert staying.process.poll() is None
+    total, replied, duplicates = counts(sent, replies)
+    print(f"SIGTERM: sent={total} replied={replied} duplicates={duplicates}")
+    assert (replied, duplicates) == (total, 0)
+    ran_by = [json.loads(replies[c][0].body)["instance"] for c in sent]
+    assert "w0" in ran_by and "w1" in ran_by  # the stopping one finished what it had started
