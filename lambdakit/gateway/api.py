@@ -86,6 +86,7 @@ class Gateway:
         self.link = BrokerLink(address, name, self._on_open, self._on_lost)
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._pending: dict[str, asyncio.Future[Response]] = {}
+        self._reopening = asyncio.Lock()
 
     # Broker ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -96,6 +97,23 @@ class Gateway:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.basic_consume(contract.DIRECT_REPLY_TO, self._on_reply, no_ack=True)
         self._channel = channel
+
+    async def _open_channel(self) -> aiormq.abc.AbstractChannel | None:
+        """The channel, opened again if an error closed it (its waiting callers are told)."""
+        async with self._reopening:
+            channel = self._channel
+            if channel is not None and not channel.is_closed:
+                return channel
+            connection = self.link.connection
+            if connection is None or connection.is_closed:
+                return None
+            self._on_lost()  # replies to the closed channel's requests can no longer arrive
+            try:
+                await self._on_open(connection)
+            except Exception as exc:
+                logger.warning("cannot open a channel: %s", self.link.describe(exc))
+                return None
+            return self._channel
 
     def _on_lost(self) -> None:
         self._channel = None
@@ -169,6 +187,8 @@ class Gateway:
 
     # Invocation types -----------------------------------------------------------------------------
     async def _request_response(self, call: InvokeCall, stream: bool) -> Response:
+        if await self._open_channel() is None:
+            return _not_connected()
         request_id = str(uuid.uuid4())
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future  # before publishing: a fast reply finds it
@@ -227,8 +247,8 @@ class Gateway:
 
     async def _publish(self, call: InvokeCall, message: contract.Outgoing) -> Response | None:
         """Publish with ``mandatory`` and confirms; the error to answer, or None once confirmed."""
-        channel = self._channel
-        if channel is None or channel.is_closed:
+        channel = await self._open_channel()
+        if channel is None:
             return _not_connected()
         try:
             await channel.basic_publish(

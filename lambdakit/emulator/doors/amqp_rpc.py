@@ -134,6 +134,7 @@ class AmqpDoor:
         name = f"lambdakit serve {socket.gethostname()}:{os.getpid()}"
         self.link = BrokerLink(address, name, self._on_open, self._on_lost)
         self._publisher: Channel | None = None
+        self._reopening = asyncio.Lock()
         self._consumers: list[tuple[Channel, str]] = []
         self._held: set[_Delivery] = set()
         #: Request ids in flight here, so that two requests never share one.
@@ -331,8 +332,8 @@ class AmqpDoor:
 
     async def _retry(self, function: str, rpc: contract.RpcRequest, delay: float) -> bool:
         queue = queues.retry_queue(function, delay)
-        channel = self._publisher
-        if channel is None or channel.is_closed:
+        channel = await self._publisher_channel()
+        if channel is None:
             return False
         try:
             await channel.queue_declare(
@@ -390,10 +391,26 @@ class AmqpDoor:
             )
 
     # Broker operations ---------------------------------------------------------------------------
+    async def _publisher_channel(self) -> Channel | None:
+        """The confirm channel, opened again if an error closed it; None while disconnected."""
+        async with self._reopening:
+            channel = self._publisher
+            if channel is not None and not channel.is_closed:
+                return channel
+            connection = self.link.connection
+            if connection is None or connection.is_closed:
+                return None
+            try:
+                self._publisher = await connection.channel(publisher_confirms=True)
+            except Exception as exc:
+                logger.warning("cannot open a channel to publish on: %s", exc)
+                return None
+            return self._publisher
+
     async def _publish(self, message: contract.Outgoing, mandatory: bool = False) -> bool:
         """Publish on the default exchange; True once the broker confirmed it (and routed it)."""
-        channel = self._publisher
-        if channel is None or channel.is_closed:
+        channel = await self._publisher_channel()
+        if channel is None:
             return False
         try:
             confirmation = await channel.basic_publish(
