@@ -9,9 +9,11 @@ https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html):
 
 * the body is the event, passed to the function unchanged;
 * ``correlation_id`` becomes the request id when it is one (letters, digits and ``.:_-``, at
-  most 128 characters) and no invocation with that id is in flight here; otherwise a fresh id
-  is made and the reply carries it in ``x-amzn-RequestId`` (and, when the request had no
-  ``correlation_id``, as its ``correlation_id`` too, so the caller sees it);
+  most 128 characters) and, for a first delivery, no invocation with that id is in flight here
+  (a redelivery keeps its id even then: it is the same request, given back by the broker after
+  this instance's connection broke); otherwise a fresh id is made and the reply carries it in
+  ``x-amzn-RequestId`` (and, when the request had no ``correlation_id``, as its
+  ``correlation_id`` too, so the caller sees it);
 * ``reply_to`` names the queue of the reply; a RequestResponse request without one is dropped
   (acknowledged, logged, never run), since nobody could see its result;
 * headers, matched without regard to case: ``X-Amz-Client-Context`` (base64 JSON),
@@ -149,7 +151,7 @@ def read_request(
     correlation_id = properties.get("correlation_id")
     correlation_id = correlation_id if isinstance(correlation_id, str) else ""
     request_id = correlation_id
-    if not _REQUEST_ID.match(request_id) or request_id in in_flight:
+    if not _REQUEST_ID.match(request_id) or (not redelivered and request_id in in_flight):
         request_id = str(uuid.uuid4())
     reply_to = properties.get("reply_to")
     reply_to = reply_to if isinstance(reply_to, str) else ""
@@ -351,6 +353,7 @@ def request_message(
     trace_id: str = "",
     log_tail: bool = False,
     timestamp: float = 0.0,
+    expiration: float = 0.0,
 ) -> Outgoing:
     """A RequestResponse invocation as the gateway publishes it (``client_context`` is JSON)."""
     table: dict[str, object] = {}
@@ -368,6 +371,8 @@ def request_message(
         "delivery_mode": 1,
         "headers": table,
     }
+    if expiration:  # a request whose caller gave up is not worth running
+        properties["expiration"] = str(max(1, int(expiration * 1000)))
     if timestamp:  # AMQP timestamps are whole seconds
         properties["timestamp"] = datetime.datetime.fromtimestamp(
             int(timestamp), datetime.timezone.utc

@@ -9,13 +9,17 @@ workers or Lambda Runtime API Daemons), so a request that no queue takes comes b
 API validates them (:func:`~lambdakit.emulator.doors.invoke_api.read_invoke`) before anything
 is published.
 
+Request ids are the AWS SDK's ``amz-sdk-invocation-id`` when there is one, which the SDK keeps
+on its retries, so that a function sees a retried call under one id.
+
 * **RequestResponse**: published transient with ``reply_to`` = RabbitMQ's direct reply-to
   (https://www.rabbitmq.com/docs/direct-reply-to), so the reply comes straight back to this
   connection with no reply queue to declare.  The pending caller is registered *before* the
   publish, so no reply can arrive unclaimed.  The reply's headers become the HTTP answer
   (:func:`~lambdakit.amqp.contract.invoke_answer`).  A worker that dies mid-invocation leaves
   the request unacked; the broker gives it to another worker, whose reply this gateway takes.
-  Extra replies (at-least-once delivery) are dropped.
+  Extra replies (at-least-once delivery) are dropped.  The request expires (AMQP
+  ``expiration``) after ``--reply-timeout``: nobody waits for it any more.
 * **Event** and **InvokeAsync**: published persistent with publisher confirms; the 202 leaves
   once the broker has confirmed.  Workers run, retry and route them (``docs/scale-out.md``).
 * **DryRun**: a passive declaration of the function's queue: 204 if it exists, else 404.
@@ -34,10 +38,11 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import aiormq
 import aiormq.abc
@@ -63,6 +68,9 @@ from lambdakit.wire import errors, eventstream, headers
 logger = logging.getLogger("lambdakit.gateway")
 
 _JSON = "application/json"
+_SDK_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 _SYNC_TYPES = (headers.REQUEST_RESPONSE, headers.EVENT, headers.DRY_RUN)
 _STREAM_TYPES = (headers.REQUEST_RESPONSE, headers.DRY_RUN)
 #: The default for ``--reply-timeout``: Lambda's longest function timeout, plus time to queue.
@@ -189,7 +197,7 @@ class Gateway:
     async def _request_response(self, call: InvokeCall, stream: bool) -> Response:
         if await self._open_channel() is None:
             return _not_connected()
-        request_id = str(uuid.uuid4())
+        request_id = _request_id(call, self._pending)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future  # before publishing: a fast reply finds it
         message = contract.request_message(
@@ -200,6 +208,7 @@ class Gateway:
             trace_id=call.request.trace_id,
             log_tail=call.request.log_tail,
             timestamp=time.time(),
+            expiration=self._reply_timeout,
         )
         refused = await self._publish(call, message)
         if refused is not None:
@@ -217,7 +226,7 @@ class Gateway:
         return _as_event_stream(response) if stream else response
 
     async def _event(self, call: InvokeCall, body: bytes) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = _request_id(call, self._pending)
         message = contract.event_message(
             call.name,
             request_id,
@@ -269,6 +278,15 @@ class Gateway:
                 f"the broker did not take the request: {self.link.describe(exc)}",
             )
         return None
+
+
+def _request_id(call: InvokeCall, pending: Container[str]) -> str:
+    """The SDK's invocation id, which its retries keep (so a function sees a retry as one), or
+    a fresh one when it is absent, odd, or already waiting here."""
+    sdk_id = call.sdk_invocation_id
+    if _SDK_ID.match(sdk_id) and sdk_id not in pending:
+        return sdk_id
+    return str(uuid.uuid4())
 
 
 def _not_found(call: InvokeCall) -> Response:

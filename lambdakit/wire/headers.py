@@ -59,6 +59,8 @@ LOG_TYPE = "x-amz-log-type"
 AMZ_CLIENT_CONTEXT = "x-amz-client-context"
 AMZ_TENANT_ID = "x-amz-tenant-id"
 AMZN_TRACE_ID = "x-amzn-trace-id"
+#: Sent by AWS SDKs; the same on every retry of one call.
+SDK_INVOCATION_ID = "amz-sdk-invocation-id"
 
 # Invoke API response headers.
 AMZN_REQUEST_ID = "x-amzn-RequestId"

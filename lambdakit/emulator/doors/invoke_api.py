@@ -134,6 +134,8 @@ class InvokeCall:
     name: str
     invocation_type: str
     request: InvocationRequest
+    #: The AWS SDK's ``amz-sdk-invocation-id``, the same on each of its retries ("" if none).
+    sdk_invocation_id: str = ""
 
 
 def read_invoke(
@@ -212,6 +214,7 @@ def read_invoke(
             trace_id=_trace_id(request.headers.get(headers.AMZN_TRACE_ID, "")),
             log_tail=log_type == "Tail" and invocation_type == headers.REQUEST_RESPONSE,
         ),
+        request.headers.get(headers.SDK_INVOCATION_ID, ""),
     )
 
 
