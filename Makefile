@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: serve test lint typecheck unit bench rie clean
+.PHONY: serve test lint typecheck unit bench rie broker clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -35,7 +35,11 @@ rie: .cache/.rie
 	$(BIN)/python -c "from bench.rie import ensure_rie; print(ensure_rie())"
 	touch $@
 
-unit: $(BIN)/.installed .cache/.rie
+# RabbitMQ on 127.0.0.1:5672 for the AMQP tests: started if installed but stopped.
+broker:
+	@bash tests/amqp/ensure_broker.sh
+
+unit: $(BIN)/.installed .cache/.rie broker
 	$(BIN)/pytest -W error -q
 
 test: lint typecheck unit

@@ -316,6 +316,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         stream=sys.stderr,
         format="lambdakit %(levelname)s %(name)s: %(message)s",
     )
+    quiet_broker_client(level)
     import sqlite3
 
     from lambdakit.emulator.service import BrokerUnavailable, Service, serve
@@ -349,6 +350,11 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         fail(f"lambdakit serve: error: {exc.strerror or exc}")
         return 1
     return 0
+
+
+def quiet_broker_client(level: str) -> None:
+    """The AMQP client library's own messages repeat ours: shown only with ``--log-level debug``."""
+    logging.getLogger("aiormq").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
 
 
 def _run(main: Any) -> None:

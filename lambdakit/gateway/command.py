@@ -133,6 +133,9 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         stream=sys.stderr,
         format="lambdakit %(levelname)s %(name)s: %(message)s",
     )
+    from lambdakit.emulator.serve_command import quiet_broker_client
+
+    quiet_broker_client(level)
     try:
         _run(_serve(config))
     except BrokerUnavailable as exc:

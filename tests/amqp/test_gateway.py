@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.amqp.broker import require_broker
 
+from tests.amqp.broker import require_broker
 from tests.amqp.workers import running_gateway, unique, workers
 from tests.serving import REPO, Serve, lambda_client
 

@@ -1,0 +1,1 @@
+"""Tests of the AMQP-RPC door (``serve --amqp``), the gateway and scale-out, on a real broker."""
