@@ -29,6 +29,7 @@ examples:
   lambdakit serve --port 0 app.handler
   lambdakit serve --config lambdakit.toml
   lambdakit serve --function-name echo -- ./bootstrap
+  lambdakit serve --config lambdakit.toml --amqp amqp://guest:guest@127.0.0.1:5672/
 
 Invoke with curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI (--endpoint-url):
   curl -XPOST http://127.0.0.1:8080/2015-03-31/functions/NAME/invocations -d '{}'

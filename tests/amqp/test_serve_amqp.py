@@ -193,3 +193,27 @@ def test_prefetch_follows_concurrency_and_the_timeout_starts_when_the_invocation
         assert "X-Amz-Function-Error" not in reply.headers, reply.body
         # 1.5 s less the 0.6 s sleep, for each: its clock started when it started
         assert json.loads(reply.body)["remaining_ms"] > 600
+
+
+def test_a_queue_declared_otherwise_is_consumed_as_it_is(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    echo = unique("echo")
+    functions = {echo: {"handler": "app.echo"}}
+    with workers(tmp_path / "a", url, functions, 1, "--amqp-queue", "quorum") as (first,):
+        # The second worker asks for the daemon's transient queue: the broker refuses that
+        # declaration (406), and the worker consumes the quorum queue the first one made.
+        with workers(tmp_path / "b", url, functions, 1) as (second,):
+            replies = [json.loads(client.call(echo, b'{"sleep": 0.2}').body) for _ in range(2)]
+            sent = [client.publish(echo, b'{"sleep": 0.3}') for _ in range(6)]
+            more = client.collect(sent, timeout=30)
+            warning = second.errors()
+        assert first.process.poll() is None
+    assert "exists with other settings than transient" in warning
+    assert all(body["event"]["sleep"] for body in replies)
+    assert all(len(more[c]) == 1 for c in sent)
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        connection.channel().queue_delete(echo)  # a quorum queue outlives its consumers
+    finally:
+        connection.close()

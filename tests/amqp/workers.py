@@ -48,6 +48,7 @@ def write_config(
         lines.append(f"[functions.{name}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
         lines.append("")
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"lambdakit-{instance}.toml"
     path.write_text("\n".join(lines))
     return path
