@@ -19,6 +19,19 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def setup_logging(level: str) -> None:
+    """lambdakit's diagnostics on stderr at ``level``; the AMQP client library's own messages,
+    which repeat ours, only at ``debug``."""
+    import logging
+
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="lambdakit %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiormq").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
+
+
 def fail(message: str) -> None:
     """One line on stderr: the command line's way of naming a problem."""
     sys.stderr.write(message + "\n")

@@ -24,7 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import aiormq
 import aiormq.abc
+from pamqp import commands as spec
 
+from lambdakit.amqp.contract import Outgoing
+from lambdakit.amqp.queues import QueueDeclaration
 from lambdakit.amqp.uri import BrokerAddress, BrokerUnavailable
 from lambdakit.emulator.lifecycle import Lifecycle
 
@@ -202,3 +205,26 @@ class BrokerLink:
         if isinstance(exc, OSError) and exc.strerror:
             text = exc.strerror
         return self.address.scrub(f"{type(exc).__name__}: {text}" if str(exc) else text)
+
+
+async def declare(channel: aiormq.abc.AbstractChannel, queue: QueueDeclaration) -> None:
+    """``queue.declare`` as :mod:`lambdakit.amqp.queues` spells it (a 406 if it differs)."""
+    await channel.queue_declare(
+        queue.name,
+        durable=queue.durable,
+        auto_delete=queue.auto_delete,
+        arguments=dict(queue.arguments),  # type: ignore[arg-type]
+    )
+
+
+async def publish(
+    channel: aiormq.abc.AbstractChannel, message: Outgoing, *, mandatory: bool
+) -> object:
+    """Publish ``message`` on the default exchange; the broker's confirmation (with confirms)."""
+    return await channel.basic_publish(
+        message.body,
+        exchange="",
+        routing_key=message.routing_key,
+        properties=spec.Basic.Properties(**message.properties),  # type: ignore[arg-type]
+        mandatory=mandatory,
+    )

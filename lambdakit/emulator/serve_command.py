@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail
+from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail, setup_logging
 
 _SERVE_EPILOG = """\
 runtime selection (one of):
@@ -312,12 +311,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except (ConfigError, UsageError) as exc:
         fail(f"lambdakit serve: error: {exc}")
         return EXIT_USAGE
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="lambdakit %(levelname)s %(name)s: %(message)s",
-    )
-    quiet_broker_client(level)
+    setup_logging(level)
     import sqlite3
 
     from lambdakit.emulator.service import BrokerUnavailable, Service, serve
@@ -351,11 +345,6 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         fail(f"lambdakit serve: error: {exc.strerror or exc}")
         return 1
     return 0
-
-
-def quiet_broker_client(level: str) -> None:
-    """The AMQP client library's own messages repeat ours: shown only with ``--log-level debug``."""
-    logging.getLogger("aiormq").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
 
 
 def _run(main: Any) -> None:

@@ -46,16 +46,16 @@ from collections.abc import Callable, Container
 
 import aiormq
 import aiormq.abc
-from pamqp import commands as spec
 
 from lambdakit.amqp import contract
-from lambdakit.amqp.link import BrokerLink, Connection
+from lambdakit.amqp.link import BrokerLink, Connection, publish
 from lambdakit.amqp.uri import BrokerAddress
 from lambdakit.emulator.doors.invoke_api import (
     ASYNC,
     INDEX,
     STREAM,
     InvokeCall,
+    as_event,
     match_operation,
     read_invoke,
     service_error,
@@ -162,7 +162,7 @@ class Gateway:
         kind, raw_name = operation
         types: tuple[str, ...] = _STREAM_TYPES if kind == STREAM else _SYNC_TYPES
         if kind == ASYNC:
-            request = _as_event(request)
+            request = as_event(request)
             types = (headers.EVENT,)
         call = read_invoke(
             request,
@@ -260,13 +260,7 @@ class Gateway:
         if channel is None:
             return _not_connected()
         try:
-            await channel.basic_publish(
-                message.body,
-                exchange="",
-                routing_key=message.routing_key,
-                properties=spec.Basic.Properties(**message.properties),  # type: ignore[arg-type]
-                mandatory=True,
-            )
+            await publish(channel, message, mandatory=True)
         except aiormq.exceptions.PublishError:
             return _not_found(call)
         except Exception as exc:
@@ -300,18 +294,6 @@ def _not_connected() -> Response:
         errors.SERVICE_EXCEPTION,
         "the gateway is not connected to the broker; try again",
         (headers.RETRY_AFTER, "1"),
-    )
-
-
-def _as_event(request: Request) -> Request:
-    return Request(
-        request.method,
-        request.path,
-        request.query,
-        {**request.headers, headers.INVOCATION_TYPE: headers.EVENT},
-        request.body,
-        body_too_large=request.body_too_large,
-        body_size=request.body_size,
     )
 
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail
+from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail, setup_logging
 
 _EPILOG = """\
 The gateway knows no functions: it publishes each invocation to the queue named after the
@@ -128,14 +127,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except (UsageError, BrokerUrlError) as exc:
         fail(f"lambdakit gateway: error: {exc}")
         return EXIT_USAGE
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="lambdakit %(levelname)s %(name)s: %(message)s",
-    )
-    from lambdakit.emulator.serve_command import quiet_broker_client
-
-    quiet_broker_client(level)
+    setup_logging(level)
     try:
         _run(_serve(config))
     except BrokerUnavailable as exc:

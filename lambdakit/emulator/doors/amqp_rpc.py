@@ -54,7 +54,7 @@ import aiormq.abc
 from pamqp import commands as spec
 
 from lambdakit.amqp import contract, queues
-from lambdakit.amqp.link import BrokerLink, Connection
+from lambdakit.amqp.link import BrokerLink, Connection, declare, publish
 from lambdakit.amqp.uri import BrokerAddress
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.doors.async_queue import (
@@ -169,12 +169,7 @@ class AmqpDoor:
         """A channel on ``queue``, declared as configured or, if it exists otherwise, as is."""
         channel = await connection.channel(publisher_confirms=False)
         try:
-            await channel.queue_declare(
-                queue.name,
-                durable=queue.durable,
-                auto_delete=queue.auto_delete,
-                arguments=dict(queue.arguments),  # type: ignore[arg-type]
-            )
+            await declare(channel, queue)
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
             logger.warning(
                 "queue %s exists with other settings than %s (%s); consuming it as it is",
@@ -336,12 +331,7 @@ class AmqpDoor:
         if channel is None:
             return False
         try:
-            await channel.queue_declare(
-                queue.name,
-                durable=queue.durable,
-                auto_delete=queue.auto_delete,
-                arguments=dict(queue.arguments),  # type: ignore[arg-type]
-            )
+            await declare(channel, queue)
         except Exception as exc:
             logger.error("cannot declare the retry queue %s: %s", queue.name, exc)
             return False
@@ -413,13 +403,7 @@ class AmqpDoor:
         if channel is None:
             return False
         try:
-            confirmation = await channel.basic_publish(
-                message.body,
-                exchange="",
-                routing_key=message.routing_key,
-                properties=spec.Basic.Properties(**message.properties),  # type: ignore[arg-type]
-                mandatory=mandatory,
-            )
+            confirmation = await publish(channel, message, mandatory=mandatory)
         except Exception as exc:
             logger.warning("could not publish to %s: %s", message.routing_key, exc)
             return False

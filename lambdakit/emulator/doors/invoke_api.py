@@ -127,6 +127,19 @@ def unknown_operation(request: Request) -> Response:
     )
 
 
+def as_event(request: Request) -> Request:
+    """``request`` with ``X-Amz-Invocation-Type: Event`` (what InvokeAsync means)."""
+    return Request(
+        request.method,
+        request.path,
+        request.query,
+        {**request.headers, headers.INVOCATION_TYPE: headers.EVENT},
+        request.body,
+        body_too_large=request.body_too_large,
+        body_size=request.body_size,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class InvokeCall:
     """An Invoke API request that passed validation, before anything decides where it runs."""
@@ -300,15 +313,7 @@ class InvokeApi:
 
     def _invoke_async(self, request: Request, raw_name: str) -> Reply:
         """The deprecated InvokeAsync API: an Event invocation answering ``{"Status": 202}``."""
-        forced = Request(
-            request.method,
-            request.path,
-            request.query,
-            {**request.headers, headers.INVOCATION_TYPE: headers.EVENT},
-            request.body,
-            body_too_large=request.body_too_large,
-            body_size=request.body_size,
-        )
+        forced = as_event(request)
         accepted = self._accept(forced, raw_name, (headers.EVENT,), "InvokeAsync")
         if isinstance(accepted, Response):
             return accepted
