@@ -217,3 +217,26 @@ def test_a_queue_declared_otherwise_is_consumed_as_it_is(
         connection.channel().queue_delete(echo)  # a quorum queue outlives its consumers
     finally:
         connection.close()
+
+
+def test_a_deleted_queue_is_declared_and_consumed_again(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    echo = unique("echo")
+    with workers(tmp_path, url, {echo: {"handler": "app.echo"}}) as (worker,):
+        assert json.loads(client.call(echo, b'{"before": 1}').body)["event"] == {"before": 1}
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        try:
+            connection.channel().queue_delete(echo)  # the broker cancels the worker's consumer
+        finally:
+            connection.close()
+        deadline = 20.0
+        reply = None
+        while deadline > 0 and reply is None:
+            try:  # unroutable until the worker has declared the queue again
+                reply = client.call(echo, b'{"after": 1}', timeout=1.0)
+            except TimeoutError:
+                deadline -= 1.0
+        assert reply is not None, worker.errors()
+        assert json.loads(reply.body)["event"] == {"after": 1}
+        assert "consuming queue" in worker.errors() and "again" in worker.errors()

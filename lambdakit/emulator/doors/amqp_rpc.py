@@ -158,12 +158,38 @@ class AmqpDoor:
         self._consumers = []
         if self._stopping:
             return
-        for name, pool in self._pools.items():
-            channel = await self._declare(connection, queues.function_queue(name, self._queue_kind))
-            await channel.basic_qos(prefetch_count=pool.function.concurrency)
-            callback = functools.partial(self._on_message, pool, channel)
-            ok = await channel.basic_consume(name, callback, no_ack=False)
-            self._consumers.append((channel, str(ok.consumer_tag)))
+        for pool in self._pools.values():
+            await self._consume(connection, pool)
+
+    async def _consume(self, connection: Connection, pool: Pool) -> None:
+        """Declare the function's queue and consume it with prefetch = its concurrency."""
+        name = pool.function.name
+        channel = await self._declare(connection, queues.function_queue(name, self._queue_kind))
+        await channel.basic_qos(prefetch_count=pool.function.concurrency)
+        channel.on_consumer_cancel_callbacks.add(functools.partial(self._on_cancelled, pool))
+        callback = functools.partial(self._on_message, pool, channel)
+        ok = await channel.basic_consume(name, callback, no_ack=False)
+        self._consumers.append((channel, str(ok.consumer_tag)))
+
+    async def _on_cancelled(self, pool: Pool, frame: object) -> None:
+        """The broker cancelled a consumer (its queue was deleted): declare it and consume again.
+
+        The old channel stays open, so the deliveries it holds can still be acked.
+        """
+        name = pool.function.name
+        logger.warning("%s: the broker cancelled the consumer of queue %s", name, name)
+        for attempt in range(1, 6):
+            await asyncio.sleep(0.2 * attempt)
+            connection = self.link.connection
+            if self._stopping or connection is None or connection.is_closed:
+                return  # a reconnection consumes every queue again anyway
+            try:
+                await self._consume(connection, pool)
+            except Exception as exc:
+                logger.warning("%s: consuming again failed: %s", name, exc)
+                continue
+            logger.info("%s: consuming queue %s again", name, name)
+            return
 
     async def _declare(self, connection: Connection, queue: queues.QueueDeclaration) -> Channel:
         """A channel on ``queue``, declared as configured or, if it exists otherwise, as is."""
