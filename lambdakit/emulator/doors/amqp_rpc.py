@@ -238,8 +238,9 @@ class AmqpDoor:
                 decision.request_id,
                 decision.message,
             )
-            if await self._publish(contract.refusal_reply(properties, decision)):
-                await self._settle(delivery)
+            if not await self._publish(contract.refusal_reply(properties, decision)):
+                logger.warning("%s: the refusal of %s was not sent", pool.function.name, decision)
+            await self._settle(delivery)  # running it elsewhere would be refused the same way
             return
         if decision.invocation_type == headers.EVENT and self._too_old(pool.function, decision):
             await self._event_outcome(delivery, decision, EVENT_AGE_EXCEEDED, None)
@@ -313,8 +314,10 @@ class AmqpDoor:
                 log_result=result.log_result,
                 version=delivery.function.version,
             )
-            if await self._publish(reply):
-                await self._settle(delivery)
+            # Not published (the broker refused it, or the connection is going): hand the
+            # request back, so that it is answered, by this instance or another.
+            published = await self._publish(reply)
+            await self._settle(delivery, requeue=None if published else True)
         finally:
             self._release(delivery)
 
@@ -345,7 +348,8 @@ class AmqpDoor:
                 delay,
             )
             if not await self._retry(function.name, rpc, delay):
-                return  # not acked: the broker gives it to an instance again
+                await self._settle(delivery, requeue=True)  # the broker gives it out again
+                return
         else:
             logger.warning("event %s failed %d time(s), giving up", rpc.request_id, rpc.attempt)
             await self._event_outcome(delivery, rpc, RETRIES_EXHAUSTED, result)
