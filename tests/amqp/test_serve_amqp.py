@@ -19,8 +19,8 @@ import pytest
 
 from tests.amqp.broker import require_broker
 from tests.amqp.rpc_client import RpcClient, counts
-from tests.amqp.workers import unique, workers
-from tests.serving import REPO
+from tests.amqp.workers import unique, workers, write_config
+from tests.serving import REPO, running_serve
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +240,21 @@ def test_a_deleted_queue_is_declared_and_consumed_again(
         assert reply is not None, worker.errors()
         assert json.loads(reply.body)["event"] == {"after": 1}
         assert "consuming queue" in worker.errors() and "again" in worker.errors()
+
+
+def test_amqp_uri_alone_turns_the_door_on_with_credentials_from_the_environment(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    env_fn = unique("env")
+    config = write_config(tmp_path, "w0", {env_fn: {"handler": "app.environment"}})
+    host = url.split("@", 1)[-1]
+    service_env = {
+        "AMQP_URI": f"amqp://{host}?connection_attempts=3&retry_delay=0.5&heartbeat=5",
+        "AMQP_USERNAME": "guest",
+        "AMQP_PASSWORD": "guest",
+    }
+    with running_serve("--config", str(config), env=service_env) as worker:
+        environment = json.loads(client.call(env_fn, b"{}").body)
+        banner = worker.output()
+    assert f"consuming queues {env_fn} on amqp://guest:***@" in banner
+    assert not {"AMQP_URI", "AMQP_USERNAME", "AMQP_PASSWORD"} & set(environment)
