@@ -27,10 +27,11 @@ def _load_prctl() -> Callable[..., int] | None:
     return prctl
 
 
-_PRCTL = _load_prctl()
+#: ``prctl(2)``, or None where there is none.
+prctl = _load_prctl()
 
 
 def die_with_parent() -> None:
     """In the child, before exec: be killed when the parent (thread) is gone."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import decimal
 import json
 import re
 import time
@@ -49,7 +50,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from lambdakit.wire import errors, headers, limits
-from lambdakit.wire.client_context import decode_client_context
+from lambdakit.wire.client_context import decode_client_context, trace_header
 
 # Header names as they travel in AMQP header tables (which, unlike HTTP, are case-sensitive:
 # we write these spellings and read any).
@@ -207,7 +208,7 @@ def read_request(
         invocation_type=invocation_type,
         reply_to=reply_to,
         client_context=client_context,
-        trace_id=str(header(table, TRACE_ID) or ""),
+        trace_id=trace_header(str(header(table, TRACE_ID) or "")),
         log_tail=header(table, LOG_TYPE) == "Tail" and invocation_type == headers.REQUEST_RESPONSE,
         attempt=attempt if isinstance(attempt, int) and attempt > 0 else 1,
         accepted_at=(
@@ -260,7 +261,7 @@ def reply(
         name: request[name] for name in _ECHOED if request.get(name) is not None
     }
     table = request.get("headers")
-    echoed = dict(table) if isinstance(table, Mapping) else {}
+    echoed = writable_table(table) if isinstance(table, Mapping) else {}
     for name in (FUNCTION_ERROR, ERROR_TYPE, LOG_RESULT, REQUEST_ID, EXECUTED_VERSION):
         echoed.pop(name, None)  # a request cannot forge how its invocation ended
     echoed.update(added)
@@ -269,6 +270,36 @@ def reply(
     if not properties.get("correlation_id"):
         properties["correlation_id"] = request_id
     return Outgoing(reply_to, body, properties)
+
+
+#: What the AMQP client library can write back into a header table.
+_WRITABLE = (str, bool, int, float, decimal.Decimal, datetime.datetime, bytearray, type(None))
+
+
+def writable_table(table: Mapping[str, object]) -> dict[str, object]:
+    """``table`` with only values that can be written again.
+
+    A long string that is not UTF-8 is read as ``bytes``, which cannot be written back: it is
+    kept as a byte array.  Anything else that cannot be written is left out, so that echoing a
+    request's headers can never make its reply impossible to publish.
+    """
+    written = {str(name): _writable(value) for name, value in table.items()}
+    return {name: value for name, value in written.items() if value is not _DROP}
+
+
+_DROP = object()
+
+
+def _writable(value: object) -> object:
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, _WRITABLE):
+        return value
+    if isinstance(value, Mapping):
+        return writable_table(value)
+    if isinstance(value, (list, tuple)):
+        return [v for v in (_writable(item) for item in value) if v is not _DROP]
+    return _DROP
 
 
 def result_reply(
@@ -331,7 +362,7 @@ def event_message(
         payload,
         {
             "correlation_id": request_id,
-            "message_id": request_id,
+            "message_id": uuid.uuid4().hex,  # unique: the client library matches returns by it
             "content_type": headers.JSON_CONTENT_TYPE,
             "delivery_mode": 2,
             "headers": table,
@@ -365,7 +396,7 @@ def request_message(
         table[LOG_TYPE] = "Tail"
     properties: dict[str, object] = {
         "correlation_id": request_id,
-        "message_id": request_id,
+        "message_id": uuid.uuid4().hex,  # unique: the client library matches returns by it
         "reply_to": DIRECT_REPLY_TO,
         "content_type": headers.JSON_CONTENT_TYPE,
         "delivery_mode": 1,

@@ -26,10 +26,13 @@ import aiormq
 import aiormq.abc
 from pamqp import commands as spec
 
+from lambdakit.amqp import lenient
 from lambdakit.amqp.contract import Outgoing
 from lambdakit.amqp.queues import QueueDeclaration
 from lambdakit.amqp.uri import BrokerAddress, BrokerUnavailable
 from lambdakit.emulator.lifecycle import Lifecycle
+
+lenient.install()
 
 logger = logging.getLogger("lambdakit.amqp")
 
@@ -137,9 +140,11 @@ class BrokerLink:
             return self.describe(exc)
         try:
             await self._on_open(connection)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled (a close) included: never leak the connection
             with contextlib.suppress(Exception):
-                await connection.close()
+                await asyncio.shield(connection.close())
+            if not isinstance(exc, Exception):
+                raise
             self._lifecycle.fire(LinkEvent.FAILED)
             return f"setting up the connection failed: {self.describe(exc)}"
         if self.state is LinkState.CLOSED:  # closed while setting up

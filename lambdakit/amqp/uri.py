@@ -13,6 +13,7 @@ and ``no_verify_ssl`` for ``amqps://``) go to the client library.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -64,13 +65,18 @@ class BrokerAddress:
         if connection_name:
             query.append(("name", connection_name))
         vhost = quote(self.vhost, safe="")
-        return f"{self.scheme}://{userinfo}{self.host}:{self.port}/{vhost}?{urlencode(query)}"
+        return f"{self.scheme}://{userinfo}{self._netloc}/{vhost}?{urlencode(query)}"
+
+    @property
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"{host}:{self.port}"
 
     def redacted(self) -> str:
         """The address for logs and messages: ``amqp://user:***@host:port/vhost``."""
         user = f"{self.username}:***@" if self.username else ""
         vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
-        return f"{self.scheme}://{user}{self.host}:{self.port}/{vhost}"
+        return f"{self.scheme}://{user}{self._netloc}/{vhost}"
 
     def scrub(self, text: str) -> str:
         """``text`` with the password (plain or URL-quoted) replaced by ``***``."""
@@ -129,7 +135,10 @@ def parse_broker_url(key: str, url: str, environ: Mapping[str, str]) -> BrokerAd
         vhost=vhost,
         username=username,
         password=password,
-        heartbeat=int(_number(key, "heartbeat", known.get("heartbeat"), DEFAULT_HEARTBEAT, 0)),
+        # Whole seconds on the wire; a fraction rounds up rather than turning heartbeats off.
+        heartbeat=math.ceil(
+            _number(key, "heartbeat", known.get("heartbeat"), DEFAULT_HEARTBEAT, 0)
+        ),
         connection_attempts=int(
             _number(key, "connection_attempts", known.get("connection_attempts"), 1, 1)
         ),

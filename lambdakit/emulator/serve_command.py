@@ -312,6 +312,10 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         fail(f"lambdakit serve: error: {exc}")
         return EXIT_USAGE
     setup_logging(level)
+    if config.amqp is not None and config.amqp.password:
+        from lambdakit.undumpable import make_undumpable
+
+        make_undumpable()  # functions run as this user: keep the password out of their reach
     import sqlite3
 
     from lambdakit.emulator.service import BrokerUnavailable, Service, serve

@@ -128,6 +128,11 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         fail(f"lambdakit gateway: error: {exc}")
         return EXIT_USAGE
     setup_logging(level)
+    from lambdakit.amqp.uri import BrokerAddress
+    from lambdakit.undumpable import make_undumpable
+
+    if isinstance(config.address, BrokerAddress) and config.address.password:
+        make_undumpable()
     try:
         _run(_serve(config))
     except BrokerUnavailable as exc:

@@ -1,6 +1,9 @@
-"""The ``X-Amz-Client-Context`` header: base64 of a JSON object, at most 3583 bytes.
+"""What a caller says of itself: ``X-Amz-Client-Context`` and ``X-Amzn-Trace-Id``.
 
-https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_RequestSyntax
+The client context is base64 of a JSON object, at most 3583 bytes
+(https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_RequestSyntax); the
+trace header is X-Ray's ``Root=...;Parent=...;Sampled=...``.  Both are handed to the runtime in
+HTTP headers of the Runtime API, so both come out of here as printable ASCII only.
 """
 
 from __future__ import annotations
@@ -8,20 +11,34 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 
 from lambdakit.wire import limits
 
 
 def decode_client_context(value: str) -> str | None:
-    """The JSON text inside the header; "" if absent; None if it is not valid."""
+    """The JSON object inside the header, as ASCII JSON text; "" if absent; None if invalid."""
     if not value:
         return ""
     if len(value) > limits.MAX_CLIENT_CONTEXT:
         return None
     try:
-        decoded = base64.b64decode(value, validate=True).decode()
-        if not isinstance(json.loads(decoded), dict):
-            return None
+        text = base64.b64decode(value, validate=True).decode()
+        decoded = json.loads(text)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
-    return decoded
+    if not isinstance(decoded, dict):
+        return None
+    if _PRINTABLE.match(text):
+        return text  # as the caller wrote it
+    return json.dumps(decoded)  # non-ASCII or line breaks: escaped, fit for a header
+
+
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+#: An X-Ray trace header: printable ASCII without spaces, starting with its root.
+_TRACE_HEADER = re.compile(r"^Root=[\x21-\x7e]{1,1024}$")
+
+
+def trace_header(value: str) -> str:
+    """``value`` if it is a well-formed trace header, else "" (the platform makes one)."""
+    return value if _TRACE_HEADER.match(value) else ""

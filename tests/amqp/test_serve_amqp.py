@@ -258,3 +258,52 @@ def test_amqp_uri_alone_turns_the_door_on_with_credentials_from_the_environment(
         banner = worker.output()
     assert f"consuming queues {env_fn} on amqp://guest:***@" in banner
     assert not {"AMQP_URI", "AMQP_USERNAME", "AMQP_PASSWORD"} & set(environment)
+
+
+class _NotUtf8(str):
+    """A header value pika sends as a long string whose bytes are not UTF-8."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe not utf-8"
+
+
+def test_poison_messages_are_answered_once_and_never_cost_the_connection(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    echo = unique("echo")
+    context = base64.b64encode(json.dumps({"custom": {"k": "€"}}).encode()).decode()
+    with workers(tmp_path, url, {echo: {"handler": "app.echo"}}) as (worker,):
+        # A header that cannot be echoed back as it came: the reply goes out without it.
+        odd_header = client.call(echo, b'{"odd": "header"}', headers={"X-Note": _NotUtf8("x")})
+        # A timestamp outside any calendar, and a correlation id that is not UTF-8.
+        channel = client._channel
+        for properties in (
+            pika.BasicProperties(
+                correlation_id="ts-1", reply_to=client.reply_queue, timestamp=2**63 - 1
+            ),
+            pika.BasicProperties(correlation_id=b"\xff\xfe", reply_to=client.reply_queue),
+        ):
+            channel.basic_publish("", echo, b'{"poison": true}', properties)
+        replies = client.collect(["ts-1", "\ufffd\ufffd"], timeout=20)
+        # Headers that would break the Runtime API's head are not passed to the function.
+        injected = client.call(
+            echo,
+            b"{}",
+            headers={"X-Amzn-Trace-Id": "Root=1-a-b\r\nLambda-Runtime-Deadline-Ms: 1"},
+        )
+        not_ascii = client.call(echo, b"{}", headers={"X-Amzn-Trace-Id": "Root=1-€"})
+        with_context = client.call(echo, b"{}", headers={"X-Amz-Client-Context": context})
+        after = client.call(echo, b'{"after": true}')
+    log, diagnostics = worker.output(), worker.errors()  # all of it, now that it stopped
+    assert json.loads(odd_header.body)["event"] == {"odd": "header"}
+    assert "X-Note" not in odd_header.headers or odd_header.headers["X-Note"] != "x"
+    assert json.loads(replies["ts-1"][0].body)["event"] == {"poison": True}
+    assert json.loads(replies["\ufffd\ufffd"][0].body)["event"] == {"poison": True}
+    for reply in (injected, not_ascii):
+        body = json.loads(reply.body)
+        assert "Lambda-Runtime" not in body["trace_id"] and "€" not in body["trace_id"]
+        assert body["trace_id"].startswith("Root=1-") and body["remaining_ms"] > 1000
+    assert json.loads(with_context.body)["client_context"] == {"k": "€"}
+    assert json.loads(after.body)["event"] == {"after": True}
+    assert "lost the connection" not in diagnostics
+    assert log.count("START RequestId") == 7  # each request ran once

@@ -64,3 +64,10 @@ def test_scrub_removes_the_password_from_any_text() -> None:
     assert (
         address.scrub("failed for amqp://u:p%2Fw@h and p/w") == "failed for amqp://u:***@h and ***"
     )
+
+
+def test_ipv6_hosts_keep_their_brackets_and_heartbeats_round_up() -> None:
+    address = parse_broker_url("x", "amqp://u:p@[::1]:5673/?heartbeat=0.5", {})
+    assert address.host == "::1" and address.heartbeat == 1
+    assert address.client_url().startswith("amqp://u:p@[::1]:5673/")
+    assert address.redacted() == "amqp://u:***@[::1]:5673/"

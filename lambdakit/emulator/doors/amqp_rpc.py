@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import json
 import logging
@@ -77,6 +78,19 @@ from lambdakit.wire import errors, headers
 logger = logging.getLogger("lambdakit.amqp")
 
 Channel = aiormq.abc.AbstractChannel
+
+
+class _Published(enum.Enum):
+    OK = "ok"
+    #: The broker did not confirm it, or the connection is down: another try may work.
+    FAILED = "failed"
+    #: The client library cannot encode it: another try cannot work.
+    UNWRITABLE = "unwritable"
+
+
+#: How many times a request whose reply the broker did not take goes back, and the pause first.
+_HAND_BACK_LIMIT = 3
+_HAND_BACK_PAUSE = 1.0
 #: How long :meth:`AmqpDoor.close` waits for replies still being published, seconds.
 _CLOSE_WAIT = 5.0
 _PROPERTY_NAMES = (
@@ -100,6 +114,12 @@ def properties_of(message: aiormq.abc.DeliveredMessage) -> dict[str, object]:
     """A delivered message's properties as plain data (what :mod:`contract` reads)."""
     header = message.header.properties
     return {name: getattr(header, name, None) for name in _PROPERTY_NAMES}
+
+
+def _bare(properties: Mapping[str, object]) -> dict[str, object]:
+    """Only the correlation id of a request (when echoing the rest cannot be written)."""
+    correlation_id = properties.get("correlation_id")
+    return {"correlation_id": correlation_id if isinstance(correlation_id, str) else None}
 
 
 @dataclass(slots=True, eq=False)
@@ -139,6 +159,10 @@ class AmqpDoor:
         self._held: set[_Delivery] = set()
         #: Request ids in flight here, so that two requests never share one.
         self._ids: set[str] = set()
+        #: Each function queue's current consumer tag.
+        self._tag_of_queue: dict[str, str] = {}
+        #: Request ids whose reply the broker did not take, and how many times.
+        self._handed_back: dict[str, int] = {}
         self._stopping = False
         self._arns = {name: service.function_arn(name) for name in pools}
 
@@ -169,7 +193,11 @@ class AmqpDoor:
         channel.on_consumer_cancel_callbacks.add(functools.partial(self._on_cancelled, pool))
         callback = functools.partial(self._on_message, pool, channel)
         ok = await channel.basic_consume(name, callback, no_ack=False)
+        if self._stopping:  # the stop began while this was being set up
+            await channel.basic_cancel(str(ok.consumer_tag))
+            return
         self._consumers.append((channel, str(ok.consumer_tag)))
+        self._tag_of_queue[name] = str(ok.consumer_tag)
 
     async def _on_cancelled(self, pool: Pool, frame: object) -> None:
         """The broker cancelled a consumer (its queue was deleted): declare it and consume again.
@@ -178,6 +206,8 @@ class AmqpDoor:
         """
         name = pool.function.name
         logger.warning("%s: the broker cancelled the consumer of queue %s", name, name)
+        tag = getattr(frame, "consumer_tag", None)
+        self._consumers = [(c, t) for c, t in self._consumers if t != tag]
         for attempt in range(1, 6):
             await asyncio.sleep(0.2 * attempt)
             connection = self.link.connection
@@ -238,7 +268,10 @@ class AmqpDoor:
                 decision.request_id,
                 decision.message,
             )
-            if not await self._publish(contract.refusal_reply(properties, decision)):
+            outcome = await self._publish(contract.refusal_reply(properties, decision))
+            if outcome is _Published.UNWRITABLE:
+                outcome = await self._publish(contract.refusal_reply(_bare(properties), decision))
+            if outcome is not _Published.OK:
                 logger.warning("%s: the refusal of %s was not sent", pool.function.name, decision)
             await self._settle(delivery)  # running it elsewhere would be refused the same way
             return
@@ -253,7 +286,7 @@ class AmqpDoor:
             payload=rpc.payload,
             invoked_arn=self._arns[pool.function.name],
             client_context=rpc.client_context,
-            trace_id=rpc.trace_id if rpc.trace_id.startswith("Root=") else new_trace_id(),
+            trace_id=rpc.trace_id or new_trace_id(),
             log_tail=rpc.log_tail,
         )
         invocation = Invocation(
@@ -304,8 +337,18 @@ class AmqpDoor:
             if rpc.invocation_type == headers.EVENT:
                 await self._event_result(delivery, rpc, result)
                 return
-            reply = contract.result_reply(
-                delivery.properties,
+            await self._reply(delivery, rpc, result)
+        finally:
+            self._release(delivery)
+
+    async def _reply(
+        self, delivery: _Delivery, rpc: contract.RpcRequest, result: InvocationResult
+    ) -> None:
+        """Publish the result, then ack; what to do when the broker does not take it."""
+
+        def reply_to(request: contract.Properties) -> contract.Outgoing:
+            return contract.result_reply(
+                request,
                 rpc.request_id,
                 rpc.reply_to,
                 body=result.body,
@@ -314,12 +357,40 @@ class AmqpDoor:
                 log_result=result.log_result,
                 version=delivery.function.version,
             )
-            # Not published (the broker refused it, or the connection is going): hand the
-            # request back, so that it is answered, by this instance or another.
-            published = await self._publish(reply)
-            await self._settle(delivery, requeue=None if published else True)
-        finally:
-            self._release(delivery)
+
+        outcome = await self._publish(reply_to(delivery.properties))
+        if outcome is _Published.UNWRITABLE:
+            # Something echoed from the request cannot be written: answer with the result
+            # alone.  Running it again would end the same way, so it is acked either way.
+            outcome = await self._publish(reply_to(_bare(delivery.properties)))
+            if outcome is not _Published.OK:
+                logger.error("%s: the reply to %s cannot be sent", rpc.request_id, rpc.reply_to)
+            await self._settle(delivery)
+        elif outcome is _Published.FAILED:
+            await self._hand_back(delivery)
+        else:
+            await self._settle(delivery)
+
+    async def _hand_back(self, delivery: _Delivery) -> None:
+        """A reply the broker did not take: the request goes back (after a pause, a few times).
+
+        The connection is failing (then the broker requeues it anyway) or the broker refused the
+        publish; another attempt may be answered, but a request is not handed back forever.
+        """
+        tries = self._handed_back.get(delivery.request_id, 0) + 1
+        if tries > _HAND_BACK_LIMIT:
+            logger.error(
+                "%s: %d replies to %s were not taken by the broker; dropping it",
+                delivery.function.name,
+                tries - 1,
+                delivery.request_id,
+            )
+            self._handed_back.pop(delivery.request_id, None)
+            await self._settle(delivery)
+            return
+        self._handed_back[delivery.request_id] = tries
+        await asyncio.sleep(_HAND_BACK_PAUSE)
+        await self._settle(delivery, requeue=True)
 
     def _release(self, delivery: _Delivery) -> None:
         if delivery in self._held:
@@ -373,7 +444,7 @@ class AmqpDoor:
             accepted_at=rpc.accepted_at,
             trace_id=rpc.trace_id,
         )
-        return await self._publish(message)
+        return await self._publish(message) is _Published.OK
 
     async def _event_outcome(
         self,
@@ -402,7 +473,7 @@ class AmqpDoor:
         message = contract.event_message(
             name, rpc.request_id, data, accepted_at=time.time(), trace_id=rpc.trace_id
         )
-        if not await self._publish(message, mandatory=True):
+        if await self._publish(message, mandatory=True) is not _Published.OK:
             logger.error(
                 "the %s record of event %s could not be sent to function %s",
                 condition,
@@ -427,17 +498,21 @@ class AmqpDoor:
                 return None
             return self._publisher
 
-    async def _publish(self, message: contract.Outgoing, mandatory: bool = False) -> bool:
-        """Publish on the default exchange; True once the broker confirmed it (and routed it)."""
+    async def _publish(self, message: contract.Outgoing, mandatory: bool = False) -> _Published:
+        """Publish on the default exchange; OK once the broker confirmed it (and routed it)."""
         channel = await self._publisher_channel()
         if channel is None:
-            return False
+            return _Published.FAILED
         try:
             confirmation = await publish(channel, message, mandatory=mandatory)
+        except (TypeError, ValueError) as exc:  # the client library cannot write it
+            logger.warning("cannot write a message to %s: %s", message.routing_key, exc)
+            return _Published.UNWRITABLE
         except Exception as exc:
             logger.warning("could not publish to %s: %s", message.routing_key, exc)
-            return False
-        return isinstance(confirmation, spec.Basic.Ack)
+            return _Published.FAILED
+        ok = isinstance(confirmation, spec.Basic.Ack)
+        return _Published.OK if ok else _Published.FAILED
 
     async def _settle(self, delivery: _Delivery, requeue: bool | None = None) -> None:
         """Ack (``requeue`` None) or nack the delivery, if its channel still lives."""
@@ -456,12 +531,35 @@ class AmqpDoor:
 
     # Stop ----------------------------------------------------------------------------------------
     async def stop_consuming(self) -> None:
-        """Cancel every consumer: the broker sends this instance no new work."""
+        """Cancel every consumer: the broker sends this instance no new work.
+
+        A transient queue is deleted with what waits in it when its last consumer goes: that
+        is the daemon's declaration, and the log says how many requests it takes along.
+        """
         self._stopping = True
         consumers, self._consumers = self._consumers, []
         for channel, tag in consumers:
             with contextlib.suppress(Exception):
+                await self._warn_if_last(channel, tag)
+            with contextlib.suppress(Exception):
                 await channel.basic_cancel(tag)
+
+    async def _warn_if_last(self, channel: Channel, tag: str) -> None:
+        if self._queue_kind != "transient":
+            return
+        queue = next((q for q, t in self._tag_of_queue.items() if t == tag), "")
+        if not queue:
+            return
+        declared = await channel.queue_declare(queue, passive=True)
+        waiting = declared.message_count or 0
+        if (declared.consumer_count or 0) <= 1 and waiting:
+            logger.warning(
+                "%s: this is the last consumer of the transient queue %s; the broker deletes it "
+                "with the %d request(s) waiting in it (--amqp-queue durable keeps them)",
+                queue,
+                queue,
+                waiting,
+            )
 
     async def close(self) -> None:
         """Let replies being published leave, hand unfinished work back, then disconnect."""

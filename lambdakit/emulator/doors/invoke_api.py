@@ -38,7 +38,7 @@ from lambdakit.emulator.invocation import (
 )
 from lambdakit.emulator.pool import Pool, Throttled
 from lambdakit.wire import errors, eventstream, headers, limits, paths
-from lambdakit.wire.client_context import decode_client_context
+from lambdakit.wire.client_context import decode_client_context, trace_header
 
 logger = logging.getLogger("lambdakit.invoke")
 
@@ -427,8 +427,8 @@ def _error_message(body: bytes) -> str:
 
 
 def _trace_id(header: str) -> str:
-    """The caller's ``X-Amzn-Trace-Id`` if it has a Root, else a fresh one."""
-    return header if header.startswith("Root=") else new_trace_id()
+    """The caller's ``X-Amzn-Trace-Id`` if it is well formed, else a fresh one."""
+    return trace_header(header) or new_trace_id()
 
 
 def _is_json(payload: bytes) -> bool:
