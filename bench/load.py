@@ -89,6 +89,8 @@ class ConcurrentResult:
     error_samples: list[str]
     per_client_ok: list[int]
     hung_clients: int
+    #: Every successful invocation's latency (clients concatenated; not sorted).
+    latencies_ns: list[int] = field(default_factory=list)
 
     @property
     def invokes_per_s(self) -> float:
@@ -107,6 +109,7 @@ def concurrent(
     barrier = threading.Barrier(clients + 1)
     lock = threading.Lock()
     ok = [0] * clients
+    latencies: list[list[int]] = [[] for _ in range(clients)]
     errors: list[str] = []
     error_count = [0]
     stop_at = [0.0]
@@ -114,11 +117,14 @@ def concurrent(
     def client(idx: int) -> None:
         inv = Invoker(port, path, timeout)
         consecutive = 0
+        mine = latencies[idx]
+        clock = time.perf_counter_ns
         try:
             barrier.wait(timeout=30)
             for i in range(max_per_client):
                 if time.monotonic() >= stop_at[0]:
                     break
+                t0 = clock()
                 try:
                     inv.invoke(_event(idx * 1_000_000 + i))
                 except (OSError, http.client.HTTPException, InvokeError) as exc:
@@ -132,6 +138,7 @@ def concurrent(
                         break
                     time.sleep(0.05)
                     continue
+                mine.append(clock() - t0)
                 consecutive = 0
                 ok[idx] += 1
         finally:
@@ -149,7 +156,8 @@ def concurrent(
         t.join(max(0.0, hard_deadline - time.monotonic()))
     wall = time.perf_counter() - start
     hung = sum(t.is_alive() for t in threads)
-    return ConcurrentResult(clients, sum(ok), wall, error_count[0], errors, list(ok), hung)
+    every = [v for mine in latencies for v in mine]
+    return ConcurrentResult(clients, sum(ok), wall, error_count[0], errors, list(ok), hung, every)
 
 
 def percentile(sorted_values: list[int], q: float) -> float:
