@@ -15,7 +15,7 @@ from tests.serving import REPO, Serve, running_serve
 HERE = Path(__file__).resolve().parent
 FUNCTIONS = HERE / "functions"
 PYEXT = HERE / "pyext"
-BLOG = REPO / "examples" / "blog"
+INTERNAL_EXTENSION_EXAMPLE = REPO / "examples" / "internal-extension"
 FUNCTION = "f"
 #: The Python runtime clients the library must work under.
 RUNTIMES = {
