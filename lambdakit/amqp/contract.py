@@ -42,7 +42,6 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
-import json
 import re
 import time
 import uuid
@@ -105,8 +104,6 @@ class RpcRequest:
     #: Event messages: which attempt this is (1 for the first) and when the event was accepted.
     attempt: int = 1
     accepted_at: float = 0.0
-    #: The broker delivered it before (the instance that had it died): a function may check.
-    redelivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +213,6 @@ def read_request(
             if isinstance(accepted_at, int) and accepted_at > 0
             else (time.time() if now is None else now)
         ),
-        redelivered=redelivered,
     )
 
 
@@ -418,8 +414,6 @@ class InvokeAnswer:
     status: int
     fields: tuple[tuple[str, str], ...]
     body: bytes
-    function_error: str = ""
-    error_type: str = ""
 
 
 def invoke_answer(properties: Properties, body: bytes, request_id: str) -> InvokeAnswer:
@@ -441,7 +435,6 @@ def invoke_answer(properties: Properties, body: bytes, request_id: str) -> Invok
                 (REQUEST_ID, replied_id),
             ),
             body,
-            error_type=error_type,
         )
     content_type = properties.get("content_type")
     fields = [
@@ -460,11 +453,4 @@ def invoke_answer(properties: Properties, body: bytes, request_id: str) -> Invok
     log_result = header(table, LOG_RESULT)
     if isinstance(log_result, str) and log_result:
         fields.append((LOG_RESULT, log_result))
-    error_name = ""
-    if function_error:
-        try:
-            decoded = json.loads(body)
-            error_name = str(decoded.get("errorType", "")) if isinstance(decoded, dict) else ""
-        except ValueError:
-            error_name = ""
-    return InvokeAnswer(200, tuple(fields), body, function_error, error_name)
+    return InvokeAnswer(200, tuple(fields), body)

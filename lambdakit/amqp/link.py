@@ -88,8 +88,6 @@ class BrokerLink:
         )
         self.connection: Connection | None = None
         self._task: asyncio.Task[None] | None = None
-        #: Connections lost since start (for logs and tests).
-        self.reconnections = 0
 
     @property
     def state(self) -> LinkState:
@@ -165,7 +163,6 @@ class BrokerLink:
                 return
             self._lifecycle.fire(LinkEvent.LOST)
             self.connection = None
-            self.reconnections += 1
             logger.warning(
                 "lost the connection to the broker at %s; reconnecting", self.address.redacted()
             )
@@ -233,3 +230,49 @@ async def publish(
         properties=spec.Basic.Properties(**message.properties),  # type: ignore[arg-type]
         mandatory=mandatory,
     )
+
+
+class ReopeningChannel:
+    """A channel on a link's connection, opened again when an error closed it.
+
+    A channel-level error (a refused publish, a bad declaration) closes the channel but not the
+    connection, so the link sees nothing; whoever publishes asks :meth:`get`, which opens a new
+    one with ``setup`` (after ``on_reopen``, for what the closed channel took with it).  A lost
+    connection is the link's business: :meth:`open` is called from its ``on_open``, and
+    :meth:`forget` from its ``on_lost``.
+    """
+
+    def __init__(
+        self,
+        link: BrokerLink,
+        setup: Callable[[Connection], Awaitable[aiormq.abc.AbstractChannel]],
+        on_reopen: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._link = link
+        self._setup = setup
+        self._on_reopen = on_reopen
+        self._lock = asyncio.Lock()
+        self.channel: aiormq.abc.AbstractChannel | None = None
+
+    async def open(self, connection: Connection) -> None:
+        self.channel = await self._setup(connection)
+
+    def forget(self) -> None:
+        self.channel = None
+
+    async def get(self) -> aiormq.abc.AbstractChannel | None:
+        """The open channel, reopened if needed; None while the link is disconnected."""
+        async with self._lock:
+            channel = self.channel
+            if channel is not None and not channel.is_closed:
+                return channel
+            connection = self._link.connection
+            if connection is None or connection.is_closed:
+                return None
+            self._on_reopen()
+            try:
+                self.channel = await self._setup(connection)
+            except Exception as exc:
+                logger.warning("cannot open a channel: %s", self._link.describe(exc))
+                return None
+            return self.channel

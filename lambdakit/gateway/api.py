@@ -48,7 +48,7 @@ import aiormq
 import aiormq.abc
 
 from lambdakit.amqp import contract
-from lambdakit.amqp.link import BrokerLink, Connection, publish
+from lambdakit.amqp.link import BrokerLink, Connection, ReopeningChannel, publish
 from lambdakit.amqp.uri import BrokerAddress
 from lambdakit.emulator.doors.invoke_api import (
     ASYNC,
@@ -92,9 +92,8 @@ class Gateway:
         self._reply_timeout = reply_timeout
         name = f"lambdakit gateway {socket.gethostname()}:{os.getpid()}"
         self.link = BrokerLink(address, name, self._on_open, self._on_lost)
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel = ReopeningChannel(self.link, self._reply_channel, self._fail_waiting)
         self._pending: dict[str, asyncio.Future[Response]] = {}
-        self._reopening = asyncio.Lock()
 
     # Broker ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,29 +101,20 @@ class Gateway:
         await self.link.start()
 
     async def _on_open(self, connection: Connection) -> None:
+        await self._channel.open(connection)
+
+    async def _reply_channel(self, connection: Connection) -> aiormq.abc.AbstractChannel:
+        """Publishes with confirms and returns, and receives the replies (direct reply-to)."""
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.basic_consume(contract.DIRECT_REPLY_TO, self._on_reply, no_ack=True)
-        self._channel = channel
-
-    async def _open_channel(self) -> aiormq.abc.AbstractChannel | None:
-        """The channel, opened again if an error closed it (its waiting callers are told)."""
-        async with self._reopening:
-            channel = self._channel
-            if channel is not None and not channel.is_closed:
-                return channel
-            connection = self.link.connection
-            if connection is None or connection.is_closed:
-                return None
-            self._on_lost()  # replies to the closed channel's requests can no longer arrive
-            try:
-                await self._on_open(connection)
-            except Exception as exc:
-                logger.warning("cannot open a channel: %s", self.link.describe(exc))
-                return None
-            return self._channel
+        return channel
 
     def _on_lost(self) -> None:
-        self._channel = None
+        self._channel.forget()
+        self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        """Replies to the requests of a channel that is gone can no longer arrive."""
         pending, self._pending = self._pending, {}
         for request_id, future in pending.items():
             if not future.done():
@@ -195,7 +185,7 @@ class Gateway:
 
     # Invocation types -----------------------------------------------------------------------------
     async def _request_response(self, call: InvokeCall, stream: bool) -> Response:
-        if await self._open_channel() is None:
+        if await self._channel.get() is None:
             return _not_connected()
         request_id = _request_id(call, self._pending)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
@@ -256,7 +246,7 @@ class Gateway:
 
     async def _publish(self, call: InvokeCall, message: contract.Outgoing) -> Response | None:
         """Publish with ``mandatory`` and confirms; the error to answer, or None once confirmed."""
-        channel = await self._open_channel()
+        channel = await self._channel.get()
         if channel is None:
             return _not_connected()
         try:

@@ -10,8 +10,12 @@ import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail, setup_logging
+
+if TYPE_CHECKING:
+    from lambdakit.amqp.uri import BrokerAddress
 
 _EPILOG = """\
 The gateway knows no functions: it publishes each invocation to the queue named after the
@@ -31,7 +35,7 @@ See docs/scale-out.md.
 class GatewayConfig:
     """Everything ``lambdakit gateway`` reads from its flags and environment."""
 
-    address: object  # a lambdakit.amqp.uri.BrokerAddress
+    address: BrokerAddress
     host: str
     port: int
     reply_timeout: float
@@ -128,10 +132,9 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         fail(f"lambdakit gateway: error: {exc}")
         return EXIT_USAGE
     setup_logging(level)
-    from lambdakit.amqp.uri import BrokerAddress
     from lambdakit.undumpable import make_undumpable
 
-    if isinstance(config.address, BrokerAddress) and config.address.password:
+    if config.address.password:
         make_undumpable()
     try:
         _run(_serve(config))
@@ -145,14 +148,12 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
 
 
 async def _serve(config: GatewayConfig) -> None:
-    from lambdakit.amqp.uri import BrokerAddress
     from lambdakit.emulator.doors.tracking import InFlight
     from lambdakit.emulator.http.server import HttpServer
     from lambdakit.emulator.service import signalled
     from lambdakit.gateway.api import Gateway
     from lambdakit.wire import limits
 
-    assert isinstance(config.address, BrokerAddress)
     in_flight = InFlight()
     gateway = Gateway(config.address, config.function_arn, in_flight, config.reply_timeout)
     await gateway.start()

@@ -55,7 +55,7 @@ import aiormq.abc
 from pamqp import commands as spec
 
 from lambdakit.amqp import contract, queues
-from lambdakit.amqp.link import BrokerLink, Connection, declare, publish
+from lambdakit.amqp.link import BrokerLink, Connection, ReopeningChannel, declare, publish
 from lambdakit.amqp.uri import BrokerAddress
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.doors.async_queue import (
@@ -116,6 +116,10 @@ def properties_of(message: aiormq.abc.DeliveredMessage) -> dict[str, object]:
     return {name: getattr(header, name, None) for name in _PROPERTY_NAMES}
 
 
+async def _confirm_channel(connection: Connection) -> Channel:
+    return await connection.channel(publisher_confirms=True)
+
+
 def _bare(properties: Mapping[str, object]) -> dict[str, object]:
     """Only the correlation id of a request (when echoing the rest cannot be written)."""
     correlation_id = properties.get("correlation_id")
@@ -153,8 +157,7 @@ class AmqpDoor:
         self._queue_kind = queue_kind
         name = f"lambdakit serve {socket.gethostname()}:{os.getpid()}"
         self.link = BrokerLink(address, name, self._on_open, self._on_lost)
-        self._publisher: Channel | None = None
-        self._reopening = asyncio.Lock()
+        self._publisher = ReopeningChannel(self.link, _confirm_channel)
         self._consumers: list[tuple[Channel, str]] = []
         self._held: set[_Delivery] = set()
         #: Request ids in flight here, so that two requests never share one.
@@ -178,7 +181,7 @@ class AmqpDoor:
         )
 
     async def _on_open(self, connection: Connection) -> None:
-        self._publisher = await connection.channel(publisher_confirms=True)
+        await self._publisher.open(connection)
         self._consumers = []
         if self._stopping:
             return
@@ -239,7 +242,7 @@ class AmqpDoor:
 
     def _on_lost(self) -> None:
         """The broker requeued every unacked delivery; the runs in flight will not reply."""
-        self._publisher = None
+        self._publisher.forget()
         self._consumers = []
 
     # Deliveries --------------------------------------------------------------------------------
@@ -428,7 +431,7 @@ class AmqpDoor:
 
     async def _retry(self, function: str, rpc: contract.RpcRequest, delay: float) -> bool:
         queue = queues.retry_queue(function, delay)
-        channel = await self._publisher_channel()
+        channel = await self._publisher.get()
         if channel is None:
             return False
         try:
@@ -482,25 +485,9 @@ class AmqpDoor:
             )
 
     # Broker operations ---------------------------------------------------------------------------
-    async def _publisher_channel(self) -> Channel | None:
-        """The confirm channel, opened again if an error closed it; None while disconnected."""
-        async with self._reopening:
-            channel = self._publisher
-            if channel is not None and not channel.is_closed:
-                return channel
-            connection = self.link.connection
-            if connection is None or connection.is_closed:
-                return None
-            try:
-                self._publisher = await connection.channel(publisher_confirms=True)
-            except Exception as exc:
-                logger.warning("cannot open a channel to publish on: %s", exc)
-                return None
-            return self._publisher
-
     async def _publish(self, message: contract.Outgoing, mandatory: bool = False) -> _Published:
         """Publish on the default exchange; OK once the broker confirmed it (and routed it)."""
-        channel = await self._publisher_channel()
+        channel = await self._publisher.get()
         if channel is None:
             return _Published.FAILED
         try:
