@@ -59,7 +59,7 @@ from bench.procs import (
 )
 from bench.report import BUSY_MACHINE_CPUS, json_safe, met, num
 from bench.rie import REPO
-from bench.servers import RUNTIME_ARGV, START_TIMEOUT_S, _base_env
+from bench.servers import RUNTIME_ARGV, START_TIMEOUT_S, _base_env, serve_argv
 
 DESCRIPTION = (
     "Scale-out over RabbitMQ: the AMQP path beside HTTP, 2 workers vs 1, gateway vs serve."
@@ -113,13 +113,6 @@ class Plan:
 
 
 # --- processes -----------------------------------------------------------------------------------
-def _lambdakit_argv(command: str) -> list[str]:
-    script = Path(sys.executable).with_name("lambdakit")
-    if script.exists():
-        return [str(script), command]
-    return [sys.executable, "-m", "lambdakit", command]
-
-
 def new_function() -> str:
     return f"bench-{uuid.uuid4().hex[:8]}"
 
@@ -164,7 +157,7 @@ class Fleet:
         """``lambdakit serve --no-freeze`` running the minimal runtime (``--amqp`` if asked)."""
         state = Path(tempfile.mkdtemp(prefix="lambdakit-bench-"))
         argv = [
-            *_lambdakit_argv("serve"),
+            *serve_argv("serve"),
             "--port",
             "0",
             "--function-name",
@@ -202,7 +195,7 @@ class Fleet:
 
     @contextlib.contextmanager
     def gateway(self, label: str) -> Iterator[Started]:
-        argv = [*_lambdakit_argv("gateway"), "--port", "0", "--amqp", BROKER]
+        argv = [*serve_argv("gateway"), "--port", "0", "--amqp", BROKER]
         proc = Managed(label, argv, _base_env(0), cwd=REPO)
         try:
             match = proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", START_TIMEOUT_S)

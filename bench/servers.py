@@ -64,11 +64,12 @@ def start_rie(sleep_ms: int, name: str) -> Server:
     return Server("rie", proc, port, "/2015-03-31/functions/function/invocations")
 
 
-def serve_argv() -> list[str]:
+def serve_argv(command: str = "serve") -> list[str]:
+    """``lambdakit COMMAND`` from this interpreter's environment (``serve`` by default)."""
     script = Path(sys.executable).with_name("lambdakit")
     if script.exists():
-        return [str(script), "serve"]
-    return [sys.executable, "-m", "lambdakit", "serve"]
+        return [str(script), command]
+    return [sys.executable, "-m", "lambdakit", command]
 
 
 def start_serve(
