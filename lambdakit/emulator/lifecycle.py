@@ -14,6 +14,14 @@ An execution environment (a *sandbox*) moves through Lambda's phases
   its processes get SIGTERM and/or SIGKILL.
 * ``DEAD``: every process of the environment has been reaped.
 
+The *runtime* of a sandbox has its own machine inside those phases: ``STARTED`` (spawned, no
+``next`` yet), ``WAITING`` (a ``GET next`` is held open), ``ASSIGNED`` (an event is assigned but the
+held ``next`` went away with its connection: the runtime's retry gets it), ``INVOKED`` (the
+runtime has its event), ``STREAMING`` (a streamed ``/response`` is arriving), ``RESPONDED``
+(``/response`` or ``/error`` accepted; work after the response until the next ``next``) and
+``FAILED`` (it reported ``/init/error``).  A call the table does not allow is answered with the
+Runtime API's ``InvalidStateTransition`` (403), never applied.
+
 An *extension* registered with the Extensions API is ``REGISTERED`` until its first
 ``event/next``, then ``WAITING`` for an event or ``BUSY`` with one (INVOKE or SHUTDOWN) until it
 calls ``event/next`` again; ``FAILED`` after it reports ``init/error`` or ``exit/error``.  The
@@ -61,6 +69,31 @@ class SandboxEvent(enum.Enum):
     STOP = "stop"
     #: Every process has been reaped.
     REAPED = "reaped"
+
+
+class RuntimeState(enum.Enum):
+    STARTED = "started"
+    WAITING = "waiting"
+    ASSIGNED = "assigned"
+    INVOKED = "invoked"
+    STREAMING = "streaming"
+    RESPONDED = "responded"
+    FAILED = "failed"
+
+
+class RuntimeEvent(enum.Enum):
+    #: ``GET next``.
+    NEXT = "next"
+    #: The pool assigned an invocation.
+    INVOKE = "invoke"
+    #: The event went out on the held ``GET next``.
+    DELIVER = "deliver"
+    #: A streamed ``/response`` started.
+    STREAM = "stream"
+    #: ``/response`` (buffered or the end of a stream) or ``/error``.
+    RESULT = "result"
+    #: ``/init/error``.
+    INIT_ERROR = "init-error"
 
 
 class ExtensionState(enum.Enum):
@@ -126,6 +159,26 @@ SANDBOX_TRANSITIONS: Mapping[SandboxState, Mapping[SandboxEvent, SandboxState]] 
         E.REAPED: S.DEAD,
     },
     S.DEAD: {},
+}
+
+R = RuntimeState
+RE = RuntimeEvent
+RUNTIME_TRANSITIONS: Mapping[RuntimeState, Mapping[RuntimeEvent, RuntimeState]] = {
+    R.STARTED: {RE.NEXT: R.WAITING, RE.INIT_ERROR: R.FAILED},
+    # A second GET next replaces the held one (its connection may be gone).
+    R.WAITING: {RE.NEXT: R.WAITING, RE.INVOKE: R.ASSIGNED, RE.INIT_ERROR: R.FAILED},
+    # A retried GET next takes the event its dropped predecessor missed.
+    R.ASSIGNED: {
+        RE.DELIVER: R.INVOKED,
+        RE.NEXT: R.INVOKED,
+        RE.STREAM: R.STREAMING,
+        RE.RESULT: R.RESPONDED,
+    },
+    R.INVOKED: {RE.STREAM: R.STREAMING, RE.RESULT: R.RESPONDED},
+    # An /error posted while the stream is still open settles the invocation first.
+    R.STREAMING: {RE.RESULT: R.RESPONDED},
+    R.RESPONDED: {RE.NEXT: R.WAITING},
+    R.FAILED: {},
 }
 
 X = ExtensionState

@@ -9,6 +9,11 @@ function's concurrency allows; whichever environment becomes ready first takes t
 head.  A full queue refuses with :class:`Throttled` (the Invoke API's 429).  An environment whose
 Init fails takes one waiting invocation down with it (Lambda returns an init error to the
 invocation that caused the cold start); the others get new environments.
+
+A sandbox reports that it is idle on the stack of its runtime's ``GET next``: the pool never
+hands it work there, but schedules the hand-over on the event loop (:meth:`Pool._drain`), so
+that no sandbox is re-entered while it is still handling a call.  Sandboxes are made by an
+injectable factory, so the pool's decisions can be tested without processes.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.invocation import Invocation, platform_error
 from lambdakit.emulator.lifecycle import SandboxState
 from lambdakit.emulator.logs import LogSink
-from lambdakit.emulator.sandbox import SPINDOWN_GRACE, InitFailure, Sandbox
+from lambdakit.emulator.sandbox import SPINDOWN_GRACE, Sandbox, SandboxListener
+from lambdakit.emulator.sandbox_machine import InitFailure
 from lambdakit.wire import errors
 
 logger = logging.getLogger("lambdakit.pool")
@@ -31,6 +38,31 @@ logger = logging.getLogger("lambdakit.pool")
 
 class Throttled(Exception):
     """Every environment is busy and the wait queue is full."""
+
+
+class Environment(Protocol):
+    """What the pool needs of a sandbox."""
+
+    name: str
+    idle_since: float
+
+    @property
+    def state(self) -> SandboxState: ...
+
+    @property
+    def closed(self) -> asyncio.Future[None]: ...
+
+    async def start(self) -> None: ...
+
+    def invoke(self, invocation: Invocation) -> None: ...
+
+    def stop(self, grace: float = ...) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+#: Makes the sandbox numbered ``number`` of a pool.
+SandboxFactory = Callable[[SandboxListener, int], Environment]
 
 
 class Pool:
@@ -42,18 +74,22 @@ class Pool:
         function: FunctionConfig,
         sink: LogSink,
         host_environ: Mapping[str, str],
+        factory: SandboxFactory | None = None,
     ) -> None:
-        self._service = service
         self.function = function
-        self._sink = sink
-        self._host_environ = host_environ
-        self.sandboxes: set[Sandbox] = set()
-        self._idle: list[Sandbox] = []
+
+        def sandbox(listener: SandboxListener, number: int) -> Environment:
+            return Sandbox(service, function, sink, listener, host_environ, number)
+
+        self._factory = factory or sandbox
+        self.sandboxes: set[Environment] = set()
+        self._idle: list[Environment] = []
         self._queue: deque[Invocation] = deque()
         #: Sandboxes whose Init has not finished; each will take one queued invocation.
-        self._starting: set[Sandbox] = set()
+        self._starting: set[Environment] = set()
         self._numbered = 0
         self._stopping = False
+        self._drain_scheduled = False
 
     # Work -----------------------------------------------------------------------------------------
     def submit(self, invocation: Invocation, *, bounded: bool = True) -> None:
@@ -64,11 +100,12 @@ class Pool:
         """
         if self._stopping:
             raise Throttled("the service is shutting down")
-        while self._idle:
-            sandbox = self._idle.pop()
-            if sandbox.state is SandboxState.IDLE:
-                sandbox.invoke(invocation)
-                return
+        if not self._queue:  # otherwise those waiting go first
+            while self._idle:
+                sandbox = self._idle.pop()
+                if sandbox.state is SandboxState.IDLE:
+                    sandbox.invoke(invocation)
+                    return
         covered = len(self._starting) + self._capacity_to_start()
         if bounded and len(self._queue) >= self.function.max_queue + covered:
             raise Throttled(f"{self.function.name}: all environments busy and queue full")
@@ -78,6 +115,7 @@ class Pool:
         except BaseException:
             self._queue.remove(invocation)
             raise
+        self._drain_soon()
 
     def _capacity_to_start(self) -> int:
         """Environments that may still be started (each takes one invocation off the queue)."""
@@ -90,25 +128,44 @@ class Pool:
             and len(self.sandboxes) < self.function.concurrency
         ):
             self._numbered += 1
-            sandbox = Sandbox(
-                self._service, self.function, self._sink, self, self._host_environ, self._numbered
-            )
+            sandbox = self._factory(self, self._numbered)
             self.sandboxes.add(sandbox)
             self._starting.add(sandbox)
             asyncio.get_running_loop().create_task(sandbox.start(), name=f"start {sandbox.name}")
 
     # SandboxListener ------------------------------------------------------------------------------
-    def sandbox_idle(self, sandbox: Sandbox) -> None:
+    def sandbox_idle(self, sandbox: Environment) -> None:
         self._starting.discard(sandbox)
         if self._stopping:
             sandbox.stop()
             return
-        if self._queue:
-            sandbox.invoke(self._queue.popleft())
-        else:
-            self._idle.append(sandbox)
+        self._idle.append(sandbox)
+        self._drain_soon()
 
-    def sandbox_dead(self, sandbox: Sandbox, failure: InitFailure | None) -> None:
+    def _drain_soon(self) -> None:
+        if self._queue and self._idle and not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """Hand queued invocations to idle sandboxes, oldest first, off any sandbox's stack."""
+        self._drain_scheduled = False
+        while self._queue and self._idle:
+            sandbox = self._idle.pop()
+            if sandbox.state is not SandboxState.IDLE:
+                continue
+            invocation = self._queue.popleft()
+            try:
+                sandbox.invoke(invocation)
+            except Exception as exc:
+                logger.exception("%s: could not hand %s over", sandbox.name, invocation)
+                if not invocation.done:
+                    invocation.resolve(
+                        platform_error(errors.SANDBOX_FAILURE, invocation.request_id, str(exc))
+                    )
+                sandbox.stop()
+
+    def sandbox_dead(self, sandbox: Environment, failure: InitFailure | None) -> None:
         self.sandboxes.discard(sandbox)
         if sandbox in self._idle:
             self._idle.remove(sandbox)

@@ -5,27 +5,34 @@ streaming``) as soon as its headers are in; its body then arrives chunk by chunk
 :class:`~lambdakit.emulator.http.BodyStream`, and its trailers may report an error
 (``Lambda-Runtime-Function-Error-Type`` / ``-Error-Body``).
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html#runtimes-custom-response-streaming
+
+:class:`StreamRelay` only moves the body and works out the result; what the result does to the
+environment, and what the runtime is answered, is its ``finish`` callback's business (the
+Runtime API router's).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Mapping
-from typing import Protocol
+import enum
+from collections.abc import Callable, Mapping
 
-from lambdakit.emulator import runtime_api
-from lambdakit.emulator.http import BodyStream, Response
-from lambdakit.emulator.invocation import Invocation, InvocationResult, platform_error
-from lambdakit.wire import errors, limits
+from lambdakit.emulator import runtime_results
+from lambdakit.emulator.http import BodyStream
+from lambdakit.emulator.invocation import Invocation, InvocationResult
+from lambdakit.wire import limits
 
 
-class ResultTarget(Protocol):
-    """The sandbox side: where a finished stream's result goes."""
+class StreamEnd(enum.Enum):
+    """How a streamed body ended."""
 
-    def runtime_result(self, request_id: str, result: InvocationResult) -> Response: ...
+    COMPLETE = "complete"
+    TOO_LARGE = "too-large"
+    TRUNCATED = "truncated"
 
-    def runtime_result_too_large(self, request_id: str, size: int, limit: int) -> Response: ...
+
+#: Called once with the result of the stream, how it ended and the payload limit that applied.
+Finish = Callable[[InvocationResult, StreamEnd, int], None]
 
 
 class _Discard:
@@ -51,19 +58,25 @@ class StreamRelay:
     connection that ends before the body does is ``Runtime.TruncatedResponse``.
     """
 
+    __slots__ = (
+        "_chunks",
+        "_content_type",
+        "_finish",
+        "_invocation",
+        "_limit",
+        "_sink",
+        "_size",
+        "_started",
+        "_stream",
+    )
+
     def __init__(
-        self,
-        sandbox: ResultTarget,
-        invocation: Invocation,
-        content_type: str,
-        stream: BodyStream,
-        reply: asyncio.Future[Response],
+        self, invocation: Invocation, content_type: str, stream: BodyStream, finish: Finish
     ) -> None:
-        self._sandbox = sandbox
         self._invocation = invocation
         self._content_type = content_type
         self._stream = stream
-        self._reply = reply
+        self._finish = finish
         self._sink = invocation.stream_sink
         self._limit = limits.MAX_SYNC_PAYLOAD if self._sink is None else limits.MAX_STREAMED_PAYLOAD
         self._started = False
@@ -86,34 +99,26 @@ class StreamRelay:
         self._sink.stream_chunk(data)
 
     def body_end(self, trailers: Mapping[str, str]) -> None:
-        request_id = self._invocation.request_id
         if self._size > self._limit:
-            response = self._sandbox.runtime_result_too_large(request_id, self._size, self._limit)
-            self._answer(response)
+            self._finish(
+                runtime_results.too_large(self._size, self._limit), StreamEnd.TOO_LARGE, self._limit
+            )
             return
-        result = runtime_api.trailer_error(trailers)
+        result = runtime_results.trailer_error(trailers)
         if result is not None:
             result = dataclasses.replace(result, streamed=self._started)
         else:
             result = InvocationResult(
                 b"".join(self._chunks), self._content_type, streamed=self._started
             )
-        self._answer(self._sandbox.runtime_result(request_id, result))
+        self._finish(result, StreamEnd.COMPLETE, self._limit)
 
     def body_abort(self) -> None:
         """The runtime's connection closed mid-body (RIE: ``Runtime.TruncatedResponse``)."""
-        request_id = self._invocation.request_id
-        result = platform_error(
-            errors.RUNTIME_TRUNCATED_RESPONSE, request_id, "the runtime's response was truncated"
+        result = runtime_results.truncated(self._invocation.request_id)
+        self._finish(
+            dataclasses.replace(result, streamed=self._started), StreamEnd.TRUNCATED, self._limit
         )
-        self._sandbox.runtime_result(
-            request_id, dataclasses.replace(result, streamed=self._started)
-        )
-        self._answer(runtime_api.truncated())
-
-    def _answer(self, response: Response) -> None:
-        if not self._reply.done():
-            self._reply.set_result(response)
 
 
 #: Swallows the body of a streamed response the Runtime API refused.

@@ -1,4 +1,4 @@
-"""The server side of the Runtime, Extensions and Telemetry APIs: routes calls to their sandbox.
+"""The server side of the Runtime, Extensions and Telemetry APIs: routes calls and renders outcomes.
 
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html,
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html and
@@ -6,40 +6,79 @@ https://docs.aws.amazon.com/lambda/latest/dg/telemetry-api.html
 
 Every sandbox listens on its own loopback port, given to its processes as
 ``AWS_LAMBDA_RUNTIME_API``, so a request needs no header to say which environment it comes
-from.  This module only parses paths and bodies and renders the Runtime API's answers; what a
-call *means* in the sandbox's current state is decided by the sandbox (:class:`RuntimeApiTarget`).
+from.  This module parses paths and bodies, hands the sandbox events, and turns the typed
+outcomes of :mod:`lambdakit.emulator.sandbox_machine` into the Runtime API's answers: it is the
+only place where the Runtime API's HTTP is written.  What a call *means* in the environment's
+current state is the sandbox's business (:class:`RuntimeApiTarget`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
+from lambdakit.emulator import runtime_results
 from lambdakit.emulator.http import Reply, Request, Response
-from lambdakit.emulator.invocation import InvocationResult, function_error
+from lambdakit.emulator.invocation import InvocationResult
+from lambdakit.emulator.response_stream import DISCARD, StreamEnd, StreamRelay
+from lambdakit.emulator.sandbox_machine import (
+    Accepted,
+    Delivered,
+    Gone,
+    Held,
+    NextOutcome,
+    UnknownRequest,
+    WrongState,
+)
 from lambdakit.wire import errors, headers, limits, paths
 
 _JSON = (("Content-Type", "application/json"),)
-ACCEPTED = Response(202, _JSON, b'{"status":"OK"}')
+_ACCEPTED = Response(202, _JSON, b'{"status":"OK"}')
 _NOT_FOUND = Response(404, _JSON, errors.error_body("NotFound", "Unknown Runtime API path"))
 _PONG = Response(200, (("Content-Type", "text/plain"),), b"pong")
+_GONE = Response(
+    500,
+    _JSON,
+    errors.error_body("Runtime.Unknown", "Non-recoverable state. Runtime should exit promptly."),
+)
+
+
+class HeldNext:
+    """A ``GET next`` held open until the sandbox delivers an event on it."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[Response]) -> None:
+        self.future = future
+
+    @property
+    def alive(self) -> bool:
+        """False once its connection went away (the server cancels the future)."""
+        return not self.future.done()
+
+    def deliver(self, delivered: Delivered) -> None:
+        self.future.set_result(event_response(delivered))
+
+    def cancel(self) -> None:
+        if not self.future.done():
+            self.future.cancel()
 
 
 class RuntimeApiTarget(Protocol):
-    """What a sandbox offers its runtime."""
+    """What a sandbox offers its processes: events in, outcomes out."""
 
-    def runtime_next(self) -> Reply: ...
+    def runtime_next(self, waiter: HeldNext) -> NextOutcome:
+        """``GET next``; on :class:`Held` the sandbox keeps ``waiter`` to deliver on later."""
+        ...
 
-    def runtime_result(self, request_id: str, result: InvocationResult) -> Response: ...
+    def runtime_result(
+        self, request_id: str, result: InvocationResult
+    ) -> Accepted | UnknownRequest | WrongState: ...
 
-    def runtime_result_too_large(self, request_id: str, size: int, limit: int) -> Response: ...
+    def stream_started(self, request_id: str) -> Accepted | UnknownRequest | WrongState: ...
 
-    def runtime_init_error(self, result: InvocationResult) -> Response: ...
-
-    def runtime_stream(self, request_id: str, request: Request) -> Reply: ...
+    def runtime_init_error(self, result: InvocationResult) -> Accepted | WrongState: ...
 
     def extension_register(self, request: Request) -> Response: ...
 
@@ -50,24 +89,48 @@ class RuntimeApiTarget(Protocol):
     def telemetry_subscribe(self, request: Request, api: str) -> Response: ...
 
 
+# Rendering ----------------------------------------------------------------------------------------
 def runtime_error(status: int, error_type: str, message: str) -> Response:
     return Response(status, _JSON, errors.error_body(error_type, message))
 
 
-def invalid_request_id() -> Response:
-    return runtime_error(400, errors.INVALID_REQUEST_ID, "Invalid request ID")
+def event_response(delivered: Delivered) -> Response:
+    """The answer to ``GET next``: the event and its context headers."""
+    invocation = delivered.invocation
+    request = invocation.request
+    fields = [
+        ("Content-Type", "application/json"),
+        (headers.REQUEST_ID, invocation.request_id),
+        (headers.DEADLINE_MS, str(delivered.deadline_ms)),
+        (headers.INVOKED_FUNCTION_ARN, request.invoked_arn),
+        (headers.TRACE_ID, request.trace_id),
+    ]
+    if request.client_context:
+        fields.append((headers.CLIENT_CONTEXT, request.client_context))
+    if request.cognito_identity:
+        fields.append((headers.COGNITO_IDENTITY, request.cognito_identity))
+    if request.tenant_id:
+        fields.append((headers.TENANT_ID, request.tenant_id))
+    return Response(200, fields, request.payload)
 
 
-def invalid_transition(current: str, wanted: str) -> Response:
-    return runtime_error(
-        403,
-        errors.INVALID_STATE_TRANSITION,
-        f"State transition from {current} to {wanted} failed for runtime. "
-        "Error: State transition is not allowed",
-    )
+def render(outcome: Accepted | UnknownRequest | WrongState | Gone) -> Response:
+    """A refusal or an acceptance, as the Runtime API words it."""
+    if isinstance(outcome, Accepted):
+        return _ACCEPTED
+    if isinstance(outcome, UnknownRequest):
+        return runtime_error(400, errors.INVALID_REQUEST_ID, "Invalid request ID")
+    if isinstance(outcome, WrongState):
+        return runtime_error(
+            403,
+            errors.INVALID_STATE_TRANSITION,
+            f"State transition from {outcome.current} to {outcome.wanted} failed for runtime. "
+            "Error: State transition is not allowed",
+        )
+    return _GONE
 
 
-def payload_too_large(limit: int = limits.MAX_SYNC_PAYLOAD) -> Response:
+def payload_too_large(limit: int) -> Response:
     return runtime_error(
         413,
         errors.REQUEST_ENTITY_TOO_LARGE,
@@ -75,29 +138,31 @@ def payload_too_large(limit: int = limits.MAX_SYNC_PAYLOAD) -> Response:
     )
 
 
-def truncated() -> Response:
+def _truncated() -> Response:
     return runtime_error(400, "TruncatedHTTPRequest", "HTTP request detected as truncated")
 
 
+# Routing ------------------------------------------------------------------------------------------
 class RuntimeApi:
     """The request handler of one sandbox's Runtime API listener."""
 
-    __slots__ = ("_target",)
+    __slots__ = ("_loop", "_target")
 
     def __init__(self, target: RuntimeApiTarget) -> None:
         self._target = target
+        self._loop = asyncio.get_running_loop()
 
     def __call__(self, request: Request) -> Reply:
         path = request.path
         if path == paths.RUNTIME_NEXT:
             if request.method != "GET":
                 return _NOT_FOUND
-            return self._target.runtime_next()
+            return self._next()
         if request.method == "POST":
             if path.startswith(paths.RUNTIME_INVOCATION_PREFIX):
                 return self._invocation_post(request)
             if path == paths.RUNTIME_INIT_ERROR:
-                return self._target.runtime_init_error(error_result(request))
+                return render(self._target.runtime_init_error(_posted_error(request)))
         if path.startswith(paths.EXTENSION_PREFIX):
             return self._extension_call(request)
         if request.method == "PUT" and path in (paths.TELEMETRY, paths.LOGS):
@@ -106,6 +171,15 @@ class RuntimeApi:
         if path == paths.PING:
             return _PONG
         return _NOT_FOUND
+
+    def _next(self) -> Reply:
+        waiter = HeldNext(self._loop.create_future())
+        outcome = self._target.runtime_next(waiter)
+        if isinstance(outcome, Held):
+            return waiter.future
+        if isinstance(outcome, Delivered):
+            return event_response(outcome)
+        return render(outcome)
 
     def _extension_call(self, request: Request) -> Reply:
         path, method = request.path, request.method
@@ -130,23 +204,48 @@ class RuntimeApi:
                     400, errors.INVALID_RESPONSE_MODE, f"Invalid response mode: {mode!r}"
                 )
             if request.stream is not None:
-                return self._target.runtime_stream(request_id, request)
+                return self._stream(request_id, request)
             if request.body_too_large:
-                return self._target.runtime_result_too_large(
-                    request_id, request.body_size, limits.MAX_SYNC_PAYLOAD
-                )
-            failed = trailer_error(request.trailers)
-            if failed is not None:
-                return self._target.runtime_result(request_id, failed)
-            # A buffered response is JSON to the caller whatever the runtime labelled it
-            # (curl -d says form-urlencoded).
-            content_type = "application/json"
-            return self._target.runtime_result(
-                request_id, InvocationResult(request.body, content_type)
-            )
+                too_large = runtime_results.too_large(request.body_size, limits.MAX_SYNC_PAYLOAD)
+                outcome = self._target.runtime_result(request_id, too_large)
+                if isinstance(outcome, UnknownRequest):
+                    return render(outcome)
+                return payload_too_large(limits.MAX_SYNC_PAYLOAD)
+            result = runtime_results.trailer_error(request.trailers)
+            if result is None:
+                # A buffered response is JSON to the caller whatever the runtime labelled it
+                # (curl -d says form-urlencoded).
+                result = InvocationResult(request.body, "application/json")
+            return render(self._target.runtime_result(request_id, result))
         if action == paths.ERROR_SUFFIX[1:]:
-            return self._target.runtime_result(request_id, error_result(request))
+            return render(self._target.runtime_result(request_id, _posted_error(request)))
         return _NOT_FOUND
+
+    def _stream(self, request_id: str, request: Request) -> Reply:
+        """A streamed ``/response``: chunks go to the caller as they arrive."""
+        stream = request.stream
+        assert stream is not None
+        outcome = self._target.stream_started(request_id)
+        if not isinstance(outcome, Accepted) or outcome.invocation is None:
+            stream.consume(DISCARD)
+            return render(outcome)
+        reply: asyncio.Future[Response] = self._loop.create_future()
+        target = self._target
+
+        def finish(result: InvocationResult, end: StreamEnd, limit: int) -> None:
+            applied = target.runtime_result(request_id, result)
+            if end is StreamEnd.TRUNCATED:
+                response = _truncated()
+            elif end is StreamEnd.TOO_LARGE and not isinstance(applied, UnknownRequest):
+                response = payload_too_large(limit)
+            else:
+                response = render(applied)
+            if not reply.done():
+                reply.set_result(response)
+
+        content_type = request.headers.get("content-type") or "application/octet-stream"
+        stream.consume(StreamRelay(outcome.invocation, content_type, stream, finish))
+        return reply
 
 
 def streams(path: str, request_headers: Mapping[str, str]) -> bool:
@@ -160,48 +259,7 @@ def streams(path: str, request_headers: Mapping[str, str]) -> bool:
     )
 
 
-def trailer_error(trailers: Mapping[str, str]) -> InvocationResult | None:
-    """The error a streamed response reported in its trailers, if any."""
-    error_type = trailers.get(headers.FUNCTION_ERROR_TYPE)
-    if not error_type:
-        return None
-    encoded = trailers.get(headers.FUNCTION_ERROR_BODY, "")
-    try:
-        body = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        body = b""
-    if not _is_json_object(body):
-        body = errors.error_body(error_type, error_type)
-    return function_error(body, error_type)
-
-
-def error_result(request: Request) -> InvocationResult:
-    """An ``/error`` or ``/init/error`` post as the caller will see it.
-
-    The body passes through when it is a JSON error object; otherwise Lambda builds one from
-    ``Lambda-Runtime-Function-Error-Type`` (the Runtime API's documented fallback).
-    """
-    error_type = request.headers.get(headers.FUNCTION_ERROR_TYPE, "")
-    body = request.body
-    if not _is_json_object(body):
-        body = errors.error_body(
-            error_type or errors.RUNTIME_UNKNOWN, error_type or "Unknown error"
-        )
-    return function_error(body, error_type or _body_error_type(body))
-
-
-def _is_json_object(body: bytes) -> bool:
-    if not body.startswith(b"{"):
-        return False
-    try:
-        return isinstance(json.loads(body), dict)
-    except ValueError:
-        return False
-
-
-def _body_error_type(body: bytes) -> str:
-    try:
-        value = json.loads(body).get("errorType")
-    except (ValueError, AttributeError):
-        return errors.RUNTIME_UNKNOWN
-    return value if isinstance(value, str) and value else errors.RUNTIME_UNKNOWN
+def _posted_error(request: Request) -> InvocationResult:
+    return runtime_results.error_result(
+        request.headers.get(headers.FUNCTION_ERROR_TYPE, ""), request.body
+    )

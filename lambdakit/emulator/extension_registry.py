@@ -243,6 +243,26 @@ class ExtensionRegistry:
         return Response(202, _JSON, b'{"status":"OK"}')
 
     # Events ---------------------------------------------------------------------------------------
+    def invoke(self, request_id: str, deadline_ms: int, invoked_arn: str, trace_id: str) -> None:
+        """The INVOKE event of an invocation, to every subscriber."""
+        if self.by_id:
+            self.deliver(
+                INVOKE,
+                {
+                    "eventType": INVOKE,
+                    "deadlineMs": deadline_ms,
+                    "requestId": request_id,
+                    "invokedFunctionArn": invoked_arn,
+                    "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
+                },
+            )
+
+    def shutdown(self, reason: str, deadline_ms: int) -> None:
+        """The SHUTDOWN event, to every subscriber."""
+        self.deliver(
+            SHUTDOWN, {"eventType": SHUTDOWN, "shutdownReason": reason, "deadlineMs": deadline_ms}
+        )
+
     def deliver(self, event_type: str, event: dict[str, object]) -> None:
         """Give ``event`` to every extension subscribed to ``event_type``."""
         payload = json.dumps(event).encode()

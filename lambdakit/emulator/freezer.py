@@ -1,0 +1,73 @@
+"""Freeze and thaw an idle environment's processes, as Lambda does between invocations.
+
+Lambda freezes the execution environment when an invoke phase ends and thaws it for the next
+event (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html): code that
+runs after the response without an extension keeping the phase open simply stops.  Here the
+process groups get SIGSTOP and SIGCONT.  The freeze waits :data:`FREEZE_DELAY` so that
+back-to-back invocations skip the pair (each costs two SIGCHLDs and their ``waitpid`` calls in
+the event loop), and it waits for telemetry still buffered: a frozen subscriber cannot take its
+records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal as signals
+from collections.abc import Callable
+
+from lambdakit.emulator.telemetry import TelemetryHub
+
+logger = logging.getLogger("lambdakit.sandbox")
+
+#: An idle environment is frozen this long after its phase ends, unless work arrives first.
+FREEZE_DELAY = 0.02
+
+
+class Freezer:
+    """Stops an idle environment's process groups and continues them for the next phase."""
+
+    __slots__ = ("_enabled", "_idle", "_name", "_signal", "_telemetry", "_timer", "frozen")
+
+    def __init__(
+        self,
+        name: str,
+        enabled: bool,
+        signal: Callable[[int], None],
+        idle: Callable[[], bool],
+        telemetry: TelemetryHub,
+    ) -> None:
+        self._name = name
+        self._enabled = enabled
+        self._signal = signal
+        self._idle = idle
+        self._telemetry = telemetry
+        self._timer: asyncio.TimerHandle | None = None
+        self.frozen = False
+
+    def freeze_soon(self) -> None:
+        """Freeze after :data:`FREEZE_DELAY`, unless :meth:`thaw` comes first."""
+        if self._enabled and not self.frozen and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FREEZE_DELAY, self._freeze)
+
+    def _freeze(self) -> None:
+        self._timer = None
+        if not self._idle():
+            return
+        if self._telemetry.busy:
+            self._telemetry.flush()  # deliver first, freeze after
+            self.freeze_soon()
+            return
+        self._signal(signals.SIGSTOP)
+        self.frozen = True
+        logger.debug("%s: frozen", self._name)
+
+    def thaw(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.frozen:
+            return
+        self._signal(signals.SIGCONT)
+        self.frozen = False
+        logger.debug("%s: thawed", self._name)

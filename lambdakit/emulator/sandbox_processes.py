@@ -1,0 +1,89 @@
+"""The processes of one execution environment: its external extensions and its runtime.
+
+Lambda launches every executable of ``/opt/extensions`` in name order, then the runtime
+(https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html#runtimes-extensions-api-lifecycle);
+here the extensions directory is the function's ``extensions_dir``.  Each process leads its own
+:class:`~lambdakit.emulator.processes.ProcessGroup`; this class keeps them together so that
+freezing, killing, draining output and reading peak memory reach all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from lambdakit.emulator.processes import ProcessGroup
+
+logger = logging.getLogger("lambdakit.sandbox")
+
+#: Called when a process exits: the extension's name (empty for the runtime) and its exit.
+OnExit = Callable[[str, "asyncio.Future[int]"], None]
+
+
+def external_extensions(directory: Path | None) -> list[Path]:
+    """The executables of an extensions directory, in name order, as Lambda launches them."""
+    if directory is None:
+        return []
+    found = []
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and os.access(path, os.X_OK):
+            found.append(path)
+        else:
+            logger.warning("extensions directory: %s is not an executable file, skipped", path)
+    return found
+
+
+class SandboxProcesses:
+    """The runtime's and the external extensions' process groups of one environment."""
+
+    __slots__ = ("_cwd", "_name", "_on_exit", "extensions", "runtime")
+
+    def __init__(self, name: str, cwd: Path, on_exit: OnExit) -> None:
+        self._name = name
+        self._cwd = str(cwd)
+        self._on_exit = on_exit
+        self.runtime: ProcessGroup | None = None
+        self.extensions: dict[str, ProcessGroup] = {}
+
+    async def launch_extension(
+        self, path: Path, env: Mapping[str, str], on_line: Callable[[str], None]
+    ) -> None:
+        """Start an external extension; raise ``OSError`` if it cannot be."""
+        group = await ProcessGroup.spawn((str(path),), env=env, cwd=self._cwd, on_line=on_line)
+        self.extensions[path.name] = group
+        group.exited().add_done_callback(lambda exited: self._on_exit(path.name, exited))
+        logger.debug("%s: launched extension %s %r", self._name, path.name, group)
+
+    async def spawn_runtime(
+        self, command: Sequence[str], env: Mapping[str, str], on_line: Callable[[str], None]
+    ) -> ProcessGroup:
+        """Start the runtime; raise ``OSError`` if it cannot be."""
+        group = await ProcessGroup.spawn(command, env=env, cwd=self._cwd, on_line=on_line)
+        self.runtime = group
+        group.exited().add_done_callback(lambda exited: self._on_exit("", exited))
+        logger.debug("%s: started %r", self._name, group)
+        return group
+
+    def groups(self) -> list[ProcessGroup]:
+        groups = list(self.extensions.values())
+        if self.runtime is not None:
+            groups.append(self.runtime)
+        return groups
+
+    def signal(self, signum: int) -> None:
+        for group in self.groups():
+            group.signal(signum)
+
+    def drain_output(self) -> None:
+        """Deliver what every process wrote so far."""
+        for group in self.groups():
+            group.drain_output()
+
+    def max_rss_mb(self) -> int:
+        return sum(group.max_rss_mb() for group in self.groups())
+
+    def __repr__(self) -> str:
+        return f"<SandboxProcesses runtime={self.runtime!r} extensions={len(self.extensions)}>"
