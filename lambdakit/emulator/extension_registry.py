@@ -90,6 +90,7 @@ class ExtensionRegistry:
         self._on_failed = on_failed
         self.by_id: dict[str, Extension] = {}
         self.open = True
+        self.closed = False
         self._registered_external: asyncio.Event = asyncio.Event()
         self.expect_external(external_names)
 
@@ -201,6 +202,14 @@ class ExtensionRegistry:
         return extension
 
     def next(self, request: Request) -> Reply:
+        if self.closed:
+            return Response(
+                500,
+                _JSON,
+                errors.error_body(
+                    "Runtime.Unknown", "Non-recoverable state. Runtime should exit promptly."
+                ),
+            )
         extension = self.lookup(request)
         if isinstance(extension, Response):
             return extension
@@ -288,7 +297,9 @@ class ExtensionRegistry:
             )
         )
 
-    def cancel_waiters(self) -> None:
+    def close(self) -> None:
+        """The environment is gone: held ``next`` calls end, later ones are refused."""
+        self.closed = True
         for extension in self.by_id.values():
             if extension.pending is not None and not extension.pending.done():
                 extension.pending.cancel()

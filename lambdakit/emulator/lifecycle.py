@@ -183,9 +183,9 @@ RUNTIME_TRANSITIONS: Mapping[RuntimeState, Mapping[RuntimeEvent, RuntimeState]] 
 
 X = ExtensionState
 EXTENSION_TRANSITIONS: Mapping[ExtensionState, Mapping[ExtensionEvent, ExtensionState]] = {
+    # An event is queued for an extension until it waits in next: only WAITING takes one.
     X.REGISTERED: {
         ExtensionEvent.NEXT: X.WAITING,
-        ExtensionEvent.EVENT: X.BUSY,
         ExtensionEvent.ERROR: X.FAILED,
     },
     X.WAITING: {
@@ -195,7 +195,6 @@ EXTENSION_TRANSITIONS: Mapping[ExtensionState, Mapping[ExtensionEvent, Extension
     },
     X.BUSY: {
         ExtensionEvent.NEXT: X.WAITING,
-        ExtensionEvent.EVENT: X.BUSY,
         ExtensionEvent.ERROR: X.FAILED,
     },
     X.FAILED: {},

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from lambdakit.emulator import runtime_results
+from lambdakit.emulator.extension_registry import ExtensionRegistry
 from lambdakit.emulator.http import Reply, Request, Response
 from lambdakit.emulator.invocation import InvocationResult
 from lambdakit.emulator.response_stream import DISCARD, StreamEnd, StreamRelay
@@ -31,6 +32,7 @@ from lambdakit.emulator.sandbox_machine import (
     UnknownRequest,
     WrongState,
 )
+from lambdakit.emulator.telemetry import TelemetryHub
 from lambdakit.wire import errors, headers, limits, paths
 
 _JSON = (("Content-Type", "application/json"),)
@@ -80,13 +82,15 @@ class RuntimeApiTarget(Protocol):
 
     def runtime_init_error(self, result: InvocationResult) -> Accepted | WrongState: ...
 
-    def extension_register(self, request: Request) -> Response: ...
+    @property
+    def extensions(self) -> ExtensionRegistry:
+        """The Extensions API of the environment."""
+        ...
 
-    def extension_next(self, request: Request) -> Reply: ...
-
-    def extension_error(self, request: Request, phase: str) -> Response: ...
-
-    def telemetry_subscribe(self, request: Request, api: str) -> Response: ...
+    @property
+    def telemetry(self) -> TelemetryHub:
+        """The Telemetry API of the environment."""
+        ...
 
 
 # Rendering ----------------------------------------------------------------------------------------
@@ -166,8 +170,11 @@ class RuntimeApi:
         if path.startswith(paths.EXTENSION_PREFIX):
             return self._extension_call(request)
         if request.method == "PUT" and path in (paths.TELEMETRY, paths.LOGS):
+            extension = self._target.extensions.lookup(request)
+            if isinstance(extension, Response):
+                return extension
             api = "telemetry" if path == paths.TELEMETRY else "logs"
-            return self._target.telemetry_subscribe(request, api)
+            return self._target.telemetry.subscribe(request, extension.name, api)
         if path == paths.PING:
             return _PONG
         return _NOT_FOUND
@@ -183,15 +190,16 @@ class RuntimeApi:
 
     def _extension_call(self, request: Request) -> Reply:
         path, method = request.path, request.method
+        extensions = self._target.extensions
         if path == paths.EXTENSION_NEXT and method == "GET":
-            return self._target.extension_next(request)
+            return extensions.next(request)
         if method == "POST":
             if path == paths.EXTENSION_REGISTER:
-                return self._target.extension_register(request)
+                return extensions.register(request)
             if path == paths.EXTENSION_INIT_ERROR:
-                return self._target.extension_error(request, "init")
+                return extensions.report_error(request, "init")
             if path == paths.EXTENSION_EXIT_ERROR:
-                return self._target.extension_error(request, "exit")
+                return extensions.report_error(request, "exit")
         return _NOT_FOUND
 
     def _invocation_post(self, request: Request) -> Reply:

@@ -2,28 +2,18 @@
 
 Theory of operation
 -------------------
-A sandbox is started by its pool when an invocation finds no idle environment.  It binds a
-loopback port for its APIs, launches every executable of the function's extensions directory
-(the local stand-in for ``/opt/extensions``) and waits for them to register, then spawns the
-runtime; each process leads its own process group and sees ``AWS_LAMBDA_RUNTIME_API`` pointing at
-that port.  (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html)
-
-This class is the I/O shell around :class:`~lambdakit.emulator.sandbox_machine.SandboxMachine`:
-each Runtime API call, timer and process exit becomes one event of the machine, and the shell
-carries out what the outcome says: it holds the runtime's ``GET next`` (a
-:class:`~lambdakit.emulator.runtime_api.HeldNext`) until the pool assigns an invocation, resolves
-invocations, writes START / END / REPORT, feeds telemetry, and arms the timeouts.  When the
-machine says a phase is over (the runtime and every extension wait in ``next``), Init ends or
-the invoke phase ends (END and REPORT: Duration covers the work after the response, as Lambda
-bills it), the :class:`~lambdakit.emulator.freezer.Freezer` stops the processes, and the pool is
-told the environment is idle.
-
-Failures reset the environment, as Lambda does: the function timeout passing over the whole
-invoke phase (extensions included) or Init's limit, a process exiting, an ``/init/error``.  The
-affected invocation gets the platform's error, :func:`~lambdakit.emulator.spindown.shut_down`
-runs Lambda's Shutdown phase, every process is reaped, and the pool starts a fresh environment
-for later work.  An exception escaping a timer or a callback (an ``IllegalTransition`` is a bug)
-is logged with the environment's name and resets it, so that no caller waits forever.
+A sandbox binds a loopback port for its APIs, launches the function's extensions and, once they
+registered, its runtime, each in its own process group with ``AWS_LAMBDA_RUNTIME_API`` pointing
+at that port (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+It is the I/O shell around :class:`~lambdakit.emulator.sandbox_machine.SandboxMachine`: every
+Runtime API call, timer and process exit is one event of the machine, and the shell does what
+the outcome says: hold the runtime's ``GET next`` until the pool assigns work, resolve the
+invocation, write START / END / REPORT (:class:`~lambdakit.emulator.phase_log.PhaseLog`), freeze
+the idle environment (:class:`~lambdakit.emulator.freezer.Freezer`).  Failures (a timeout, a
+process exiting, an ``/init/error``) give the invocation the platform's error and run Lambda's
+Shutdown phase (:func:`~lambdakit.emulator.spindown.shut_down`); the pool replaces the
+environment.  An exception escaping a timer or a callback (an ``IllegalTransition`` is a bug)
+is logged with the environment's name and resets it: no caller waits forever.
 """
 
 from __future__ import annotations
@@ -38,10 +28,9 @@ from typing import Protocol
 
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
-from lambdakit.emulator.environment import extension_environment, sandbox_environment
+from lambdakit.emulator.environment import sandbox_environment
 from lambdakit.emulator.extension_registry import Extension, ExtensionRegistry, FunctionIdentity
 from lambdakit.emulator.freezer import Freezer
-from lambdakit.emulator.http import Reply, Request, Response
 from lambdakit.emulator.http.server import HttpServer
 from lambdakit.emulator.invocation import Invocation, InvocationResult, platform_error
 from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
@@ -49,7 +38,6 @@ from lambdakit.emulator.logs import LogSink, Report
 from lambdakit.emulator.phase_log import PhaseLog
 from lambdakit.emulator.processes import describe_exit
 from lambdakit.emulator.sandbox_machine import (
-    GONE,
     Accepted,
     Held,
     InitEnded,
@@ -68,8 +56,6 @@ logger = logging.getLogger("lambdakit.sandbox")
 
 #: How long a runtime that reported ``/init/error`` may take to exit on its own.
 _INIT_ERROR_GRACE = 0.5
-
-__all__ = ["SPINDOWN_GRACE", "InitFailure", "Sandbox", "SandboxListener"]
 
 
 class SandboxListener(Protocol):
@@ -102,18 +88,19 @@ class Sandbox:
         self._server = HttpServer(
             runtime_api.RuntimeApi(self), limits.MAX_SYNC_PAYLOAD, runtime_api.streams
         )
-        self._registry = ExtensionRegistry(
+        self.extensions = ExtensionRegistry(
             FunctionIdentity(function.name, function.version, function.handler, service.account_id),
             frozenset(),
             self._phase_maybe_over,
             self._on_extension_failed,
         )
-        self._log = PhaseLog(sink, function, TelemetryHub())
+        self.telemetry = TelemetryHub()
+        self._log = PhaseLog(sink, function, self.telemetry)
         self._processes = SandboxProcesses(
             self.name, function.code_dir, self._guarded(self._exited)
         )
         self._freezer = Freezer(
-            self.name, function.freeze, self._processes.signal, self._idle, self._log.telemetry
+            self.name, function.freeze, self._processes.signal, self._idle, self.telemetry
         )
         self._waiter: runtime_api.HeldNext | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -132,7 +119,7 @@ class Sandbox:
     def state(self) -> SandboxState:
         return self._machine.state
 
-    def _idle(self) -> bool:
+    def _idle(self) -> bool:  # for the freezer
         return self._machine.state is SandboxState.IDLE
 
     def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
@@ -166,13 +153,12 @@ class Sandbox:
         """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
         self._started_at = time.monotonic()
         try:
-            extension_paths = external_extensions(self.function.extensions_dir)
+            extensions = external_extensions(self.function.extensions_dir)
         except OSError as exc:
             detail = f"cannot read the extensions directory: {exc.strerror or exc}"
-            logger.error("%s: %s", self.name, detail)
-            self._fail_init(InitFailure(errors.EXTENSION_LAUNCH_ERROR, detail))
+            self._cannot_start(errors.EXTENSION_LAUNCH_ERROR, detail)
             return
-        self._registry.expect_external(frozenset(p.name for p in extension_paths))
+        self.extensions.expect_external(frozenset(p.name for p in extensions))
         self._timer = self._loop.call_later(self.function.init_timeout, self._on_timeout_guarded)
         self._log.init_start()
         try:
@@ -183,30 +169,27 @@ class Sandbox:
             env = sandbox_environment(
                 self._service, self.function, f"{host}:{port}", self._host_environ
             )
-            extension_output = functools.partial(self._log.output, "extension")
-            for path in extension_paths:
-                await self._processes.launch_extension(
-                    path, extension_environment(env), extension_output
-                )
-            if extension_paths and not await self._extensions_registered():
-                return
-            output = functools.partial(self._log.output, "function")
-            runtime = await self._processes.spawn_runtime(self.function.command, env, output)
-        except OSError as exc:
-            detail = (
-                f"cannot start {exc.filename or self.function.command[0]!r}: {exc.strerror or exc}"
+            await self._processes.launch(
+                extensions, env, self.function.command, self._log.output, self._registered
             )
-            logger.error("%s: %s", self.name, detail)
-            if self._machine.state is SandboxState.STARTING:
-                self._fail_init(InitFailure(errors.RUNTIME_INVALID_ENTRYPOINT, detail))
-            return
-        if self._machine.over:
+        except OSError as exc:
+            culprit = exc.filename or self.function.command[0]
+            self._cannot_start(
+                errors.RUNTIME_INVALID_ENTRYPOINT,
+                f"cannot start {culprit!r}: {exc.strerror or exc}",
+            )
+        if self._machine.over and self._processes.runtime is not None:
             # Init failed while we were spawning: this process must not outlive it.
-            runtime.signal(signal.SIGKILL)
+            self._processes.runtime.signal(signal.SIGKILL)
 
-    async def _extensions_registered(self) -> bool:
+    def _cannot_start(self, error_type: str, detail: str) -> None:
+        logger.error("%s: %s", self.name, detail)
+        if self._machine.state is SandboxState.STARTING:
+            self._fail_init(InitFailure(error_type, detail))
+
+    async def _registered(self) -> bool:
         """Wait for every launched extension to register; False if Init failed meanwhile."""
-        registered = asyncio.ensure_future(self._registry.external_registered())
+        registered = asyncio.ensure_future(self.extensions.external_registered())
         await asyncio.wait((registered, self._stopping), return_when=asyncio.FIRST_COMPLETED)
         registered.cancel()
         return self._machine.state is SandboxState.STARTING
@@ -214,13 +197,13 @@ class Sandbox:
     # Phases ---------------------------------------------------------------------------------------
     def _phase_maybe_over(self) -> None:
         """The runtime or an extension waits in ``next``: end Init or the invoke phase if all do."""
-        ended = self._machine.phase_over(self._registry.all_waiting())
+        ended = self._machine.phase_over(self.extensions.all_waiting())
         if ended is None:
             return
         self._cancel_timer()
         if isinstance(ended, InitEnded):
-            self._registry.open = False
-            self._log.telemetry.open = False
+            self.extensions.open = False
+            self.telemetry.open = False
             self._init_duration_ms = (time.monotonic() - self._started_at) * 1000
             self._log.init_done(self._init_duration_ms)
         else:
@@ -242,7 +225,7 @@ class Sandbox:
         if waiter is not None and waiter.alive:
             waiter.deliver(self._machine.delivered())
         request = invocation.request
-        self._registry.invoke(
+        self.extensions.invoke(
             invocation.request_id, deadline_ms, request.invoked_arn, request.trace_id
         )
 
@@ -288,24 +271,6 @@ class Sandbox:
             self._init_failure = InitFailure(result.error_type, "", result.body)
             self._shutdown("failure", _INIT_ERROR_GRACE)
         return outcome
-
-    # Extensions and Telemetry APIs (runtime_api.RuntimeApiTarget) ---------------------------------
-    def extension_register(self, request: Request) -> Response:
-        return self._registry.register(request)
-
-    def extension_next(self, request: Request) -> Reply:
-        if self._machine.state is SandboxState.DEAD:
-            return runtime_api.render(GONE)
-        return self._registry.next(request)
-
-    def extension_error(self, request: Request, phase: str) -> Response:
-        return self._registry.report_error(request, phase)
-
-    def telemetry_subscribe(self, request: Request, api: str) -> Response:
-        extension = self._registry.lookup(request)
-        if isinstance(extension, Response):
-            return extension
-        return self._log.telemetry.subscribe(request, extension.name, api)
 
     def _on_extension_failed(
         self, extension: Extension, error_type: str, body: bytes, during_init: bool
@@ -395,7 +360,7 @@ class Sandbox:
 
     def _shutdown(self, reason: str, grace: float) -> None:
         self._cancel_timer()
-        self._registry.open = False
+        self.extensions.open = False
         if self._waiter is not None:
             self._waiter.cancel()
             self._waiter = None
@@ -407,14 +372,14 @@ class Sandbox:
         """Lambda's Shutdown phase, then every process reaped and the APIs closed."""
         try:
             self._freezer.thaw()  # a stopped process cannot act on SIGTERM
-            telemetry = self._log.telemetry
-            await shut_down(self._processes, self._registry, telemetry, reason, grace)
+            telemetry = self.telemetry
+            await shut_down(self._processes, self.extensions, telemetry, reason, grace)
         except Exception:
             logger.exception("%s: shutdown failed; killing every process", self.name)
             self.kill()
         finally:
             # Close the APIs and tell the pool, whatever happened above.
-            self._registry.cancel_waiters()
+            self.extensions.close()
             self._server.stop_accepting()
             self._server.close_connections()
             self._machine.reaped()

@@ -10,11 +10,13 @@ freezing, killing, draining output and reading peak memory reach all of them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from lambdakit.emulator.environment import extension_environment
 from lambdakit.emulator.processes import ProcessGroup
 
 logger = logging.getLogger("lambdakit.sandbox")
@@ -47,6 +49,27 @@ class SandboxProcesses:
         self._on_exit = on_exit
         self.runtime: ProcessGroup | None = None
         self.extensions: dict[str, ProcessGroup] = {}
+
+    async def launch(
+        self,
+        extensions: Sequence[Path],
+        env: Mapping[str, str],
+        command: Sequence[str],
+        output: Callable[[str, str], None],
+        registered: Callable[[], Awaitable[bool]],
+    ) -> None:
+        """Init's launch order: the extensions, then (once they all registered) the runtime.
+
+        ``output`` gets each line with its kind (``extension`` or ``function``); ``registered``
+        waits for the extensions and says whether Init still goes on.  Raises ``OSError`` when
+        a process cannot be started.
+        """
+        extension_output = functools.partial(output, "extension")
+        for path in extensions:
+            await self.launch_extension(path, extension_environment(env), extension_output)
+        if extensions and not await registered():
+            return
+        await self.spawn_runtime(command, env, functools.partial(output, "function"))
 
     async def launch_extension(
         self, path: Path, env: Mapping[str, str], on_line: Callable[[str], None]

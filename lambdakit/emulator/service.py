@@ -19,7 +19,7 @@ from lambdakit.emulator.doors.tracking import InFlight
 from lambdakit.emulator.http.server import HttpServer
 from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.pool import Pool
-from lambdakit.emulator.sandbox import SPINDOWN_GRACE
+from lambdakit.emulator.spindown import SPINDOWN_GRACE
 from lambdakit.wire import limits
 
 if TYPE_CHECKING:
