@@ -1,51 +1,48 @@
 """Configuration of the local Lambda service, read once from flags, a TOML file and the environment.
 
-Sources, strongest first: command-line flags, then (for a single function given by flags) the
-environment variables AWS's RIE reads (``AWS_LAMBDA_FUNCTION_NAME``,
-``AWS_LAMBDA_FUNCTION_TIMEOUT``, ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``, ``MAX_CONCURRENCY``), then
-defaults.  A ``lambdakit.toml`` file
-declares several functions.  The environment is an injectable mapping, and every error names the
-key or flag at fault (:class:`ConfigError`).
+Which settings there are, how each is spelled and what it may be: the one table of
+:mod:`lambdakit.emulator.options`.  This module reads them into the frozen
+:class:`FunctionConfig` and :class:`ServiceConfig`: one function given by flags (and the
+variables AWS's RIE reads: ``AWS_LAMBDA_FUNCTION_NAME``, ``AWS_LAMBDA_FUNCTION_TIMEOUT``,
+``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``, ``MAX_CONCURRENCY``), or the ``[functions.NAME]`` tables of
+a ``lambdakit.toml``; then the service, from flags over the file's ``[service]`` table over the
+environment.  Sources, strongest first: flags, the file, the environment, the table's defaults.
+The environment is an injectable mapping, and every error starts with the flag, key or variable
+at fault (:class:`ConfigError`): ``--timeout``, ``lambdakit.toml [functions.a] timeout``,
+``AWS_LAMBDA_FUNCTION_TIMEOUT``.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import importlib.util
 import os
-import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambdakit.amqp.queues import DEFAULT_KIND as DEFAULT_QUEUE_KIND
-from lambdakit.amqp.queues import QUEUE_KINDS
 from lambdakit.amqp.uri import BrokerAddress
-from lambdakit.wire import limits
-
-SECONDS = 1.0
-MB = 1
-
-DEFAULT_TIMEOUT = 3 * SECONDS
-DEFAULT_MEMORY = 128 * MB
-DEFAULT_CONCURRENCY = 10
-DEFAULT_IDLE_TIMEOUT = 600 * SECONDS
-DEFAULT_MAX_QUEUE = 100
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-DEFAULT_REGION = "us-east-1"
-DEFAULT_ACCOUNT_ID = "123456789012"
-DEFAULT_SHUTDOWN_TIMEOUT = 10 * SECONDS
-
-LOG_FORMATS = ("text", "json")
-_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
-
-
-class ConfigError(Exception):
-    """Invalid configuration; the message names the flag, key or variable."""
+from lambdakit.emulator.option_kinds import (
+    ConfigError,
+    Given,
+    Source,
+    parse_env_pair,
+    read_env_file,
+)
+from lambdakit.emulator.options import (
+    DEFAULTS,
+    Option,
+    environ_values,
+    file_values,
+    flag_values,
+    in_file,
+    read,
+    scoped,
+)
 
 
 @dataclass(frozen=True)
@@ -56,28 +53,28 @@ class FunctionConfig:
     #: The runtime's command line (a bootstrap, any command, or the Python runtime).
     command: tuple[str, ...]
     code_dir: Path
-    handler: str = ""
-    timeout: float = DEFAULT_TIMEOUT
-    memory: int = DEFAULT_MEMORY
-    concurrency: int = DEFAULT_CONCURRENCY
-    max_queue: int = DEFAULT_MAX_QUEUE
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
-    init_timeout: float = limits.INIT_TIMEOUT
+    handler: str = DEFAULTS["handler"]
+    timeout: float = DEFAULTS["timeout"]
+    memory: int = DEFAULTS["memory"]
+    concurrency: int = DEFAULTS["concurrency"]
+    max_queue: int = DEFAULTS["max_queue"]
+    idle_timeout: float = DEFAULTS["idle_timeout"]
+    init_timeout: float = DEFAULTS["init_timeout"]
     env: Mapping[str, str] = field(default_factory=dict)
     version: str = "$LATEST"
     #: The local stand-in for /opt/extensions: every executable in it is started before the runtime.
-    extensions_dir: Path | None = None
+    extensions_dir: Path | None = DEFAULTS["extensions_dir"]
     #: Freeze the environment's processes (SIGSTOP) between invocations, as Lambda does.
-    freeze: bool = True
+    freeze: bool = DEFAULTS["freeze"]
     #: Serve a Function URL on this port (0: a free one); None: no URL.
-    url_port: int | None = None
+    url_port: int | None = DEFAULTS["url_port"]
     #: Event invocations: retries after the first attempt, first backoff (doubling), max age.
-    max_retry_attempts: int = 2
-    retry_backoff: float = 60 * SECONDS
-    max_event_age: float = 21600 * SECONDS
+    max_retry_attempts: int = DEFAULTS["max_retry_attempts"]
+    retry_backoff: float = DEFAULTS["retry_backoff"]
+    max_event_age: float = DEFAULTS["max_event_age"]
     #: Event destinations: ``function:NAME`` or a ``.jsonl`` file path; "" for none.
-    on_success: str = ""
-    on_failure: str = ""
+    on_success: str = DEFAULTS["on_success"]
+    on_failure: str = DEFAULTS["on_failure"]
 
 
 @dataclass(frozen=True)
@@ -85,110 +82,27 @@ class ServiceConfig:
     """The whole service: where it listens, how it logs, and its functions by name."""
 
     functions: Mapping[str, FunctionConfig]
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    log_format: str = "text"
-    region: str = DEFAULT_REGION
-    account_id: str = DEFAULT_ACCOUNT_ID
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    host: str = DEFAULTS["host"]
+    port: int = DEFAULTS["port"]
+    log_format: str = DEFAULTS["log_format"]
+    region: str = DEFAULTS["region"]
+    account_id: str = DEFAULTS["account_id"]
+    shutdown_timeout: float = DEFAULTS["shutdown_timeout"]
     #: Where Event invocations are stored (``events.sqlite3``).
-    state_dir: Path = Path(".lambdakit")
+    state_dir: Path = Path(DEFAULTS["state_dir"])
     #: The broker whose function queues this service consumes (``--amqp``); None: no AMQP door.
-    amqp: BrokerAddress | None = None
+    amqp: BrokerAddress | None = DEFAULTS["amqp"]
     #: How the function queues are declared: transient (the daemon's), durable or quorum.
-    amqp_queue: str = DEFAULT_QUEUE_KIND
+    amqp_queue: str = DEFAULTS["amqp_queue"]
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
 
 
-# --- value checks -------------------------------------------------------------------------------
-def _number(key: str, value: Any, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not low <= number <= high:
-        raise ConfigError(f"{key}: {value!r} is out of range ({low:g} to {high:g})")
-    return number
-
-
-def _integer(key: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-    try:
-        number = int(str(value), 10)
-    except ValueError:
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{key}: {number} is out of range ({low} to {high})")
-    return number
-
-
-def _boolean(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    return value
-
-
-def _destination(key: str, value: Any, base: Path) -> str:
-    """``function:NAME`` or a ``.jsonl`` file (made absolute); the function is checked later."""
-    if value is None or value == "":
-        return ""
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected function:NAME or a .jsonl file, got {value!r}")
-    if value.startswith("function:"):
-        _function_name(key, value.split(":", 1)[1])
-        return value
-    if not value.endswith(".jsonl"):
-        raise ConfigError(f"{key}: {value!r} is neither function:NAME nor a .jsonl file")
-    path = Path(value)
-    path = path if path.is_absolute() else base / path
-    if not path.parent.is_dir():
-        raise ConfigError(f"{key}: the directory of {str(path)!r} does not exist")
-    return str(path.resolve())
-
-
-def _function_name(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _FUNCTION_NAME.match(value):
-        raise ConfigError(
-            f"{key}: {value!r} is not a valid function name (1-64 letters, digits, - or _)"
-        )
-    return value
-
-
-def parse_env_pair(key: str, pair: str) -> tuple[str, str]:
-    """``KEY=VALUE`` as given to ``--env``."""
-    name, sep, value = pair.partition("=")
-    if not sep:
-        raise ConfigError(f"{key}: expected KEY=VALUE, got {pair!r}")
-    return _env_key(key, name), value
-
-
-def _env_key(key: str, name: str) -> str:
-    if not _ENV_KEY.match(name):
-        raise ConfigError(f"{key}: {name!r} is not a valid environment variable name")
-    return name
-
-
-def read_env_file(key: str, path: Path) -> dict[str, str]:
-    """A dotenv-style file: ``KEY=VALUE`` lines, ``#`` comments, optional ``export`` and quotes."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {str(path)!r}: {exc.strerror}") from None
-    env: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        name, value = parse_env_pair(f"{key} ({path}:{number})", line)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        env[name] = value
-    return env
+_FUNCTION_FIELDS = frozenset(f.name for f in dataclasses.fields(FunctionConfig))
+_SERVICE_FIELDS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
+#: How a source names each setting, given or not (for defaults and errors across settings).
+Spelling = Callable[[Option], Source]
 
 
 # --- runtime command resolution ---------------------------------------------------------------
@@ -205,43 +119,74 @@ def python_runtime_command(handler: str, env: Mapping[str, str]) -> tuple[str, .
     return command
 
 
-def resolve_command(
-    key: str,
-    code_dir: Path,
-    *,
-    command: Sequence[str] = (),
-    bootstrap: str | None = None,
-    python_handler: str | None = None,
-    env: Mapping[str, str],
-) -> tuple[str, ...]:
-    """Choose the runtime command as Lambda would, naming ``key`` in errors."""
-    chosen = [c for c in (command, bootstrap, python_handler) if c]
+@dataclass(frozen=True)
+class Runtime:
+    """The runtime a function names (at most one of three), each part named as its source does."""
+
+    command: tuple[str, ...]
+    bootstrap: str
+    python_handler: str
+    #: "command", "bootstrap", "python_handler" and "code_dir" as the source spells them.
+    names: Mapping[str, str]
+    #: What to give when there is no runtime, in the source's words.
+    hint: str
+
+
+def resolve_command(runtime: Runtime, code_dir: Path, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Choose the runtime command as Lambda would; errors name the part at fault."""
+    names = runtime.names
+    chosen = [
+        part
+        for part, value in (
+            ("command", runtime.command),
+            ("bootstrap", runtime.bootstrap),
+            ("python_handler", runtime.python_handler),
+        )
+        if value
+    ]
     if len(chosen) > 1:
-        raise ConfigError(f"{key}: give one runtime: a bootstrap, a command, or a Python handler")
-    if command:
-        if shutil.which(command[0], path=_search_path(code_dir, env)) is None:
-            raise ConfigError(f"{key}: command {command[0]!r} not found or not executable")
-        return tuple(command)
-    if python_handler:
-        if importlib.util.find_spec("lambdakit.runtime") is None:
+        first = names[chosen[0]]
+        table = first.rpartition("] ")[0]  # keys of the same TOML table by their key alone
+        others = [names[part].removeprefix(f"{table}] ") for part in chosen[1:]]
+        raise ConfigError(
+            f"{first}: give one runtime: a bootstrap, a command, or a Python handler "
+            f"(also given: {', '.join(others)})"
+        )
+    if runtime.command:
+        program = runtime.command[0]
+        if shutil.which(program, path=_search_path(code_dir, env)) is None:
             raise ConfigError(
-                f"{key}: the Python runtime (python -m lambdakit.runtime) is not yet available "
-                "in this version of lambdakit; use --bootstrap PATH or -- COMMAND"
+                f"{names['command']}: command {program!r} not found or not executable"
             )
-        wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
-        if wrapper and not (os.path.isfile(wrapper) and os.access(wrapper, os.X_OK)):
-            problem = "does not exist" if not os.path.exists(wrapper) else "is not an executable"
-            raise ConfigError(f"{key}: AWS_LAMBDA_EXEC_WRAPPER {wrapper!r} {problem}")
-        return python_runtime_command(python_handler, env)
-    path = Path(bootstrap) if bootstrap else code_dir / "bootstrap"
-    if not path.is_absolute():
-        path = (Path.cwd() / path) if bootstrap else path
+        return runtime.command
+    if runtime.python_handler:
+        return _python_runtime(names["python_handler"], runtime.python_handler, env)
+    return _bootstrap(runtime, code_dir)
+
+
+def _python_runtime(key: str, handler: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    if importlib.util.find_spec("lambdakit.runtime") is None:
+        raise ConfigError(
+            f"{key}: the Python runtime (python -m lambdakit.runtime) is not yet available "
+            "in this version of lambdakit; use --bootstrap PATH or -- COMMAND"
+        )
+    wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
+    if wrapper and not (os.path.isfile(wrapper) and os.access(wrapper, os.X_OK)):
+        problem = "does not exist" if not os.path.exists(wrapper) else "is not an executable"
+        raise ConfigError(f"{key}: AWS_LAMBDA_EXEC_WRAPPER {wrapper!r} {problem}")
+    return python_runtime_command(handler, env)
+
+
+def _bootstrap(runtime: Runtime, code_dir: Path) -> tuple[str, ...]:
+    """The bootstrap given (relative to the working directory), else ``code_dir/bootstrap``."""
+    given = runtime.bootstrap
+    path = Path.cwd() / given if given else code_dir / "bootstrap"
+    key = runtime.names["bootstrap" if given else "code_dir"]
     if not path.exists():
-        if bootstrap:
+        if given:
             raise ConfigError(f"{key}: bootstrap {str(path)!r} does not exist")
         raise ConfigError(
-            f"{key}: no runtime given and no 'bootstrap' in {str(code_dir)!r}; pass a "
-            "Python HANDLER, --bootstrap PATH, or -- COMMAND"
+            f"{key}: no runtime given and no 'bootstrap' in {str(code_dir)!r}; {runtime.hint}"
         )
     if not os.access(path, os.X_OK) or path.is_dir():
         raise ConfigError(f"{key}: bootstrap {str(path)!r} is not an executable file")
@@ -252,139 +197,85 @@ def _search_path(code_dir: Path, env: Mapping[str, str]) -> str:
     return os.pathsep.join([str(code_dir), env.get("PATH", os.defpath)])
 
 
-def code_directory(key: str, value: str | os.PathLike[str], base: Path) -> Path:
-    path = Path(value)
-    if not path.is_absolute():
-        path = base / path
-    if not path.is_dir():
-        raise ConfigError(f"{key}: {str(path)!r} is not a directory")
-    return path.resolve()
-
-
 # --- building a FunctionConfig ---------------------------------------------------------------
 def build_function(
-    prefix: str,
-    options: Mapping[str, Any],
+    given: Mapping[str, Given],
+    spelling: Spelling,
     *,
-    base: Path,
     environ: Mapping[str, str],
-    names: Mapping[str, str] | None = None,
+    hint: str,
+    names: Collection[str] = (),
+    python_handler: Given | None = None,
 ) -> FunctionConfig:
-    """Validate one function's options (from flags or a TOML table).
+    """Check one function's settings (from flags or a TOML table) and choose its runtime.
 
-    ``options`` keys: name, command, bootstrap, handler, python_handler, code_dir, timeout,
-    memory, concurrency, max_queue, idle_timeout, init_timeout, env, env_file.  Errors name
-    ``names[key]`` when given (a flag such as ``--timeout``), else ``prefix + key``.
+    ``spelling`` names the settings that were not given, as this source would; ``names`` are
+    the functions of the service (Event destinations must be among them; the function itself
+    always is); ``python_handler`` is the command line's ``HANDLER``.
     """
-
-    def key(option: str) -> str:
-        return (names or {}).get(option, prefix + option)
-
-    name = _function_name(key("name"), options.get("name"))
-    code_dir = code_directory(key("code_dir"), options.get("code_dir") or ".", base)
-    env: dict[str, str] = {}
-    if options.get("env_file"):
-        env_file = Path(str(options["env_file"]))
-        env.update(
-            read_env_file(key("env_file"), env_file if env_file.is_absolute() else base / env_file)
-        )
-    for env_name, value in dict(options.get("env") or {}).items():
-        env[_env_key(key("env"), str(env_name))] = str(value)
-    handler = str(options.get("handler") or options.get("python_handler") or "")
-    command = resolve_command(
-        key("runtime"),
-        code_dir,
-        command=tuple(options.get("command") or ()),
-        bootstrap=options.get("bootstrap"),
-        python_handler=options.get("python_handler"),
-        env={**environ, **env},
+    sources = {
+        o.name: given[o.name].source if o.name in given else spelling(o) for o in scoped("function")
+    }
+    values = {o.name: read(o, given.get(o.name), sources[o.name]) for o in scoped("function")}
+    if python_handler is None and values["runtime"] == "python" and values["handler"]:
+        python_handler = Given(values["handler"], sources["handler"])
+    env = {**(values["env_file"] or {}), **values["env"]}
+    runtime = Runtime(
+        command=values["command"],
+        bootstrap=values["bootstrap"] or "",
+        python_handler=str(python_handler.value) if python_handler else "",
+        names={
+            "command": sources["command"].name,
+            "bootstrap": sources["bootstrap"].name,
+            "code_dir": sources["code_dir"].name,
+            "python_handler": python_handler.source.name if python_handler else "",
+        },
+        hint=hint,
     )
-    extensions_dir = options.get("extensions_dir")
-    return FunctionConfig(
-        extensions_dir=(
-            code_directory(key("extensions_dir"), extensions_dir, base) if extensions_dir else None
-        ),
-        freeze=_boolean(key("freeze"), options.get("freeze", True)),
-        url_port=(
-            None
-            if options.get("url_port") is None
-            else _integer(key("url_port"), options["url_port"], 0, 65535)
-        ),
-        max_retry_attempts=_integer(
-            key("max_retry_attempts"), options.get("max_retry_attempts", 2), 0, 2
-        ),
-        retry_backoff=_number(key("retry_backoff"), options.get("retry_backoff", 60), 0, 3600),
-        max_event_age=_number(key("max_event_age"), options.get("max_event_age", 21600), 1, 21600),
-        on_success=_destination(key("on_success"), options.get("on_success"), base),
-        on_failure=_destination(key("on_failure"), options.get("on_failure"), base),
-        name=name,
-        command=command,
-        code_dir=code_dir,
-        handler=handler,
-        timeout=_number(
-            key("timeout"), options.get("timeout", DEFAULT_TIMEOUT), 0.1, limits.MAX_TIMEOUT
-        ),
-        memory=_integer(
-            key("memory"),
-            options.get("memory", DEFAULT_MEMORY),
-            limits.MIN_MEMORY,
-            limits.MAX_MEMORY,
-        ),
-        concurrency=_integer(
-            key("concurrency"), options.get("concurrency", DEFAULT_CONCURRENCY), 1, 1000
-        ),
-        max_queue=_integer(
-            key("max_queue"), options.get("max_queue", DEFAULT_MAX_QUEUE), 0, 100_000
-        ),
-        idle_timeout=_number(
-            key("idle_timeout"), options.get("idle_timeout", DEFAULT_IDLE_TIMEOUT), 0.1, 86_400
-        ),
-        init_timeout=_number(
-            key("init_timeout"), options.get("init_timeout", limits.INIT_TIMEOUT), 0.1, 900
-        ),
+    for key in ("on_success", "on_failure"):
+        target = values[key]
+        wanted = target.split(":", 1)[1] if target.startswith("function:") else ""
+        if wanted and wanted not in {*names, values["name"]}:
+            raise ConfigError(f"{sources[key].name}: no function named {wanted!r} in this service")
+    settings = {name: value for name, value in values.items() if name in _FUNCTION_FIELDS}
+    settings.update(
+        command=resolve_command(runtime, values["code_dir"], {**environ, **env}),
         env=env,
+        handler=values["handler"] or runtime.python_handler,
+    )
+    return FunctionConfig(**settings)
+
+
+def function_from_flags(
+    args: argparse.Namespace, command: Sequence[str], environ: Mapping[str, str]
+) -> FunctionConfig:
+    """The one function of ``lambdakit serve [FLAGS] [HANDLER] [-- COMMAND]``.
+
+    A setting's flag wins over its variable (``--timeout`` over ``AWS_LAMBDA_FUNCTION_TIMEOUT``).
+    """
+    base = Path.cwd()
+
+    def spelling(option: Option) -> Source:
+        return Source(option.flag or option.argument or option.name, base, environ)
+
+    options = scoped("function")
+    given = {
+        **environ_values(options, base, environ),
+        **flag_values(args, options, base, environ),
+    }
+    if command:
+        given["command"] = Given(tuple(command), Source("-- COMMAND", base, environ))
+    handler = args.handler_arg
+    return build_function(
+        given,
+        spelling,
+        environ=environ,
+        hint="pass a Python HANDLER, --bootstrap PATH, or -- COMMAND",
+        python_handler=Given(handler, Source("HANDLER", base, environ)) if handler else None,
     )
 
 
-_FUNCTION_KEYS = frozenset(
-    {
-        "command",
-        "bootstrap",
-        "handler",
-        "runtime",
-        "code_dir",
-        "timeout",
-        "memory",
-        "concurrency",
-        "max_queue",
-        "idle_timeout",
-        "init_timeout",
-        "env",
-        "env_file",
-        "extensions_dir",
-        "freeze",
-        "url_port",
-        "max_retry_attempts",
-        "retry_backoff",
-        "max_event_age",
-        "on_success",
-        "on_failure",
-    }
-)
-_SERVICE_KEYS = frozenset(
-    {
-        "host",
-        "port",
-        "log_format",
-        "region",
-        "account_id",
-        "shutdown_timeout",
-        "state_dir",
-        "amqp_queue",
-    }
-)
-
-
+# --- lambdakit.toml ---------------------------------------------------------------------------
 def load_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
@@ -400,115 +291,90 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
 
 
+_SECTIONS = ("service", "functions")
+
+
 def functions_from_file(
     path: Path, document: Mapping[str, Any], environ: Mapping[str, str]
 ) -> dict[str, FunctionConfig]:
-    """The ``[functions.NAME]`` tables of a ``lambdakit.toml``."""
-    base = path.parent.resolve()
-    unknown = set(document) - {"service", "functions"}
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section {sorted(unknown)[0]!r} "
-            "(expected [service] and [functions.NAME])"
-        )
+    """The ``[functions.NAME]`` tables of a ``lambdakit.toml``; their paths are relative to it."""
+    for section in document:
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"{path}: unknown section {section!r} "
+                f"(expected [service] and [functions.NAME]){_did_you_mean(section, _SECTIONS)}"
+            )
     tables = document.get("functions")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(f"{path}: declares no functions (add a [functions.NAME] table)")
+    base = path.parent.resolve()
     functions: dict[str, FunctionConfig] = {}
     for name, table in tables.items():
-        prefix = f"{path}: functions.{name}."
+        where = f"functions.{name}"
         if not isinstance(table, dict):
-            raise ConfigError(f"{prefix[:-1]}: expected a table")
-        extra = set(table) - _FUNCTION_KEYS
-        if extra:
-            raise ConfigError(
-                f"{prefix}{sorted(extra)[0]}: unknown key "
-                f"(known: {', '.join(sorted(_FUNCTION_KEYS))})"
-            )
-        options = dict(table, name=name)
-        runtime = table.get("runtime", "")
-        if runtime not in ("", "python", "provided"):
-            raise ConfigError(f"{prefix}runtime: {runtime!r} is not 'python' or 'provided'")
-        if isinstance(options.get("command"), str):
-            options["command"] = [options["command"]]
-        if runtime == "python" and table.get("handler"):
-            options["python_handler"] = table["handler"]
-        functions[name] = build_function(prefix, options, base=base, environ=environ)
+            raise ConfigError(f"{in_file(path, where)}: expected a table")
+
+        def spelling(option: Option, where: str = where) -> Source:
+            return Source(in_file(path, where, option.toml or option.name), base, environ)
+
+        given = file_values(path, where, table, "function", environ)
+        given["name"] = Given(name, Source(in_file(path, where), base, environ))
+        functions[name] = build_function(
+            given,
+            spelling,
+            environ=environ,
+            hint='set bootstrap, command, or runtime = "python" with a handler',
+            names=tables.keys(),
+        )
     return functions
 
 
-def service_options(path: Path, document: Mapping[str, Any]) -> dict[str, Any]:
+def service_from_file(
+    path: Path, document: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Given]:
+    """The settings of the ``[service]`` table of a ``lambdakit.toml``."""
     section = document.get("service", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [service] must be a table")
-    if "amqp" in section:
-        raise ConfigError(
-            f"{path}: service.amqp: give the broker URL with --amqp or AMQP_URI, so that "
-            "credentials stay out of files"
-        )
-    extra = set(section) - _SERVICE_KEYS
-    if extra:
-        raise ConfigError(
-            f"{path}: service.{sorted(extra)[0]}: unknown key "
-            f"(known: {', '.join(sorted(_SERVICE_KEYS))})"
-        )
-    options = dict(section)
-    if "state_dir" in options:  # relative to the file, like every path in it
-        options["state_dir"] = str(path.parent / str(options["state_dir"]))
-    return options
+    return file_values(path, "service", section, "service", environ)
 
 
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean [{close[0]}]?" if close else ""
+
+
+# --- building the ServiceConfig ---------------------------------------------------------------
 def build_service(
-    functions: Mapping[str, FunctionConfig], options: Mapping[str, Any]
+    functions: Mapping[str, FunctionConfig], given: Mapping[str, Given], environ: Mapping[str, str]
 ) -> ServiceConfig:
-    """Validate the service-wide options (``--host``, ``--port``, ``--log-format`` ...)."""
-    log_format = str(options.get("log_format", "text")).lower()
-    if log_format not in LOG_FORMATS:
-        raise ConfigError(f"--log-format: {options.get('log_format')!r} is not 'text' or 'json'")
-    for function in functions.values():
-        for key, target in (
-            ("on_success", function.on_success),
-            ("on_failure", function.on_failure),
-        ):
-            name = target.split(":", 1)[1] if target.startswith("function:") else ""
-            if name and name not in functions:
-                raise ConfigError(
-                    f"{function.name}: {key}: no function named {name!r} in this service"
-                )
-    amqp_queue = str(options.get("amqp_queue", DEFAULT_QUEUE_KIND))
-    if amqp_queue not in QUEUE_KINDS:
-        raise ConfigError(
-            f"--amqp-queue / amqp_queue: {amqp_queue!r} is not one of {', '.join(QUEUE_KINDS)}"
+    """Check the service-wide settings; those not given take the table's defaults."""
+    base = Path.cwd()
+    settings = {
+        option.name: read(
+            option,
+            given.get(option.name),
+            Source(option.flag or option.toml or option.name, base, environ),
         )
-    amqp = options.get("amqp")
-    if amqp is not None and not isinstance(amqp, BrokerAddress):
-        raise ConfigError("amqp: give the broker URL with --amqp or AMQP_URI, not in the file")
-    account = str(options.get("account_id", DEFAULT_ACCOUNT_ID))
-    if not re.fullmatch(r"\d{12}", account):
-        raise ConfigError(f"account_id: {account!r} is not a 12-digit AWS account id")
-    return ServiceConfig(
-        functions=dict(functions),
-        host=str(options.get("host", DEFAULT_HOST)),
-        port=_integer("--port", options.get("port", DEFAULT_PORT), 0, 65535),
-        log_format=log_format,
-        region=str(options.get("region", DEFAULT_REGION)),
-        account_id=account,
-        state_dir=Path(str(options.get("state_dir", ".lambdakit"))).resolve(),
-        shutdown_timeout=_number(
-            "shutdown_timeout", options.get("shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT), 0, 3600
-        ),
-        amqp=amqp,
-        amqp_queue=amqp_queue,
-    )
+        for option in scoped("service")
+        if option.name in _SERVICE_FIELDS
+    }
+    return ServiceConfig(functions=dict(functions), **settings)
 
 
-def environ_default(
-    environ: Mapping[str, str], flag_value: Any, variable: str, default: Any
-) -> Any:
-    """A flag's value, else the environment variable's, else the default."""
-    if flag_value is not None:
-        return flag_value
-    return environ.get(variable, default)
+def service_settings(
+    args: argparse.Namespace, environ: Mapping[str, str], file: Mapping[str, Given]
+) -> dict[str, Given]:
+    """The service settings given: by flag, else in the file, else by variable."""
+    base = Path.cwd()
+    options = scoped("service")
+    return {
+        **environ_values(options, base, environ),
+        **file,
+        **flag_values(args, options, base, environ),
+    }
 
 
 __all__ = [
@@ -517,10 +383,13 @@ __all__ = [
     "ServiceConfig",
     "build_function",
     "build_service",
-    "environ_default",
+    "function_from_flags",
     "functions_from_file",
     "load_toml",
     "parse_env_pair",
+    "python_runtime_command",
     "read_env_file",
-    "service_options",
+    "resolve_command",
+    "service_from_file",
+    "service_settings",
 ]

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail
+from lambdakit.emulator.options import DEFAULTS
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -22,11 +23,12 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         "lambdakit serve has accepted and not yet run (pending, running) or given "
         "up on (failed).",
     )
+    default_dir = DEFAULTS["state_dir"]  # serve's, from the one table of its settings
     parser.add_argument(
         "--state-dir",
-        default=".lambdakit",
+        default=default_dir,
         metavar="DIR",
-        help="serve's --state-dir (default: .lambdakit)",
+        help=f"serve's --state-dir (default: {default_dir})",
     )
     parser.add_argument(
         "--state",

@@ -30,8 +30,8 @@ from lambdakit.emulator.invocation import Invocation, platform_error
 from lambdakit.emulator.lifecycle import SandboxState
 from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.sandbox import Sandbox, SandboxListener
-from lambdakit.emulator.spindown import SPINDOWN_GRACE
 from lambdakit.emulator.sandbox_machine import InitFailure
+from lambdakit.emulator.spindown import SPINDOWN_GRACE
 from lambdakit.wire import errors
 
 logger = logging.getLogger("lambdakit.pool")

@@ -28,11 +28,11 @@ def _serve(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     [
         (
             ["--timeout", "abc", *bash_function()],
-            "--timeout / AWS_LAMBDA_FUNCTION_TIMEOUT: expected a number, got 'abc'",
+            "--timeout: expected a number, got 'abc'",
         ),
         (["--timeout", "901", *bash_function()], "out of range"),
-        (["--memory", "64", *bash_function()], "--memory / AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
-        (["--concurrency", "0", *bash_function()], "--concurrency / MAX_CONCURRENCY"),
+        (["--memory", "64", *bash_function()], "--memory: 64 is out of range"),
+        (["--concurrency", "0", *bash_function()], "--concurrency: 0 is out of range"),
         (["--function-name", "bad name", *bash_function()], "not a valid function name"),
         (["--env", "NOEQUALS", *bash_function()], "--env: expected KEY=VALUE"),
         (["--code-dir", "/nonexistent"], "--code-dir: '/nonexistent' is not a directory"),
@@ -59,12 +59,15 @@ def test_bad_flags_exit_2_with_one_line_naming_the_problem(args: list[str], mess
     [
         (
             "[functions.a]\ncode_dir = 'X'\ntimeout = 'soon'\n",
-            "functions.a.timeout: expected a number",
+            "lambdakit.toml [functions.a] timeout: expected a number",
         ),
-        ("[functions.a]\ncode_dir = 'X'\ncolour = 'blue'\n", "functions.a.colour: unknown key"),
+        (
+            "[functions.a]\ncode_dir = 'X'\ncolour = 'blue'\n",
+            "lambdakit.toml [functions.a] colour: unknown key",
+        ),
         ("[service]\nport = 1\n", "declares no functions"),
         ("[functions.a\n", "is not valid TOML"),
-        ("[functions.a]\ncode_dir = 'X'\nruntime = 'java'\n", "functions.a.runtime"),
+        ("[functions.a]\ncode_dir = 'X'\nruntime = 'java'\n", "[functions.a] runtime: 'java'"),
         ("[functions.a]\ncode_dir = 'X'\n[services]\n", "unknown section 'services'"),
     ],
 )
