@@ -163,7 +163,10 @@ def test_a_telemetry_subscriber_gets_platform_records_and_function_lines(
     listener: tuple[int, list[dict[str, object]]],
 ) -> None:
     port, records = listener
-    with running_serve(*_subscribed_function(port)) as serve:
+    # One environment: records are ordered per environment, and on a busy machine a second
+    # invoke can arrive while the first environment still finishes its phase (a second one
+    # would start, and the two subscriptions' batches would interleave at the listener).
+    with running_serve(*_subscribed_function(port), "--concurrency", "1") as serve:
         ids = [serve.invoke("tele")[1]["x-amzn-requestid"] for _ in range(3)]
         assert serve.wait_for_output(r"\[subscriber\] subscribed: 200")
         deadline = time.monotonic() + 10
