@@ -1,5 +1,5 @@
 import sys
 
-from lambdakit.cli import main
+from lambdakit.commands import main
 
 sys.exit(main())

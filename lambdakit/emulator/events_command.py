@@ -6,7 +6,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail
+from lambdakit.command_support import EXIT_USAGE, Parser, UsageError, fail
 from lambdakit.emulator.options import DEFAULTS
 
 

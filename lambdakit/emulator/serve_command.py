@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail, setup_logging
+from lambdakit.command_support import EXIT_USAGE, Parser, UsageError, fail, setup_logging
 from lambdakit.emulator import config as cfg
 from lambdakit.emulator import options
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig

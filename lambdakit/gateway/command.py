@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail, setup_logging
+from lambdakit.command_support import EXIT_USAGE, Parser, UsageError, fail, setup_logging
 
 if TYPE_CHECKING:
     from lambdakit.amqp.uri import BrokerAddress

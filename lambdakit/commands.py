@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from lambdakit import __version__
-from lambdakit.commandline import EXIT_USAGE, Parser, UsageError, fail
+from lambdakit.command_support import EXIT_USAGE, Parser, UsageError, fail
 
 #: Every command: name -> (module with ``main(argv, environ) -> int``, one-line summary).
 COMMANDS = {
