@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from lambdakit.emulator.extension_registry import (
 from lambdakit.emulator.http import Request, Response
 from lambdakit.emulator.lifecycle import ExtensionState
 from lambdakit.wire import headers
+from tests.emulator.core.table_coverage import unvisited
 
 IDENTITY = FunctionIdentity("f", "$LATEST", "app.handler", "123456789012")
 
@@ -136,31 +137,7 @@ def test_scenario(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     _run(scenario)
 
 
-@contextmanager
-def _recording() -> Iterator[set[tuple[object, object]]]:
-    seen: set[tuple[object, object]] = set()
-    original = lifecycle.Lifecycle.fire
-
-    def fire(self: Any, event: Any) -> Any:
-        if self._table is lifecycle.EXTENSION_TRANSITIONS:
-            seen.add((self.state, event))
-        return original(self, event)
-
-    lifecycle.Lifecycle.fire = fire  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        lifecycle.Lifecycle.fire = original  # type: ignore[method-assign]
-
-
 def test_the_scenarios_visit_every_extension_table_entry() -> None:
-    with _recording() as seen:
-        for scenario in SCENARIOS:
-            _run(scenario)
-    missing = [
-        (state, event)
-        for state, moves in lifecycle.EXTENSION_TRANSITIONS.items()
-        for event in moves
-        if (state, event) not in seen
-    ]
-    assert not missing
+    scenarios = [functools.partial(_run, scenario) for scenario in SCENARIOS]
+    missing = unvisited({"extension": lifecycle.EXTENSION_TRANSITIONS}, scenarios)
+    assert not missing, missing

@@ -8,10 +8,7 @@ the scenario that needs it raise ``IllegalTransition`` or get a refusal;
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -35,6 +32,7 @@ from lambdakit.emulator.sandbox_machine import (
     UnknownRequest,
     WrongState,
 )
+from tests.emulator.core.table_coverage import Table, unvisited
 
 S, R = SandboxState, RuntimeState
 
@@ -251,40 +249,11 @@ def test_scenario(scenario: Callable[[], None]) -> None:
 
 
 # Coverage of the tables -------------------------------------------------------------------------
-Table = Mapping[Any, Mapping[Any, Any]]
-
-
-@contextmanager
-def _recording() -> Iterator[set[tuple[int, enum.Enum, enum.Enum]]]:
-    """Record every (table, state, event) that a Lifecycle moves on."""
-    seen: set[tuple[int, enum.Enum, enum.Enum]] = set()
-    original = lifecycle.Lifecycle.fire
-
-    def fire(self: Any, event: Any) -> Any:
-        seen.add((id(self._table), self.state, event))
-        return original(self, event)
-
-    lifecycle.Lifecycle.fire = fire  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        lifecycle.Lifecycle.fire = original  # type: ignore[method-assign]
-
-
 def test_the_scenarios_visit_every_table_entry() -> None:
     tables: dict[str, Table] = {
         "sandbox": lifecycle.SANDBOX_TRANSITIONS,
         "runtime": lifecycle.RUNTIME_TRANSITIONS,
         "invocation": lifecycle.INVOCATION_TRANSITIONS,
     }
-    with _recording() as seen:
-        for scenario in SCENARIOS:
-            scenario()
-    missing = [
-        f"{name}: {state.value} --{event.value}-->"
-        for name, table in tables.items()
-        for state, moves in table.items()
-        for event in moves
-        if (id(table), state, event) not in seen
-    ]
+    missing = unvisited(tables, SCENARIOS)
     assert not missing, "table entries no scenario exercises:\n" + "\n".join(missing)
