@@ -1,11 +1,14 @@
-"""The two servers under test, AWS's RIE and lambdakit serve, each running the minimal runtime."""
+"""The servers under test, each running the minimal runtime: AWS's RIE, the Lambda Runtime API
+Daemon (github.com/fadams/lambda-runtime-api-daemon, built locally) and lambdakit serve."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ RUNTIME_ARGV = [sys.executable, "-S", str(Path(minimal_runtime.__file__).resolve
 class Server:
     """A running server: its process and where to invoke it."""
 
-    kind: str  # "rie" or "serve"
+    kind: str  # "rie", "daemon" or "serve"
     process: Managed
     port: int
     invoke_path: str
@@ -64,12 +67,116 @@ def start_rie(sleep_ms: int, name: str) -> Server:
     return Server("rie", proc, port, "/2015-03-31/functions/function/invocations")
 
 
+#: How to get the daemon's binary, said wherever it is missing.
+DAEMON_HOWTO = (
+    "build it with `bash ../shared/tools/daemon.sh SRC` (SRC: the source of "
+    "github.com/fadams/lambda-runtime-api-daemon; the script's header says how to get it and "
+    "what it builds), which puts it in ${TMPDIR:-/tmp}/lrad/, or point LRAD_BIN at a binary"
+)
+#: The daemon's settings that would change what is measured (AMQP, OpenFaaS routes, log format).
+_DAEMON_UNSET = (
+    "AMQP_URI",
+    "AMQP_USERNAME",
+    "AMQP_PASSWORD",
+    "ENABLE_OPENFAAS",
+    "USE_STRUCTURED_LOGGING",
+    "KUBERNETES_INIT_CONTAINER",
+    "LOG_LEVEL",
+    "PRINT_REPORTS",
+    "INVOKE_API_HOST",
+    "RUNTIME_API_HOST",
+    "PORT",
+    "RUNTIME_API_PORT",
+    "MAX_CONCURRENCY",
+)
+
+
+class DaemonMissing(RuntimeError):
+    """No daemon binary here: the benchmark records "not measured" and goes on."""
+
+
+def daemon_path() -> Path:
+    """The daemon's binary: ``$LRAD_BIN``, else where ``daemon.sh`` builds it (may not exist)."""
+    explicit = os.environ.get("LRAD_BIN")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("TMPDIR") or "/tmp") / "lrad" / "lambda-runtime-api-daemon"
+
+
+def start_daemon(
+    sleep_ms: int,
+    name: str,
+    concurrency: int = 8,
+    extra_env: Mapping[str, str] | None = None,
+) -> Server:
+    """The Lambda Runtime API Daemon on a pair of free ports, the runtime as its command.
+
+    Configured through its environment variables, as documented in its README: ``PORT`` and
+    ``INVOKE_API_HOST`` (Invoke API), ``RUNTIME_API_PORT`` and ``RUNTIME_API_HOST`` (Runtime
+    API), ``MAX_CONCURRENCY`` (runtimes it may start, on demand), ``AWS_LAMBDA_FUNCTION_NAME``
+    and ``AWS_LAMBDA_FUNCTION_TIMEOUT``; no ``AMQP_URI``, so no broker.  It passes its own
+    environment on to the runtime.  Raises :class:`DaemonMissing` when there is no binary.
+    """
+    binary = daemon_path()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise DaemonMissing(f"not measured: no daemon binary at {binary}; {DAEMON_HOWTO}")
+    port, api_port = free_port(), free_port()
+    env = _base_env(sleep_ms)
+    for key in _DAEMON_UNSET:
+        env.pop(key, None)
+    env.update(
+        {
+            "INVOKE_API_HOST": "127.0.0.1",
+            "PORT": str(port),
+            "RUNTIME_API_HOST": "127.0.0.1",
+            "RUNTIME_API_PORT": str(api_port),
+            "AWS_LAMBDA_FUNCTION_NAME": "bench",
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": "30",
+            "MAX_CONCURRENCY": str(concurrency),
+        }
+    )
+    env.update(extra_env or {})
+    proc = Managed(name, [str(binary), *RUNTIME_ARGV], env, cwd=Path(tempfile.gettempdir()))
+    try:
+        wait_for_port(port, proc, START_TIMEOUT_S)
+    except BaseException:
+        proc.stop()
+        raise
+    return Server("daemon", proc, port, "/2015-03-31/functions/bench/invocations")
+
+
+def daemon_version(server: Server) -> str | None:
+    """The version the daemon logs at start (``Version: version=1.1.0``), if seen."""
+    for line in server.process.tail(40):
+        if match := re.search(r"Version:\s*version=(\S+)", line):
+            return match.group(1)
+    return None
+
+
 def serve_argv(command: str = "serve") -> list[str]:
     """``lambdakit COMMAND`` from this interpreter's environment (``serve`` by default)."""
     script = Path(sys.executable).with_name("lambdakit")
     if script.exists():
         return [str(script), command]
     return [sys.executable, "-m", "lambdakit", command]
+
+
+def serve_source() -> str | None:
+    """The lambdakit package ``lambdakit serve`` runs here (``PYTHONPATH`` may point elsewhere)."""
+    code = "import os, lambdakit; print(os.path.dirname(os.path.abspath(lambdakit.__file__)))"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=_base_env(0),
+            cwd=tempfile.gettempdir(),  # as the lambdakit script, not finding ./lambdakit
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def start_serve(
