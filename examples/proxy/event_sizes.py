@@ -18,11 +18,11 @@ import os
 import sys
 
 from lambdakit.proxy import (
-    BodyStream,
     Call,
     Forward,
+    ForwardedBody,
     Hooks,
-    Invocation,
+    ProxiedInvocation,
     RecordingStream,
     Reply,
     RuntimeApiProxy,
@@ -35,13 +35,13 @@ logger = logging.getLogger("event_sizes")
 class EventSizes(Hooks):
     def on_next(self, call: Call, forward: Forward) -> Reply:
         reply = forward(call)
-        invocation = Invocation.from_reply(reply)
+        invocation = ProxiedInvocation.from_reply(reply)
         if invocation is not None:
             logger.info("event %s: %d bytes", invocation.request_id, len(invocation.event))
         return reply
 
     def on_response(self, call: Call, forward: Forward) -> Reply:
-        if isinstance(call.body, BodyStream):
+        if isinstance(call.body, ForwardedBody):
             counter = RecordingStream(call.body, limit=0)  # counts the chunks, keeps none
             reply = forward(call.with_body(counter))
             logger.info("result %s: %d bytes (streamed)", call.request_id, counter.size)

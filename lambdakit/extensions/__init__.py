@@ -9,13 +9,17 @@
 Stdlib only: this package loads inside functions.  See docs/extensions.md.
 
 Importing it from a handler module served by awslambdaric (or the managed Python runtime)
-registers the internal extension that ``background_task`` and ``lambdakit.after_response`` need.
-Lambda accepts registrations only during Init, so import it at the top of the handler module.
+registers the internal extension that ``background_task`` and ``lambdakit.after_response`` need
+(and hands ``lambdakit.runtime.tasks`` the queue that ``after_response`` uses outside
+lambdakit.runtime).  Lambda accepts registrations only during Init, so import it at the top of
+the handler module.
 """
 
 from __future__ import annotations
 
 import sys as _sys
+
+from lambdakit.runtime import tasks as _tasks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     )
     from lambdakit.extensions.external import Extension, ExtensionFailure
     from lambdakit.extensions.telemetry import Buffering, TelemetryListener, TelemetryRecord
+    from lambdakit.runtime.scope import Task
 
 __all__ = [
     "Buffering",
@@ -75,6 +80,13 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(f"lambdakit.extensions.{home}"), name)
 
 
+def _queue_task(task: Task, what: str) -> None:
+    """``after_response`` outside lambdakit.runtime: the internal extension takes the task."""
+    from lambdakit.extensions import internal
+
+    internal.queue_task(task, what)
+
+
 def _register_if_needed() -> None:
     """Under awslambdaric the handler module is being imported (Init): register now."""
     # The modules of lambdakit.extensions.internal.HOOK_MODULES.
@@ -86,4 +98,5 @@ def _register_if_needed() -> None:
             return
 
 
+_tasks.register_task_queue(_queue_task)
 _register_if_needed()

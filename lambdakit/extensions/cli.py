@@ -26,7 +26,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lambdakit.extensions.client import ConfigError, ExtensionsApiClient, ExtensionsApiError
+from lambdakit.extensions.client import (
+    ExtensionConfigError,
+    ExtensionsApiClient,
+    ExtensionsApiError,
+)
 from lambdakit.extensions.external import Extension
 
 #: Names the extension when neither ``--name`` nor SCRIPT does.
@@ -100,7 +104,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         if not name:
             raise UsageError(f"name the extension: --name, SCRIPT, or {NAME_VARIABLE}")
         client = ExtensionsApiClient.from_environ(environ)
-    except (UsageError, ConfigError, ImportError) as exc:
+    except (UsageError, ExtensionConfigError, ImportError) as exc:
         sys.stderr.write(f"lambdakit extension: {exc}\n")
         return 2
     _setup_output(environ)

@@ -32,7 +32,7 @@ from lambdakit.wire import headers, paths
 _FIXED_FIELDS = (("accept-encoding", "identity"),)
 
 
-class ConfigError(Exception):
+class ExtensionConfigError(Exception):
     """A setting the extension needs is missing or invalid (the message names it)."""
 
 
@@ -55,7 +55,7 @@ class ExtensionsApiClient:
     def __init__(self, address: str) -> None:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigError(f"{env.RUNTIME_API} must be host:port, got {address!r}")
+            raise ExtensionConfigError(f"{env.RUNTIME_API} must be host:port, got {address!r}")
         self._address = address
         self._lock = threading.Lock()
         self._idle: list[Connection] = []  # kept-alive connections no call is using
@@ -66,7 +66,9 @@ class ExtensionsApiClient:
     def from_environ(cls, environ: Mapping[str, str]) -> ExtensionsApiClient:
         address = environ.get(env.RUNTIME_API, "")
         if not address:
-            raise ConfigError(f"{env.RUNTIME_API} is not set: this is not a Lambda environment")
+            raise ExtensionConfigError(
+                f"{env.RUNTIME_API} is not set: this is not a Lambda environment"
+            )
         return cls(address)
 
     # Extensions API -----------------------------------------------------------------------------

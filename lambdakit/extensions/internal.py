@@ -52,7 +52,7 @@ logger = logging.getLogger("lambdakit.extensions")
 #: The name this extension registers under (internal: it matches no file in /opt/extensions).
 EXTENSION_NAME = "lambdakit-background"
 #: Modules that may hold awslambdaric's per-invocation function: awslambdaric's, and the managed
-#: runtime's copy of it (run as a script); lambdakit.runtime.tasks checks the same names.
+#: runtime's copy of it (run as a script); lambdakit.extensions checks the same names on import.
 HOOK_MODULES = ("awslambdaric.bootstrap", "bootstrap", "__main__")
 HOOK_FUNCTION = "handle_event_request"
 

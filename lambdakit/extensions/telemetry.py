@@ -5,10 +5,13 @@ https://docs.aws.amazon.com/lambda/latest/dg/telemetry-schema-reference.html
 
 Lambda POSTs each batch of records, a JSON array of ``{"time", "type", "record"}`` objects, to the
 HTTP destination an extension subscribed during Init, ``http://sandbox.localdomain:PORT/PATH``.
-:class:`TelemetryListener` is that destination: a stdlib HTTP server on 127.0.0.1 (port 0: any
-free one) on a daemon thread.  Batches arrive in order on that one thread; each record goes to
-the callback if there is one, else to a queue that :meth:`TelemetryListener.records` iterates.
-The subscription must be made during Init, before the extension first calls ``event/next``.
+:class:`TelemetryListener` is that destination: a listening socket on 127.0.0.1 (port 0: any
+free one) served by a daemon thread, one connection and one POST at a time (answered 200, then
+the connection is closed, as the platform expects of an HTTP/1.0-style server), read with
+lambdakit's HTTP/1.1 codec (:mod:`lambdakit.wire.http1`).  Batches arrive in order on that one
+thread; each record goes to the callback if there is one, else to a queue that
+:meth:`TelemetryListener.records` iterates.  The subscription must be made during Init, before
+the extension first calls ``event/next``.
 
     client = ExtensionsApiClient.from_environ(os.environ)
     client.register(name, ["INVOKE", "SHUTDOWN"])
@@ -18,10 +21,11 @@ The subscription must be made during Init, before the extension first calls ``ev
 
 from __future__ import annotations
 
-import http.server
+import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from lambdakit.extensions.client import ExtensionsApiClient
 from lambdakit.wire import extensions as wire
 from lambdakit.wire import limits, paths
+from lambdakit.wire.http1 import EndOfMessage, Parser, ProtocolError, RequestHead
 
 logger = logging.getLogger("lambdakit.extensions")
 
@@ -68,6 +73,9 @@ class Buffering:
 
 
 _CLOSED = object()
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_NOT_POST = b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class TelemetryListener:
@@ -85,31 +93,72 @@ class TelemetryListener:
         self._address = (host, port)
         self.path = path
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._server: http.server.HTTPServer | None = None
+        self._listener: socket.socket | None = None
+        self._serving: socket.socket | None = None  # the connection being read, if any
         self._thread: threading.Thread | None = None
         self._port = 0
 
     def start(self) -> TelemetryListener:
-        listener = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                listener._receive(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                logger.debug("telemetry listener: " + format, *args)
-
-        self._server = http.server.HTTPServer(self._address, Handler)
-        self._port = int(self._server.server_address[1])
+        self._listener = socket.create_server(self._address)
+        self._port = int(self._listener.getsockname()[1])
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="telemetry listener", daemon=True
+            target=self._serve, args=(self._listener,), name="telemetry listener", daemon=True
         )
         self._thread.start()
         return self
+
+    def _serve(self, listener: socket.socket) -> None:
+        """Accept connections one at a time until :meth:`close`."""
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed
+            self._serving = conn
+            if self._listener is None:  # close() came meanwhile (it shuts what it sees serving)
+                conn.close()
+                return
+            try:
+                body = self._read_post(conn)
+            except (OSError, ProtocolError) as exc:
+                logger.debug("telemetry listener: %s", exc)
+                body = None
+            finally:
+                self._serving = None
+                conn.close()
+            if body is not None:
+                self._receive(body)
+
+    def _read_post(self, conn: socket.socket) -> bytes | None:
+        """Read one request and answer it: the body of a POST, or None."""
+        parser = Parser(server=True)
+        head: RequestHead | None = None
+        parts: list[bytes] = []
+        while True:
+            data = conn.recv(65536)
+            try:
+                events = parser.feed(data) if data else parser.close()
+            except ProtocolError:
+                conn.sendall(_BAD_REQUEST)
+                raise
+            if not data and not events:
+                return None  # closed before sending a request
+            for event in events:
+                if isinstance(event, RequestHead):
+                    head = event
+                elif isinstance(event, bytes):
+                    parts.append(event)
+                elif isinstance(event, EndOfMessage):
+                    assert head is not None
+                    body = b"".join(parts)
+                    logger.debug(
+                        "telemetry listener: %s %s, %d bytes", head.method, head.target, len(body)
+                    )
+                    if head.method != "POST":
+                        conn.sendall(_NOT_POST)
+                        return None
+                    conn.sendall(_OK)
+                    return body
 
     @property
     def port(self) -> int:
@@ -180,17 +229,22 @@ class TelemetryListener:
             yield item
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread in accept()
+            listener.close()
+        serving = self._serving
+        if serving is not None:
+            with contextlib.suppress(OSError):
+                serving.shutdown(socket.SHUT_RDWR)  # ... or in recv()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         self._queue.put(_CLOSED)
 
     def __enter__(self) -> TelemetryListener:
-        return self.start() if self._server is None else self
+        return self.start() if self._listener is None else self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

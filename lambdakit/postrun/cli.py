@@ -103,7 +103,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         config = cfg.load(flags, command, environ)
     except _Exit as exc:
         return exc.status
-    except (cfg.ConfigError, _UsageError) as exc:
+    except (cfg.PostRunConfigError, _UsageError) as exc:
         return _config_error(str(exc), environ)
     _configure_logging(config.log_level)
     return _serve(config, environ)
@@ -128,7 +128,7 @@ def _config_error(message: str, environ: Mapping[str, str]) -> int:
     sys.stderr.flush()
     try:
         api = cfg.runtime_api(environ)
-    except cfg.ConfigError:
+    except cfg.PostRunConfigError:
         return EXIT_CONFIG  # nowhere to report it; the message above is all there is
     report_init_error(api, cfg.CONFIG_ERROR_TYPE, message)  # logs its own failure
     return EXIT_CONFIG

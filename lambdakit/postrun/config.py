@@ -3,7 +3,7 @@
 The variable names and values are aws-lambda-post-runner's (``COMMAND``, ``SHELL``, ``MODE``,
 ``LOG_LEVEL``; the proxy port is aws-lambda-runtime-proxy's ``AWS_LAMBDA_RUNTIME_PROXY_PORT``),
 read more forgivingly: modes may carry spaces and any case, and every bad value is a
-:class:`ConfigError` naming the variable (or flag) and the value, never a crash.
+:class:`PostRunConfigError` naming the variable (or flag) and the value, never a crash.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ DEFAULT_LOG_LEVEL = "info"
 DEFAULT_SHELLS = ("/bin/bash", "/bin/sh")
 
 
-class ConfigError(Exception):
+class PostRunConfigError(Exception):
     """A configuration value is missing or wrong; the message names the variable."""
 
 
@@ -87,14 +87,14 @@ class PostRunConfig:
 
 
 def runtime_api(environ: Mapping[str, str]) -> str:
-    """The real Runtime API's address; ConfigError if it is missing or malformed."""
+    """The real Runtime API's address; PostRunConfigError if it is missing or malformed."""
     value = environ.get(env.RUNTIME_API, "")
     if not value:
-        raise ConfigError(f"{env.RUNTIME_API} is not set: run the post-runner inside Lambda")
+        raise PostRunConfigError(f"{env.RUNTIME_API} is not set: run the post-runner inside Lambda")
     try:
         split_address(value)
     except ValueError as exc:
-        raise ConfigError(f"{env.RUNTIME_API}: {exc}") from None
+        raise PostRunConfigError(f"{env.RUNTIME_API}: {exc}") from None
     return value
 
 
@@ -114,12 +114,14 @@ def load(
     api = runtime_api(environ)
     command, where = get(COMMAND)
     if command is None or not command.strip():
-        raise ConfigError(
+        raise PostRunConfigError(
             f"{where} is {'empty' if command is not None else 'not set'}: "
             "it is the command to run after each invocation"
         )
     if not runtime_command:
-        raise ConfigError("no runtime command: usage: lambdakit post-run [--] COMMAND [ARGS...]")
+        raise PostRunConfigError(
+            "no runtime command: usage: lambdakit post-run [--] COMMAND [ARGS...]"
+        )
     return PostRunConfig(
         command=command,
         shell=_shell(*get(SHELL)),
@@ -137,7 +139,7 @@ def _shell(value: str | None, where: str) -> str:
         return next((s for s in DEFAULT_SHELLS if os.access(s, os.X_OK)), DEFAULT_SHELLS[-1])
     found = value if "/" in value else shutil.which(value)
     if not value or found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
-        raise ConfigError(f"{where}: {value!r} is not an executable file")
+        raise PostRunConfigError(f"{where}: {value!r} is not an executable file")
     return found
 
 
@@ -146,14 +148,14 @@ def _modes(value: str | None, where: str) -> frozenset[Outcome]:
         return frozenset(Outcome)
     tokens = [token.strip() for token in value.split(",")]
     if not any(tokens):
-        raise ConfigError(f"{where} is empty: expected {MODE_NAMES} (comma-separated)")
+        raise PostRunConfigError(f"{where} is empty: expected {MODE_NAMES} (comma-separated)")
     modes = set()
     for token in tokens:
         if not token:
             continue
         mode = MODES.get(token.lower())
         if mode is None:
-            raise ConfigError(
+            raise PostRunConfigError(
                 f"{where}: unknown mode {token!r} in {value!r}: "
                 f"expected {MODE_NAMES} (comma-separated)"
             )
@@ -171,7 +173,7 @@ def _log_level(value: str | None, where: str) -> int:
         if name in LOG_LEVELS:
             levels.append(LOG_LEVELS[name])
     if not levels:
-        raise ConfigError(f"{where}: unknown log level {value!r}: expected one of {_LEVELS}")
+        raise PostRunConfigError(f"{where}: unknown log level {value!r}: expected one of {_LEVELS}")
     return min(levels)
 
 
@@ -186,7 +188,7 @@ def _timeout(value: str | None, where: str) -> float | None:
     except ValueError:
         seconds = math.nan
     if not seconds > 0 or math.isinf(seconds):
-        raise ConfigError(f"{where}: {value!r} is not a positive number of seconds")
+        raise PostRunConfigError(f"{where}: {value!r} is not a positive number of seconds")
     return seconds
 
 
@@ -194,5 +196,7 @@ def _port(value: str | None, where: str) -> int:
     if value is None or not value.strip():
         return 0
     if not value.strip().isdigit() or int(value) > 65535:
-        raise ConfigError(f"{where}: {value!r} is not a port number (0 to 65535; 0: any free one)")
+        raise PostRunConfigError(
+            f"{where}: {value!r} is not a port number (0 to 65535; 0: any free one)"
+        )
     return int(value)

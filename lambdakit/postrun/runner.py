@@ -37,9 +37,9 @@ from pathlib import Path
 from lambdakit.postrun.command import GRACE, Command
 from lambdakit.postrun.config import Outcome, PostRunConfig
 from lambdakit.proxy.calls import (
-    BodyStream,
     Call,
-    Invocation,
+    ForwardedBody,
+    ProxiedInvocation,
     RecordingStream,
     Reply,
     streamed_error_body,
@@ -80,7 +80,7 @@ class PostRunner(Hooks):
         self._environ = environ
         self._lock = threading.Lock()
         # All under _lock:
-        self._invocations: dict[str, Invocation] = {}  # delivered by next, not yet answered
+        self._invocations: dict[str, ProxiedInvocation] = {}  # delivered by next, not yet answered
         self._threads: set[threading.Thread] = set()  # commands' threads, until they end
         self._commands: set[Command] = set()  # the commands running now
         self._closed = False
@@ -97,7 +97,7 @@ class PostRunner(Hooks):
             if self._closed:
                 raise HungUp("the post-runner is stopping")  # the runtime is gone anyway
         reply = forward(call)
-        invocation = Invocation.from_reply(reply)
+        invocation = ProxiedInvocation.from_reply(reply)
         if invocation is not None:
             with self._lock:
                 self._invocations[invocation.request_id] = invocation
@@ -122,7 +122,7 @@ class PostRunner(Hooks):
     # internals --------------------------------------------------------------------------------
     def _result(self, call: Call, forward: Forward, outcome: Outcome) -> Reply:
         recorder = None
-        if isinstance(call.body, BodyStream):
+        if isinstance(call.body, ForwardedBody):
             recorder = RecordingStream(call.body, MAX_RECORDED)
             call = call.with_body(recorder)
         reply = forward(call)
@@ -142,7 +142,7 @@ class PostRunner(Hooks):
         if outcome not in self._config.modes:
             return reply
         if invocation is None:
-            invocation = Invocation(call.request_id, 0, "", b"", ())
+            invocation = ProxiedInvocation(call.request_id, 0, "", b"", ())
         thread = threading.Thread(
             target=self._run,
             args=(invocation, outcome, result),
@@ -156,14 +156,14 @@ class PostRunner(Hooks):
             thread.start()  # under the lock: close() never sees a thread it cannot join
         return reply
 
-    def _run(self, invocation: Invocation, outcome: Outcome, result: bytes) -> None:
+    def _run(self, invocation: ProxiedInvocation, outcome: Outcome, result: bytes) -> None:
         try:
             self._run_command(invocation, outcome, result)
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-    def _run_command(self, invocation: Invocation, outcome: Outcome, result: bytes) -> None:
+    def _run_command(self, invocation: ProxiedInvocation, outcome: Outcome, result: bytes) -> None:
         request_id = invocation.request_id
         limit, reason = self._limit(invocation)
         if limit <= 0:
@@ -205,7 +205,7 @@ class PostRunner(Hooks):
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
-    def _limit(self, invocation: Invocation) -> tuple[float, str]:
+    def _limit(self, invocation: ProxiedInvocation) -> tuple[float, str]:
         """Seconds the command may run, and what the limit is (for the log)."""
         limit = self._config.timeout if self._config.timeout is not None else math.inf
         reason = f"at its timeout of {limit:g} s"

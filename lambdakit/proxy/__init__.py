@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from lambdakit.proxy.calls import (
     Body,
-    BodyStream,
     Call,
     CallKind,
-    Invocation,
+    ForwardedBody,
+    ProxiedInvocation,
     RecordingStream,
     Reply,
     classify,
@@ -39,14 +39,14 @@ from lambdakit.proxy.upstream import UpstreamError
 
 __all__ = [
     "Body",
-    "BodyStream",
     "Call",
     "CallKind",
     "Forward",
+    "ForwardedBody",
     "Hook",
     "Hooks",
     "HungUp",
-    "Invocation",
+    "ProxiedInvocation",
     "RecordingStream",
     "Reply",
     "RuntimeApiProxy",

@@ -17,7 +17,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from lambdakit.proxy.http1 import (
+from lambdakit.wire import headers as h
+from lambdakit.wire import paths
+from lambdakit.wire.http1 import (
     EndOfMessage,
     Headers,
     encode_request_head,
@@ -25,8 +27,6 @@ from lambdakit.proxy.http1 import (
     header,
     without_framing,
 )
-from lambdakit.wire import headers as h
-from lambdakit.wire import paths
 
 
 class CallKind(enum.Enum):
@@ -59,13 +59,13 @@ def classify(method: str, target: str) -> tuple[CallKind, str]:
     return CallKind.OTHER, ""
 
 
-class BodyStream:
+class ForwardedBody:
     """A request body that is still arriving (a streamed response): ``for chunk in stream``.
 
     Each chunk is read from the runtime's connection when the consumer asks for it, so the
     proxy never buffers a stream, and a slow upstream slows the runtime down through TCP flow
     control.  :attr:`trailers` is set once iteration has ended.  A stream is iterated once.
-    ``pull`` returns the next chunk, or the :class:`~lambdakit.proxy.http1.EndOfMessage` that
+    ``pull`` returns the next chunk, or the :class:`~lambdakit.wire.http1.EndOfMessage` that
     carries the trailers.
     """
 
@@ -75,7 +75,7 @@ class BodyStream:
         self._trailers: Headers = ()
 
     @classmethod
-    def of(cls, chunks: Iterable[bytes], trailers: Headers = ()) -> BodyStream:
+    def of(cls, chunks: Iterable[bytes], trailers: Headers = ()) -> ForwardedBody:
         """A stream of ``chunks`` already in memory (for hooks that make one up, and tests)."""
         pending = iter(chunks)
         end = EndOfMessage(trailers)
@@ -105,10 +105,10 @@ class BodyStream:
         return item
 
 
-class RecordingStream(BodyStream):
+class RecordingStream(ForwardedBody):
     """Passes ``source``'s chunks on and keeps a copy of the first ``limit`` bytes."""
 
-    def __init__(self, source: BodyStream, limit: int) -> None:
+    def __init__(self, source: ForwardedBody, limit: int) -> None:
         super().__init__(self._take)
         self._source = source
         self._limit = limit
@@ -131,7 +131,7 @@ class RecordingStream(BodyStream):
         return self.size > self._limit
 
 
-Body = bytes | BodyStream
+Body = bytes | ForwardedBody
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ class Call:
     @property
     def streaming(self) -> bool:
         """A streamed response: the body arrives while the call is forwarded."""
-        return isinstance(self.body, BodyStream)
+        return isinstance(self.body, ForwardedBody)
 
     def with_body(self, body: Body) -> Call:
         return replace(self, body=body, raw_head=b"")
@@ -193,7 +193,7 @@ _REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 50
 
 
 @dataclass(frozen=True, slots=True)
-class Invocation:
+class ProxiedInvocation:
     """The event a ``GET next`` reply delivered, with its context headers."""
 
     request_id: str
@@ -203,7 +203,7 @@ class Invocation:
     headers: Headers
 
     @classmethod
-    def from_reply(cls, reply: Reply) -> Invocation | None:
+    def from_reply(cls, reply: Reply) -> ProxiedInvocation | None:
         """The invocation in a successful ``next`` reply; None for anything else."""
         request_id = reply.header(h.REQUEST_ID)
         if reply.status != 200 or not request_id:

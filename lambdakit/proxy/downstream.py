@@ -3,7 +3,7 @@
 Requests are read through an :class:`~lambdakit.proxy.sockets.EventReader`; each head becomes a
 :class:`~lambdakit.proxy.calls.Call`.  A buffered body is read whole first (the Runtime API caps
 it at 6 MB); a chunked one (a streamed response) becomes a
-:class:`~lambdakit.proxy.calls.BodyStream` that reads the runtime's chunks only as ``forward``
+:class:`~lambdakit.proxy.calls.ForwardedBody` that reads the runtime's chunks only as ``forward``
 sends them upstream, so they pass through unbuffered.  The call goes through its hook, if one is
 overridden, or straight upstream; the reply is written back; then the next request.  Whatever
 nobody changed travels as the bytes that arrived.  The connection's states are
@@ -18,21 +18,27 @@ import socket
 from typing import TYPE_CHECKING
 
 from lambdakit.proxy.calls import (
-    BodyStream,
     Call,
     CallKind,
+    ForwardedBody,
     Reply,
     classify,
     encode_call,
     encode_reply,
     encode_stream_head,
 )
-from lambdakit.proxy.http1 import EndOfMessage, Parser, ProtocolError, RequestHead
 from lambdakit.proxy.lifecycle import ConnEvent, ConnState, advance
 from lambdakit.proxy.sockets import EventReader, HungUp
 from lambdakit.proxy.upstream import UpstreamError
 from lambdakit.wire import errors
 from lambdakit.wire import headers as h
+from lambdakit.wire.http1 import (
+    EndOfMessage,
+    Parser,
+    ProtocolError,
+    RequestHead,
+    closes_connection,
+)
 
 if TYPE_CHECKING:
     from lambdakit.proxy.server import RuntimeApiProxy
@@ -91,20 +97,23 @@ class RuntimeConnection:
         if not isinstance(head, RequestHead):
             raise ProtocolError("expected a request head")
         self._state = advance(self._state, ConnEvent.HEAD)
-        kind, request_id = classify(head.method, head.target)
-        expect = encoding = connection = ""
-        for name, value in head.headers:
+        method, target, fields, raw, version = head
+        kind, request_id = classify(method, target)
+        expect = ""
+        chunked = False
+        connection: str | None = None
+        for name, value in fields:
             if name == h.TRANSFER_ENCODING:
-                encoding = value.lower()
+                chunked = True  # the parser accepts no other transfer coding
             elif name == h.CONNECTION:
-                connection = value.lower()
+                connection = value if connection is None else f"{connection}, {value}"
             elif name == h.EXPECT:
                 expect = value.lower()
         if expect == "100-continue":
             self._sock.sendall(_CONTINUE)
-        body = BodyStream(self._pull_chunk) if "chunked" in encoding else self._read_body()
-        call = Call(kind, head.method, head.target, head.headers, body, request_id, head.raw)
-        self._close_requested = connection == "close"
+        body = ForwardedBody(self._pull_chunk) if chunked else self._read_body()
+        call = Call(kind, method, target, fields, body, request_id, raw)
+        self._close_requested = closes_connection(version, connection)
         reply = self._dispatch(call)
         # A reply before the runtime finished its body ends the connection: the rest of the
         # body cannot be skipped safely (RECEIVING + REPLIED -> CLOSED).
@@ -113,7 +122,7 @@ class RuntimeConnection:
         self._call = self._reply = None
         return (
             self._state is ConnState.IDLE
-            and connection != "close"
+            and not self._close_requested
             and not _asks_to_close(reply.header(h.CONNECTION))
         )
 
@@ -130,7 +139,7 @@ class RuntimeConnection:
                 raise ProtocolError("the runtime closed the connection in the middle of a body")
 
     def _pull_chunk(self) -> bytes | EndOfMessage:
-        """The next piece of a streamed body (what a BodyStream pulls)."""
+        """The next piece of a streamed body (what a ForwardedBody pulls)."""
         try:
             event = self._reader.next()
         except (OSError, ProtocolError) as exc:

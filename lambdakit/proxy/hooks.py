@@ -37,11 +37,12 @@ class Hooks:
     """Subclass and override the hooks you need; the defaults forward unchanged."""
 
     def on_next(self, call: Call, forward: Forward) -> Reply:
-        """``GET next``: the reply carries the event (see ``Invocation.from_reply``)."""
+        """``GET next``: the reply carries the event (see ``ProxiedInvocation.from_reply``)."""
         return forward(call)
 
     def on_response(self, call: Call, forward: Forward) -> Reply:
-        """``POST …/{id}/response``: ``call.body`` is ``bytes``, or a ``BodyStream`` if streamed."""
+        """``POST …/{id}/response``: ``call.body`` is ``bytes``, or a ``ForwardedBody``
+        if streamed."""
         return forward(call)
 
     def on_error(self, call: Call, forward: Forward) -> Reply:

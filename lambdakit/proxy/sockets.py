@@ -2,7 +2,7 @@
 
 Every connection the proxy holds, the runtime's and upstream's, is a blocking socket owned by
 one thread; nothing else reads it.  :class:`EventReader` turns what ``recv`` returns into the
-:mod:`lambdakit.proxy.http1` events, one at a time, keeping any extra a ``recv`` brought (a
+:mod:`lambdakit.wire.http1` events, one at a time, keeping any extra a ``recv`` brought (a
 pipelined request, the rest of a body) for the next call.  Other threads only ever
 ``shutdown()`` a socket (:func:`shut`), which wakes its owner; the owner closes it.
 """
@@ -13,7 +13,7 @@ import contextlib
 import select
 import socket
 
-from lambdakit.proxy.http1 import Event, Parser
+from lambdakit.wire.http1 import Event, Parser
 
 #: Bytes asked of each ``recv`` (a Runtime API head is a few hundred bytes; bodies up to 6 MB).
 RECV_SIZE = 64 * 1024
@@ -55,7 +55,7 @@ class EventReader:
     def next(self, watch: socket.socket | None = None) -> Event | None:
         """The next event; None when the peer closed between messages.
 
-        Raises :class:`~lambdakit.proxy.http1.ProtocolError` for malformed input or a message
+        Raises :class:`~lambdakit.wire.http1.ProtocolError` for malformed input or a message
         cut short, and OSError from the socket.  With ``watch`` (the runtime's socket, while
         upstream holds a long poll), :class:`HungUp` if ``watch`` closes before data arrives.
         """

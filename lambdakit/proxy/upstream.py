@@ -19,17 +19,18 @@ import logging
 import socket
 import threading
 
-from lambdakit.proxy.calls import BodyStream, Reply
-from lambdakit.proxy.http1 import (
+from lambdakit.proxy.calls import ForwardedBody, Reply
+from lambdakit.proxy.sockets import EventReader, HungUp, peer_closed, set_nodelay, shut
+from lambdakit.wire import headers as h
+from lambdakit.wire.http1 import (
     EndOfMessage,
     Parser,
     ProtocolError,
     ResponseHead,
+    closes_connection,
     encode_chunk,
     encode_last_chunk,
 )
-from lambdakit.proxy.sockets import EventReader, HungUp, peer_closed, set_nodelay, shut
-from lambdakit.wire import headers as h
 
 logger = logging.getLogger("lambdakit.proxy.upstream")
 
@@ -62,7 +63,7 @@ class UpstreamConnection:
     def call(
         self,
         data: bytes,
-        stream: BodyStream | None = None,
+        stream: ForwardedBody | None = None,
         *,
         head_only: bool = False,
         close: bool = False,
@@ -121,20 +122,21 @@ class UpstreamConnection:
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         length: str | None = None
         chunked = False
-        for name, value in head.headers:
+        connection: str | None = None
+        status, reason, fields, raw, version = head
+        for name, value in fields:
             if name == h.CONTENT_LENGTH:
                 length = value
             elif name == h.TRANSFER_ENCODING:
                 chunked = True
-            elif name == h.CONNECTION and value.lower() == "close":
-                close = True
-        bodiless = head.status in (204, 304)
+            elif name == h.CONNECTION:
+                connection = value if connection is None else f"{connection}, {value}"
+        close = close or closes_connection(version, connection)
+        bodiless = status in (204, 304)
         # Kept as received (raw) unless it must be re-encoded: chunked or read until close.
         framed = not chunked and (length is not None or bodiless)
         self.reusable = not close and (chunked or framed)
-        return Reply(
-            head.status, head.reason, head.headers, body, head.raw + body if framed else b""
-        )
+        return Reply(status, reason, fields, body, raw + body if framed else b"")
 
     def shutdown(self) -> None:
         """Wake the thread using this connection (any thread may call this)."""

@@ -11,6 +11,19 @@ Importing this package is nearly free: it is on the cold-start path.
 from __future__ import annotations
 
 from lambdakit.runtime.shutdown import on_shutdown
-from lambdakit.runtime.tasks import after_response, current_context
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lambdakit.runtime.tasks import after_response, current_context
 
 __all__ = ["after_response", "current_context", "on_shutdown"]
+
+
+def __getattr__(name: str) -> object:
+    # tasks.py is imported when first asked for, not at every cold start: most handlers never
+    # use it (the runtime loop imports it only when an invocation has queued tasks).
+    if name in ("after_response", "current_context"):
+        from lambdakit.runtime import tasks
+
+        return getattr(tasks, name)
+    raise AttributeError(f"module 'lambdakit.runtime' has no attribute {name!r}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 
 from lambdakit.runtime.bootstrap import run
-from lambdakit.runtime.config import ConfigError
+from lambdakit.runtime.config import RuntimeConfigError
 from lambdakit.runtime.transport import RuntimeApiError
 
 
 def main() -> int:
     try:
         return run(sys.argv)
-    except (ConfigError, RuntimeApiError) as exc:
+    except (RuntimeConfigError, RuntimeApiError) as exc:
         sys.stderr.write(f"lambdakit.runtime: {exc}\n")
         return 1
 

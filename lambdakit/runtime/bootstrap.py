@@ -34,7 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
 
-    from lambdakit.runtime.client import Invocation
+    from lambdakit.runtime.client import NextEvent
 
 #: X-Ray exception type for errors the runtime raises itself (bad handler, marshalling).
 _VALIDATION_FAULT = "LambdaValidationError"
@@ -98,7 +98,7 @@ class Runtime:
         shutdown.arm()
         self._lifecycle.fire("done")
 
-    def _invoke(self, invocation: Invocation) -> None:
+    def _invoke(self, invocation: NextEvent) -> None:
         assert self._handler is not None, "serve_one() before a successful init()"
         try:
             context = self._context(invocation)
@@ -125,7 +125,7 @@ class Runtime:
         else:
             self._post(self._client.post_response, invocation, body, content_type)
 
-    def _post_error(self, invocation: Invocation, report: ErrorReport, fault: str | None) -> None:
+    def _post_error(self, invocation: NextEvent, report: ErrorReport, fault: str | None) -> None:
         logs.write_error_report(report, invocation.request_id, json_logs=self._config.json_logs)
         body = report.body(invocation.request_id)
         cause = report.xray_cause(fault)
@@ -140,7 +140,7 @@ class Runtime:
 
             logging.getLogger("lambdakit.runtime").warning("%s", exc)
 
-    def _context(self, invocation: Invocation) -> LambdaContext:
+    def _context(self, invocation: NextEvent) -> LambdaContext:
         return LambdaContext(
             aws_request_id=invocation.request_id,
             deadline_ms=invocation.deadline_ms,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 _OK = 200
 
 
-class Invocation:
+class NextEvent:
     """One event from ``GET next``: its headers, decoded, and the raw payload. Immutable."""
 
     __slots__ = (
@@ -67,10 +67,10 @@ class Invocation:
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Invocation is immutable; cannot set {name!r}")
+        raise AttributeError(f"NextEvent is immutable; cannot set {name!r}")
 
     def __repr__(self) -> str:
-        return f"Invocation(request_id={self.request_id!r}, body={len(self.body)} bytes)"
+        return f"NextEvent(request_id={self.request_id!r}, body={len(self.body)} bytes)"
 
 
 class PostRejected(RuntimeApiError):
@@ -92,22 +92,22 @@ class RuntimeApiClient:
     def close(self) -> None:
         self._conn.close()
 
-    def next_invocation(self) -> Invocation:
+    def next_invocation(self) -> NextEvent:
         """Block until the next event arrives."""
         response = self._conn.request("GET", paths.RUNTIME_NEXT)
         if response.status != _OK:
             raise RuntimeApiError(
                 f"GET {paths.RUNTIME_NEXT} answered {response.status}: {response.body[:512]!r}"
             )
-        return Invocation(response.headers, response.body)
+        return NextEvent(response.headers, response.body)
 
-    def post_response(self, invocation: Invocation, body: bytes, content_type: str) -> None:
+    def post_response(self, invocation: NextEvent, body: bytes, content_type: str) -> None:
         fields = [(h.CONTENT_TYPE, content_type)]
         if invocation.invocation_id:
             fields.append((h.INVOCATION_ID, invocation.invocation_id))
         self._post(paths.runtime_response(invocation.request_id), body, fields)
 
-    def start_streaming_response(self, invocation: Invocation, content_type: str) -> ChunkedUpload:
+    def start_streaming_response(self, invocation: NextEvent, content_type: str) -> ChunkedUpload:
         """Send the head of a streamed ``/response``; the body follows chunk by chunk.
 
         The error trailers are declared up front, as the Runtime API requires, whether or not
@@ -125,7 +125,7 @@ class RuntimeApiClient:
         )
 
     def finish_streaming_response(
-        self, upload: ChunkedUpload, invocation: Invocation, trailers: list[tuple[str, str]]
+        self, upload: ChunkedUpload, invocation: NextEvent, trailers: list[tuple[str, str]]
     ) -> None:
         """End a streamed ``/response`` (with error trailers, if any), then close the connection.
 
@@ -141,7 +141,7 @@ class RuntimeApiClient:
             raise PostRejected(path, response.status, response.body)
 
     def post_error(
-        self, invocation: Invocation, error: bytes, error_type: str, xray_cause: bytes
+        self, invocation: NextEvent, error: bytes, error_type: str, xray_cause: bytes
     ) -> None:
         fields = [(h.CONTENT_TYPE, h.JSON_CONTENT_TYPE), (h.FUNCTION_ERROR_TYPE, error_type)]
         if xray_cause and len(xray_cause) < h.XRAY_ERROR_CAUSE_MAX:

@@ -23,7 +23,7 @@ _LOG_LEVELS = {
 }
 
 
-class ConfigError(Exception):
+class RuntimeConfigError(Exception):
     """The runtime cannot start: a setting is missing or invalid (the message names it)."""
 
 
@@ -77,10 +77,12 @@ class RuntimeConfig:
         environ = os.environ if environ is None else environ
         handler = argv[1] if len(argv) > 1 else environ.get(env.HANDLER, "")
         if not handler:
-            raise ConfigError(f"Handler not set: pass it as the first argument or in {env.HANDLER}")
+            raise RuntimeConfigError(
+                f"Handler not set: pass it as the first argument or in {env.HANDLER}"
+            )
         api_address = environ.get(env.RUNTIME_API, "")
         if not api_address:
-            raise ConfigError(f"{env.RUNTIME_API} is not set")
+            raise RuntimeConfigError(f"{env.RUNTIME_API} is not set")
         return cls(
             api_address=api_address,
             handler=handler,

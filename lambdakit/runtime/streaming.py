@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import AsyncGenerator, Generator, Sequence
 
-    from lambdakit.runtime.client import Invocation, RuntimeApiClient
+    from lambdakit.runtime.client import NextEvent, RuntimeApiClient
     from lambdakit.runtime.errors import ErrorReport
     from lambdakit.runtime.transport import ChunkedUpload
 
@@ -54,7 +54,7 @@ class _Upload:
 
     __slots__ = ("_client", "_invocation", "request")
 
-    def __init__(self, client: RuntimeApiClient, invocation: Invocation) -> None:
+    def __init__(self, client: RuntimeApiClient, invocation: NextEvent) -> None:
         self._client = client
         self._invocation = invocation
         self.request: ChunkedUpload | None = None
@@ -83,7 +83,7 @@ class _Upload:
 
 
 def stream_response(
-    client: RuntimeApiClient, invocation: Invocation, result: object, *, json_logs: bool
+    client: RuntimeApiClient, invocation: NextEvent, result: object, *, json_logs: bool
 ) -> None:
     """Drive ``result`` and stream what it produces; raises only before the first byte."""
     upload = _Upload(client, invocation)
@@ -102,7 +102,7 @@ def _fail_mid_stream(
     exc: BaseException,
     stream: ResponseStream,
     upload: _Upload,
-    invocation: Invocation,
+    invocation: NextEvent,
     json_logs: bool,
 ) -> None:
     """End a started stream with the error trailers.  Nothing may escape from here: the upload's

@@ -15,7 +15,10 @@ timeout, so the tasks share the invocation's deadline:
 Under another runtime client (awslambdaric, the managed Python runtime) the same tasks are run
 by ``lambdakit.extensions.internal``: an internal extension, registered while the handler module
 is imported, that runs them once the runtime has posted the response and only then calls its own
-``next``, which keeps the environment thawed the same way (see docs/extensions.md).
+``next``, which keeps the environment thawed the same way (see docs/extensions.md).  This module
+does not know it: importing ``lambdakit.extensions`` (which ``from lambdakit import
+after_response`` does outside lambdakit.runtime) hands it a queue through
+:func:`register_task_queue`.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class TaskCutOff(BaseException):
 
 #: The deadline (epoch seconds, less the margin) of the tasks being run, for tasks that wait.
 _deadline: float | None = None
+#: Who takes tasks outside lambdakit.runtime (see :func:`register_task_queue`).
+_queue_elsewhere: Callable[[Task, str], None] | None = None
 
 
 def after_response(fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
@@ -67,10 +72,24 @@ def after_response(fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
             "after_response() must be called during an invocation (in the handler or in "
             "another after-response task)"
         )
-    # Not served by lambdakit.runtime: the internal extension runs it (or says why it cannot).
-    from lambdakit.extensions import internal
+    # Not served by lambdakit.runtime: whoever registered runs it (or says why it cannot).
+    queue = _queue_elsewhere
+    if queue is None:
+        raise RuntimeError(
+            "after_response() must be called during an invocation, in a handler served by "
+            "lambdakit.runtime or, under another runtime client (awslambdaric), by a handler "
+            "module that imports lambdakit.extensions (or lambdakit.after_response) at its top"
+        )
+    queue(Task(fn, args, kwargs), "after_response()")
 
-    internal.queue_task(Task(fn, args, kwargs), "after_response()")
+
+def register_task_queue(queue: Callable[[Task, str], None]) -> None:
+    """Register who takes ``after_response`` tasks when lambdakit.runtime does not serve this
+    process: ``queue(task, "after_response()")`` queues the task for the invocation in progress
+    or raises RuntimeError saying why it cannot.  lambdakit.extensions registers its internal
+    extension when it is imported; the last registration wins."""
+    global _queue_elsewhere
+    _queue_elsewhere = queue
 
 
 def current_context() -> LambdaContext | None:
@@ -178,20 +197,3 @@ def _log() -> logging.Logger:
     import logging
 
     return logging.getLogger(_LOGGER)
-
-
-def _serve_other_runtime_clients() -> None:
-    """Under awslambdaric (and the managed runtime, which is awslambdaric), importing this module
-    means the handler module asked for ``after_response`` while Init is on: the only moment an
-    internal extension may register.  Under lambdakit.runtime this costs one dict lookup."""
-    import sys
-
-    # The modules of lambdakit.extensions.internal.HOOK_MODULES, the runtime clients it serves.
-    for name in ("awslambdaric.bootstrap", "bootstrap", "__main__"):
-        if hasattr(sys.modules.get(name), "handle_event_request"):
-            import lambdakit.extensions  # noqa: F401  (registers the internal extension)
-
-            return
-
-
-_serve_other_runtime_clients()

@@ -11,8 +11,10 @@ awslambdaric, talks to the same server (the Extensions and Telemetry APIs) with 
 - requests carry ``Content-Length`` (bodies in memory), except a streamed response, whose body
   goes out as it is produced, in chunks (section 7.1), ending with optional trailer fields
   (section 7.1.2): see :class:`ChunkedUpload`;
-- responses are framed by ``Content-Length``, by ``Transfer-Encoding: chunked`` (section 7.1;
-  trailers are read and dropped), or by the server closing the connection (section 6.3);
+- responses are read by :class:`lambdakit.wire.http1.Parser`, the codec the proxy and the
+  extensions share, so the runtime accepts exactly what they accept: framed by
+  ``Content-Length``, by ``Transfer-Encoding: chunked`` (section 7.1; trailers are read and
+  dropped), or by the server closing the connection (section 6.3);
 - the connection is kept open between requests; a request sent on a reused connection that the
   server has meanwhile closed is retried once on a fresh one (the idle keep-alive race), which is
   safe because no byte of a response was received.
@@ -26,13 +28,26 @@ from __future__ import annotations
 import _socket
 
 from lambdakit.wire import headers as h
+from lambdakit.wire.http1 import (
+    MAX_HEAD,
+    Parser,
+    ProtocolError,
+    ResponseHead,
+    body_length,
+    chunk_size_line,
+    closes_connection,
+    connection_option,
+    encode_last_chunk,
+    parse_response_head,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from lambdakit.wire.http1 import Framing, Headers
+
 _RECV_SIZE = 64 * 1024
-_MAX_HEAD = 64 * 1024
 _CRLF = b"\r\n"
 
 
@@ -48,14 +63,22 @@ class _StaleConnection(Exception):
 
 
 class HttpResponse:
-    """One response: status code, lower-cased header names, the whole body."""
+    """One response: status code, header fields (lower-cased names), the whole body."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("_headers", "body", "fields", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, fields: Headers, body: bytes) -> None:
         self.status = status
-        self.headers = headers
+        self.fields = fields
         self.body = body
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The fields as a dict (the last of a repeated name wins), made when first asked for."""
+        if self._headers is None:
+            self._headers = dict(self.fields)
+        return self._headers
 
     def __repr__(self) -> str:
         return f"HttpResponse(status={self.status}, body={len(self.body)} bytes)"
@@ -87,14 +110,16 @@ class Connection:
         if user_agent is not None:
             fixed += f"{h.USER_AGENT}: {user_agent}\r\n"
         self._fixed_headers = fixed.encode("latin-1")
+        self._get_heads: dict[str, bytes] = {}
+        #: The last response head parsed, and what was read from it (the same head comes back).
+        self._last_head: tuple[bytes, ResponseHead, Framing, int] | None = None
         self._sock: _socket.socket | None = None
-        self._buf = bytearray()
+        self._parser = Parser(server=False)
 
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        self._buf.clear()
 
     def request(
         self,
@@ -147,6 +172,16 @@ class Connection:
         self, method: str, path: str, length: int | None, headers: Sequence[tuple[str, str]]
     ) -> bytes:
         """The request head; ``length`` None means a chunked body."""
+        if not length and length is not None and not headers and method == "GET":
+            head = self._get_heads.get(path)  # GET next, every invocation: made once
+            if head is None:
+                head = self._get_heads[path] = self._encode_head(method, path, length, headers)
+            return head
+        return self._encode_head(method, path, length, headers)
+
+    def _encode_head(
+        self, method: str, path: str, length: int | None, headers: Sequence[tuple[str, str]]
+    ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers)
         if length is None:
@@ -185,6 +220,7 @@ class Connection:
             sock.close()
             raise
         self._sock = sock
+        self._parser = Parser(server=False)
         return sock
 
     def _exchange(self, head: bytes, body: bytes) -> HttpResponse:
@@ -196,101 +232,91 @@ class Connection:
         return self._read_response()
 
     # --- reading -------------------------------------------------------------------------------
+    #
+    # Almost every response of the Lambda APIs is one small head and a Content-Length body that
+    # arrive in one recv(): _read_response reads those itself, with the codec's head parser and
+    # framing rules, which costs about half of a run through the Parser's event machinery.
+    # Anything else (a head cut across reads, 1xx, chunked, read to EOF) goes to the Parser.
 
-    def _fill(self, *, first: bool = False) -> None:
-        """Read more bytes into the buffer; EOF is an error (or a stale connection, if first)."""
+    def _recv(self, first: bool) -> bytes:
+        """Bytes from the server; EOF is b"" (a stale connection if ``first``: nothing read yet)."""
         assert self._sock is not None
         try:
-            chunk = self._sock.recv(_RECV_SIZE)
+            data = self._sock.recv(_RECV_SIZE)
         except ConnectionResetError as exc:
             if first:
                 raise _StaleConnection from exc
             raise
-        if not chunk:
-            if first:
-                raise _StaleConnection
-            raise RuntimeApiError(f"the {self.api} closed the connection mid-response")
-        self._buf += chunk
+        if not data and first:
+            raise _StaleConnection
+        return data
 
     def _read_response(self) -> HttpResponse:
-        while True:
-            status, version, fields = self._read_head()
-            if status >= 200:
-                break  # 1xx interim responses carry no body; the real one follows.
-        body = self._read_body(status, fields)
-        if version == "HTTP/1.0" or fields.get(h.CONNECTION, "").lower() == "close":
-            self.close()
-        return HttpResponse(status, fields, body)
+        """Read one response; close the connection after it if it says so, if it was read to
+        EOF, or if the server sent more than it."""
+        data = self._recv(first=True)
+        end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if end >= 0:  # (the parser is idle: a response it began ends or closes the connection)
+            raw = data[: end + 4]
+            last = self._last_head
+            if last is not None and last[0] == raw:  # e.g. every 202 Accepted of the Runtime API
+                head, framing, length = last[1], last[2], last[3]
+            else:
+                try:
+                    head, framing = parse_response_head(raw)
+                    length = body_length(framing) if head[0] >= 200 else -1
+                except ProtocolError as exc:
+                    detail = f"malformed response from the {self.api}: {exc}"
+                    raise RuntimeApiError(detail) from None
+                self._last_head = (raw, head, framing, length)
+            status, _, fields, _, version = head
+            if length >= 0 and status not in (204, 304):
+                end += 4
+                missing = length - (len(data) - end)
+                parts = [data[end:] if missing >= 0 else data[end : end + length]]
+                while missing > 0:
+                    data = self._recv(first=False)
+                    if not data:
+                        raise RuntimeApiError(f"the {self.api} closed the connection mid-response")
+                    parts.append(data[:missing] if len(data) > missing else data)
+                    missing -= len(data)
+                connection = connection_option(framing) if len(framing) > 1 else None
+                if missing < 0 or closes_connection(version, connection):
+                    self.close()  # missing < 0: more than the response (the server is confused)
+                body = parts[0] if len(parts) == 1 else b"".join(parts)
+                return HttpResponse(status, fields, body)
+        return self._read_with_parser(data)
 
-    def _read_head(self) -> tuple[int, str, dict[str, str]]:
-        first = not self._buf
-        while (end := self._buf.find(b"\r\n\r\n")) < 0:
-            if len(self._buf) > _MAX_HEAD:
-                raise RuntimeApiError(f"response head from the {self.api} is too large")
-            self._fill(first=first)
-            first = False
-        lines = self._buf[:end].decode("latin-1").split("\r\n")
-        del self._buf[: end + 4]
-        version, _, rest = lines[0].partition(" ")
-        code = rest[:3]
-        if not code.isdigit() or not version.startswith("HTTP/"):
-            raise RuntimeApiError(f"malformed status line from the {self.api}: {lines[0]!r}")
-        fields: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip()
-        return int(code), version, fields
-
-    def _read_body(self, status: int, fields: dict[str, str]) -> bytes:
-        if status in (204, 304):
-            return b""
-        if "chunked" in fields.get(h.TRANSFER_ENCODING, "").lower():
-            return self._read_chunked()
-        length = fields.get(h.CONTENT_LENGTH)
-        if length is not None:
-            if not length.isdigit():
-                raise RuntimeApiError(f"bad Content-Length from the {self.api}: {length!r}")
-            return self._read_exact(int(length))
-        return self._read_to_eof()
-
-    def _read_exact(self, size: int) -> bytes:
-        while len(self._buf) < size:
-            self._fill()
-        data = bytes(self._buf[:size])
-        del self._buf[:size]
-        return data
-
-    def _read_line(self) -> bytes:
-        while (end := self._buf.find(_CRLF)) < 0:
-            self._fill()
-        line = bytes(self._buf[:end])
-        del self._buf[: end + 2]
-        return line
-
-    def _read_chunked(self) -> bytes:
+    def _read_with_parser(self, data: bytes) -> HttpResponse:
+        """The general case, from the first bytes of the response on."""
+        parser = self._parser
+        head: ResponseHead | None = None
         parts: list[bytes] = []
         while True:
-            size_field = self._read_line().split(b";", 1)[0].strip()
             try:
-                size = int(size_field, 16)
-            except ValueError:
-                raise RuntimeApiError(
-                    f"bad chunk size from the {self.api}: {size_field!r}"
-                ) from None
-            if size == 0:
-                while self._read_line():  # trailer fields, then the empty line
-                    pass
-                return b"".join(parts)
-            parts.append(self._read_exact(size))
-            self._read_exact(2)  # CRLF after the chunk data
-
-    def _read_to_eof(self) -> bytes:
-        assert self._sock is not None
-        while chunk := self._sock.recv(_RECV_SIZE):
-            self._buf += chunk
-        data = bytes(self._buf)
-        self.close()
-        return data
+                events = parser.feed(data) if data else parser.close()
+            except ProtocolError as exc:
+                if not data:
+                    raise RuntimeApiError(
+                        f"the {self.api} closed the connection mid-response"
+                    ) from None
+                raise RuntimeApiError(f"malformed response from the {self.api}: {exc}") from None
+            if not data and not events:
+                raise RuntimeApiError(f"the {self.api} closed the connection mid-response")
+            for index, event in enumerate(events):
+                if event.__class__ is bytes:
+                    parts.append(event)
+                elif event.__class__ is ResponseHead:
+                    head = event
+                else:  # EndOfMessage: the response is complete
+                    assert head is not None
+                    unasked = index + 1 < len(events) or not parser.idle  # more than the response
+                    connection = connection_option(head.headers)
+                    if not data or unasked or closes_connection(head.version, connection):
+                        self.close()
+                    body = parts[0] if len(parts) == 1 else b"".join(parts)
+                    return HttpResponse(head.status, head.headers, body)
+            data = self._recv(first=False)
 
 
 class ChunkedUpload:
@@ -314,15 +340,14 @@ class ChunkedUpload:
         if self.finished:
             raise RuntimeApiError(f"{self._request}: the body was already finished")
         if data:
-            self._send([b"%x\r\n" % len(data), data, _CRLF])
+            self._send([chunk_size_line(len(data)), data, _CRLF])
 
     def finish(self, trailers: Sequence[tuple[str, str]] = ()) -> HttpResponse:
         """End the body (with ``trailers``) and read the server's response."""
         if self.finished:
             raise RuntimeApiError(f"{self._request}: the body was already finished")
         self.finished = True
-        fields = "".join(f"{name}: {value}\r\n" for name, value in trailers)
-        self._send([b"0\r\n" + fields.encode("latin-1") + _CRLF])
+        self._send([encode_last_chunk(trailers)])
         try:
             return self._conn._read_response()
         except (_StaleConnection, OSError) as exc:

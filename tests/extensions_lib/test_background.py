@@ -3,6 +3,8 @@ under awslambdaric (through the internal extension) and under lambdakit.runtime.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -49,6 +51,25 @@ def test_after_response_runs_after_the_response_under_any_runtime(runtime: str) 
     assert task_started >= first["started"]
     assert task_done - task_started >= 0.65
     assert second["pid"] == first["pid"] and second["started"] >= task_done
+
+
+def test_importing_only_after_response_is_enough_under_awslambdaric() -> None:
+    with serve_python("after_only.handler", "awslambdaric", "--concurrency", "1") as serve:
+        status, _, first = invoke_json(serve, {"after": ["task-D", 0.5]})
+        _, _, second = invoke_json(serve, {"after": ["task-E", 0.0]})
+        assert serve.wait_for_output(r"^REPORT", count=2, timeout=10)
+        output = serve.output()
+    assert status == 200
+    assert stamp(output, "work-start task-D") >= first["started"]  # after the handler
+    assert second["started"] >= stamp(output, "work-done task-D")  # held for the task
+
+
+def test_the_runtime_does_not_import_the_extensions() -> None:
+    code = (
+        "import sys, lambdakit.runtime.tasks, lambdakit.runtime.bootstrap; "
+        "assert 'lambdakit.extensions' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
 def test_both_kinds_of_work_in_one_invocation_and_a_failing_task_is_isolated() -> None:

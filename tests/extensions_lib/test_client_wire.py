@@ -26,6 +26,8 @@ from lambdakit.extensions import (
     InvokeEvent,
 )
 from lambdakit.wire import paths
+from lambdakit.wire.http1 import RequestHead
+from tests.http_fakes import MessageReader
 
 IDENTIFIER = "8c3d3f6a-0f38-4d8b-9e31-2d9a7b1c0e55"
 REGISTERED = b'{"functionName":"f","functionVersion":"$LATEST","handler":"app.handler"}'
@@ -79,30 +81,15 @@ class FakeExtensionsApi:
             return list(self.requests)
 
     def serve(self, conn: socket.socket, number: int) -> None:
-        buffer = b""
-        while True:
-            while b"\r\n\r\n" not in buffer:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buffer += chunk
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, version = lines[0].split(" ")
-            assert version == "HTTP/1.1"
-            fields = []
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                fields.append((name.strip().lower(), value.strip()))
-            length = int(dict(fields).get("content-length", "0"))
-            while len(buffer) < length:
-                buffer += conn.recv(65536)
-            body, buffer = buffer[:length], buffer[length:]
-            request = Request(number, method, path, fields, body)
+        reader = MessageReader(conn, server=True)
+        while (message := reader.read_message()) is not None:
+            head = message.head
+            assert isinstance(head, RequestHead) and head.version == "HTTP/1.1"
+            request = Request(number, head.method, head.target, list(head.headers), message.body)
             with self.cond:
                 self.requests.append(request)
                 self.cond.notify_all()
-            if path == paths.EXTENSION_NEXT:
+            if request.path == paths.EXTENSION_NEXT:
                 reply = _response(200, self.events.get(timeout=10))
             else:
                 reply = self.answer(request)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 from lambdakit.extensions import Buffering, TelemetryListener, TelemetryRecord
+from lambdakit.wire.http1 import encode_chunk, encode_last_chunk
 from tests.extensions_lib.support import PYEXT, python_extension
+from tests.http_fakes import MessageReader, read_response
 from tests.serving import bash_function, running_serve
 
 
@@ -72,3 +75,26 @@ def test_records_end_when_the_listener_closes() -> None:
     listener = TelemetryListener().start()
     listener.close()
     assert list(listener.records()) == []
+
+
+def test_the_listener_reads_chunked_batches_and_refuses_anything_else() -> None:
+    batch = json.dumps([{"time": "t", "type": "function", "record": "chunked"}]).encode()
+    requests = [
+        (b"GET /telemetry HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+        (b"GARBAGE\r\n\r\n", 400),
+        (
+            b"POST /telemetry HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + encode_chunk(batch[:10])
+            + encode_chunk(batch[10:])
+            + encode_last_chunk(),
+            200,
+        ),
+    ]
+    with TelemetryListener() as listener:
+        for request, status in requests:
+            with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as sock:
+                sock.sendall(request)
+                assert read_response(sock).status == status
+                assert MessageReader(sock, server=False).at_eof()  # one request a connection
+        records = list(listener.records(timeout=1))
+    assert records == [TelemetryRecord("t", "function", "chunked")]

@@ -6,7 +6,7 @@ import pytest
 
 from lambdakit.extensions import Extension, InvokeEvent, ShutdownEvent
 from lambdakit.extensions.cli import load_extension, main
-from lambdakit.extensions.client import ConfigError, ExtensionsApiClient, error_request
+from lambdakit.extensions.client import ExtensionConfigError, ExtensionsApiClient, error_request
 from lambdakit.extensions.events import parse_event
 from tests.extensions_lib.support import PYEXT
 
@@ -62,7 +62,7 @@ def test_the_command_line_names_what_is_wrong(capsys: pytest.CaptureFixture[str]
 
 
 def test_the_client_reads_its_address_once_and_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="AWS_LAMBDA_RUNTIME_API must be host:port"):
+    with pytest.raises(ExtensionConfigError, match="AWS_LAMBDA_RUNTIME_API must be host:port"):
         ExtensionsApiClient.from_environ({"AWS_LAMBDA_RUNTIME_API": "nonsense"})
     try:
         raise KeyError("AUDIT_TABLE")

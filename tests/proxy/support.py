@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from lambdakit.proxy.http1 import EndOfMessage, Headers, Parser, RequestHead
+from lambdakit.wire.http1 import EndOfMessage, Headers, RequestHead
+from tests.http_fakes import MessageReader
 
 OK_202 = (
     b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
@@ -101,28 +102,27 @@ class FakeRuntimeApi:
             thread.start()
 
     def _serve(self, sock: socket.socket) -> None:
-        parser = Parser(server=True)
+        reader = MessageReader(sock, server=True)
         current: Seen | None = None
         try:
-            while data := sock.recv(65536):
-                for event in parser.feed(data):
-                    if isinstance(event, RequestHead):
-                        current = Seen(event)
-                        self.requests.append(current)
-                        self.got_request.set()
-                    elif isinstance(event, bytes):
-                        assert current is not None
-                        current.body += event
-                        current.chunks.append(event)
-                        self.first_chunk.set()
-                    elif isinstance(event, EndOfMessage):
-                        assert current is not None
-                        current.trailers = event.trailers
-                        current.complete.set()
-                        reply = self.responder(current)
-                        if reply is not None:
-                            sock.sendall(reply)
-        except OSError:
+            while (event := reader.next_event()) is not None:
+                if isinstance(event, RequestHead):
+                    current = Seen(event)
+                    self.requests.append(current)
+                    self.got_request.set()
+                elif isinstance(event, bytes):
+                    assert current is not None
+                    current.body += event
+                    current.chunks.append(event)
+                    self.first_chunk.set()
+                elif isinstance(event, EndOfMessage):
+                    assert current is not None
+                    current.trailers = event.trailers
+                    current.complete.set()
+                    reply = self.responder(current)
+                    if reply is not None:
+                        sock.sendall(reply)
+        except (OSError, EOFError):
             pass
         finally:
             self.closed.set()
@@ -139,41 +139,31 @@ def fake_runtime_api(responder: Responder = answer_next_and_accept) -> Iterator[
 
 
 class RawClient:
-    """The runtime's side: a blocking socket that reads whole Content-Length framed replies."""
+    """The runtime's side: a blocking socket that sends bytes as given and reads whole replies."""
 
     def __init__(self, address: str) -> None:
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
-        self.buf = b""
+        self._reader = MessageReader(self.sock, server=False, interim=True)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
     def read_head(self) -> bytes:
-        while b"\r\n\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionResetError("the proxy closed the connection")
-            self.buf += data
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        return head + b"\r\n\r\n"
+        """The head of the next reply, interim ones (100 Continue) included, as received."""
+        message = self._reader.read_message()
+        if message is None:
+            raise ConnectionResetError("the proxy closed the connection")
+        return message.head.raw
 
     def reply(self) -> tuple[int, dict[str, str], bytes]:
-        lines = self.read_head().decode("latin-1").split("\r\n")
-        fields = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, _, value = line.partition(":")
-                fields[name.strip().lower()] = value.strip()
-        length = int(fields.get("content-length", "0"))
-        while len(self.buf) < length:
-            self.buf += self.sock.recv(65536)
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return int(lines[0].split()[1]), fields, body
+        """The next final reply: status, header fields by lower-case name, body."""
+        message = self._reader.read_response()
+        return message.status, message.headers, message.body
 
     def at_eof(self) -> bool:
-        """The proxy closed the connection (after any bytes still unread)."""
-        return not self.buf and not self.sock.recv(1)
+        """The proxy closed the connection (after any replies still unread)."""
+        return self._reader.at_eof()
 
     def close(self) -> None:
         self.sock.close()

@@ -9,11 +9,11 @@ from collections.abc import Callable
 import pytest
 
 from lambdakit.proxy import (
-    BodyStream,
     Call,
     Forward,
+    ForwardedBody,
     Hooks,
-    Invocation,
+    ProxiedInvocation,
     RecordingStream,
     Reply,
     RuntimeApiProxy,
@@ -87,11 +87,11 @@ class Rewriter(Hooks):
     """Rewrites events, upper-cases responses, refuses errors without forwarding them."""
 
     def __init__(self) -> None:
-        self.invocations: list[Invocation] = []
+        self.invocations: list[ProxiedInvocation] = []
 
     def on_next(self, call: Call, forward: Forward) -> Reply:
         reply = forward(call)
-        invocation = Invocation.from_reply(reply)
+        invocation = ProxiedInvocation.from_reply(reply)
         assert invocation is not None
         self.invocations.append(invocation)
         return reply.with_body(b'{"rewritten": true}')
@@ -156,7 +156,7 @@ class Recording(Hooks):
         self.recorder: RecordingStream | None = None
 
     def on_response(self, call: Call, forward: Forward) -> Reply:
-        assert isinstance(call.body, BodyStream)
+        assert isinstance(call.body, ForwardedBody)
         self.recorder = RecordingStream(call.body, limit=8)
         return forward(call.with_body(self.recorder))
 
@@ -286,6 +286,28 @@ def test_a_malformed_request_gets_a_400_and_the_connection_closes() -> None:
         assert client.reply()[0] == 400
         assert client.at_eof()
         client.close()
+
+    run_scenario(scenario)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        post(RESPONSE, b"3\r\nabc\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),  # and a length
+        NEXT.replace(b"Host: api\r\n", b"Host: api\r\n folded\r\n"),
+        NEXT.replace(b"Host: api", b"Host: a\x00pi"),
+        NEXT.replace(b"Host: api", b"Host : api"),
+    ],
+    ids=["length-and-chunked", "obs-fold", "nul", "space-before-colon"],
+)
+def test_requests_the_codec_refuses_get_a_400_and_never_go_upstream(request_bytes: bytes) -> None:
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(request_bytes)
+        assert client.reply()[0] == 400
+        assert client.at_eof()
+        client.close()
+        assert upstream.requests == []
 
     run_scenario(scenario)
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lambdakit.wire.http1 import RequestHead
+from tests.http_fakes import MessageReader
 from tests.runtime.support import make_code_dir
 
 #: Modules the runtime must not import before the first event (each costs milliseconds).
@@ -50,12 +52,9 @@ def _imports_before_first_next(code_dir: Path, handler: str) -> set[str]:
             conn, _ = listener.accept()
             with conn:
                 conn.settimeout(30)
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(4096)
-                    assert chunk, "runtime closed the connection before GET next"
-                    request += chunk
-                assert request.startswith(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1")
+                head = MessageReader(conn, server=True).next_event()
+                assert isinstance(head, RequestHead), "no request before the connection closed"
+                assert head.raw.startswith(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1")
                 process.kill()  # everything imported so far is on stderr
         finally:
             process.kill()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from lambdakit.runtime.transport import Connection, RuntimeApiError
+from tests.http_fakes import MessageReader
 
 Reply = Callable[[socket.socket, bytes], bool]  # (conn, request) -> keep the connection open?
 
@@ -30,26 +32,10 @@ def server(reply: Reply) -> Iterator[tuple[str, list[int]]]:
             except OSError:
                 return
             accepted[0] += 1
-            with conn:
-                buffer = b""
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        buffer += chunk
-                    if b"\r\n\r\n" not in buffer:
-                        break
-                    head, _, rest = buffer.partition(b"\r\n\r\n")
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        name, _, value = line.partition(b":")
-                        if name.strip().lower() == b"content-length":
-                            length = int(value)
-                    while len(rest) < length:
-                        rest += conn.recv(65536)
-                    buffer = rest[length:]
-                    if not reply(conn, head + b"\r\n\r\n" + rest[:length]):
+            with conn, contextlib.suppress(EOFError):  # a client gone mid-request
+                reader = MessageReader(conn, server=True, record=True)
+                while reader.read_message() is not None:
+                    if not reply(conn, reader.take_recorded()):
                         break
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -152,3 +138,92 @@ def test_unreachable_server_names_the_address() -> None:
 def test_bad_address() -> None:
     with pytest.raises(RuntimeApiError, match="host:port"):
         Connection("no-port", "test/1")
+
+
+@pytest.mark.parametrize("size", [b"+5", b" 5", b"0x5", b"-5", b"5_0", b"1" * 17])
+def test_chunk_sizes_the_codec_refuses_are_refused(size: bytes) -> None:
+    def reply(conn: socket.socket, request: bytes) -> bool:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n0\r\n\r\n" % size
+        )
+        return True
+
+    with server(reply) as (address, _):
+        client = Connection(address, "test/1")
+        try:
+            with pytest.raises(RuntimeApiError, match=r"malformed response.*bad chunk size"):
+                client.request("GET", "/")
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize(
+    ("pieces", "body", "connections"),
+    [
+        # Each read in one recv (the fast path), or cut so that the parser takes over.
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"], b"hello", 1),
+        ([b"HTTP/1.1 200 OK\r\nContent-", b"Length: 5\r\n\r\nhello"], b"hello", 1),
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe", b"llo"], b"hello", 1),
+        (
+            [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+            b"ok",
+            1,
+        ),
+        ([b"HTTP/1.1 204 No Content\r\n\r\n"], b"", 1),
+        ([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"], b"ok", 2),  # 1.0: not kept
+        ([b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"], b"ok", 2),
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"], b"ok", 2),  # more: not kept
+    ],
+)
+def test_responses_however_they_arrive(pieces: list[bytes], body: bytes, connections: int) -> None:
+    def reply(conn: socket.socket, request: bytes) -> bool:
+        for piece in pieces:
+            conn.sendall(piece)
+            time.sleep(0.02)  # separate reads
+        return True
+
+    with server(reply) as (address, accepted):
+        client = Connection(address, "test/1")
+        try:
+            bodies = [client.request("GET", "/").body for _ in range(2)]
+        finally:
+            client.close()
+    assert bodies == [body, body]
+    assert accepted[0] == connections
+
+
+@pytest.mark.parametrize(
+    ("response", "match"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", "both"),
+        (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n", "control character"),
+        (b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n", "bad header line"),
+        (b"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n", "malformed status line"),
+    ],
+)
+def test_malformed_responses_are_refused(response: bytes, match: str) -> None:
+    def reply(conn: socket.socket, request: bytes) -> bool:
+        conn.sendall(response)
+        return True
+
+    with server(reply) as (address, _):
+        client = Connection(address, "test/1")
+        try:
+            with pytest.raises(RuntimeApiError, match=match):
+                client.request("GET", "/")
+        finally:
+            client.close()
+
+
+def test_a_response_cut_short_is_an_error() -> None:
+    def reply(conn: socket.socket, request: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
+        return False
+
+    with server(reply) as (address, _):
+        client = Connection(address, "test/1")
+        try:
+            with pytest.raises(RuntimeApiError, match="closed the connection mid-response"):
+                client.request("GET", "/")
+        finally:
+            client.close()

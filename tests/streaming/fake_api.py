@@ -1,8 +1,9 @@
 """A fake Runtime API on a raw socket that records the exact bytes a runtime sends.
 
 It answers ``GET next`` with the queued events (then holds the last ``GET next`` open, as Lambda
-does while no event waits), reads ``POST`` bodies framed by Content-Length or chunked, records
-every chunk with the time it was complete and any trailer fields, and answers 202.
+does while no event waits), reads ``POST`` bodies framed by Content-Length or chunked (with the
+codec, :mod:`tests.http_fakes`), records every chunk with the time it was complete, the trailer
+fields and the body's bytes as sent, and answers 202.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lambdakit.wire.http1 import END, EndOfMessage, RequestHead
+from tests.http_fakes import MessageReader
 
 NEXT = "/2018-06-01/runtime/invocation/next"
 ARN = b"arn:aws:lambda:us-east-1:123456789012:function:f"
@@ -37,39 +41,11 @@ class Post:
     raw: bytes = b""  # everything after the head, as sent (chunk framing included)
     chunks: list[Chunk] = field(default_factory=list)
     trailers: dict[str, str] = field(default_factory=dict)
-    trailer_lines: list[bytes] = field(default_factory=list)
     done_at: float = 0.0
 
     @property
     def body(self) -> bytes:
         return b"".join(c.data for c in self.chunks)
-
-
-class _Reader:
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.buf = b""
-        self.raw = b""  # bytes consumed since mark()
-
-    def _fill(self) -> None:
-        data = self.conn.recv(65536)
-        if not data:
-            raise EOFError
-        self.buf += data
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        self.raw += line + b"\r\n"
-        return line
-
-    def exact(self, size: int) -> bytes:
-        while len(self.buf) < size:
-            self._fill()
-        data, self.buf = self.buf[:size], self.buf[size:]
-        self.raw += data
-        return data
 
 
 class FakeRuntimeApi:
@@ -133,60 +109,43 @@ class FakeRuntimeApi:
             self._spawn(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
-        reader = _Reader(conn)
+        reader = MessageReader(conn, server=True, whole_chunks=True, record=True)
         with contextlib.suppress(EOFError, OSError):
-            while not self._stop.is_set():
-                self._one(reader)
+            while not self._stop.is_set() and self._one(reader):
+                pass
 
-    def _one(self, reader: _Reader) -> None:
-        request_line = reader.line()
-        lines = [request_line]
-        while line := reader.line():
-            lines.append(line)
-        head = b"\r\n".join(lines) + b"\r\n\r\n"
-        method, path, _ = request_line.decode().split(" ")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if method == "GET" and path == NEXT:
-            self._next(reader.conn)
-            return
-        post = Post(path, head, headers)
+    def _one(self, reader: MessageReader) -> bool:
+        """Serve one request; False once the runtime has closed the connection."""
+        head = reader.next_event()
+        if head is None:
+            return False
+        assert isinstance(head, RequestHead), head
+        if head.method == "GET" and head.target == NEXT:
+            assert reader.next_event() == END
+            reader.take_recorded()
+            self._next(reader.sock)
+            return True
+        post = Post(head.target, head.raw, dict(head.headers))
         with self._cond:
             self.started_posts.append(post)
             self._cond.notify_all()
-        reader.raw = b""
-        if "chunked" in headers.get("transfer-encoding", ""):
-            self._read_chunked(reader, post)
-        else:
-            data = reader.exact(int(headers.get("content-length", "0")))
-            post.chunks.append(Chunk(data, time.monotonic()))
-        post.raw = reader.raw
+        while not isinstance(event := reader.next_event(), EndOfMessage):
+            assert isinstance(event, bytes), event  # one chunk (or the whole Content-Length body)
+            with self._cond:
+                post.chunks.append(Chunk(event, time.monotonic()))
+                self._cond.notify_all()
+        post.trailers = dict(event.trailers)
+        post.raw = reader.take_recorded()[len(head.raw) :]
         post.done_at = time.monotonic()
         with self._cond:
             self.posts.append(post)
             self._cond.notify_all()
         body = b'{"status":"OK"}'
-        reader.conn.sendall(
+        reader.sock.sendall(
             b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-
-    def _read_chunked(self, reader: _Reader, post: Post) -> None:
-        while True:
-            size = int(reader.line().split(b";")[0], 16)
-            if size == 0:
-                break
-            data = reader.exact(size)
-            assert reader.exact(2) == b"\r\n"
-            with self._cond:
-                post.chunks.append(Chunk(data, time.monotonic()))
-                self._cond.notify_all()
-        while line := reader.line():
-            post.trailer_lines.append(line)
-            name, _, value = line.decode("latin-1").partition(":")
-            post.trailers[name.strip().lower()] = value.strip()
+        return True
 
     def _next(self, conn: socket.socket) -> None:
         with self._cond:

@@ -11,6 +11,7 @@ import pytest
 
 from lambdakit.runtime.transport import Connection
 from lambdakit.streaming import HttpPrelude, ResponseStream, StreamingResponse, streamify_response
+from tests.http_fakes import MessageReader
 
 
 class MemorySink:
@@ -136,14 +137,9 @@ def _server(received: list[bytes]) -> Iterator[tuple[str, list[int]]]:
                 return
             accepted[0] += 1
             with conn:
-                data = b""
-                last = b"" if accepted[0] == 1 else b"\r\n0\r\n"  # then trailers, CRLF
-                while not (last in data and data.endswith(b"\r\n\r\n")):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                received.append(data)
+                reader = MessageReader(conn, server=True, record=True)
+                reader.read_message()
+                received.append(reader.take_recorded())
                 status = b"200 OK" if accepted[0] == 1 else b"202 Accepted"
                 conn.sendall(b"HTTP/1.1 %s\r\nContent-Length: 2\r\n\r\nok" % status)
 

@@ -16,6 +16,7 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import EventStreamError as BotoEventStreamError
 
 from lambdakit.wire import eventstream as es
+from tests.wire import eventstream_decoder as esd
 
 ALL_TYPES = (
     es.Header("t", True, es.HeaderType.BOOL_TRUE),
@@ -78,7 +79,7 @@ def test_every_header_type_round_trips_and_matches_botocore() -> None:
     expected = {h.name: h.value for h in ALL_TYPES}
     expected["id"] = ALL_TYPES[-1].value.bytes  # type: ignore[union-attr]
     assert headers == expected
-    [message] = es.decode_messages(frame)
+    [message] = esd.decode_messages(frame)
     assert message.headers == ALL_TYPES
     assert message.payload == b"payload"
     assert message.encode() == frame
@@ -92,32 +93,32 @@ def test_decoder_is_incremental_byte_by_byte() -> None:
             es.InvokeComplete().encode(),
         ]
     )
-    decoder = es.EventStreamDecoder()
+    decoder = esd.EventStreamDecoder()
     messages = []
     for i in range(len(data)):
         messages.extend(decoder.feed(data[i : i + 1]))
     assert decoder.pending == 0
-    events = [es.invoke_stream_event(m) for m in messages]
+    events = [esd.invoke_stream_event(m) for m in messages]
     assert events == [es.PayloadChunk(b"a"), es.PayloadChunk(b""), es.InvokeComplete()]
 
 
 def test_corrupt_frames_are_rejected_by_both_parsers() -> None:
     frame = bytearray(es.PayloadChunk(b"data").encode())
     frame[-6] ^= 1  # a payload bit: the message CRC no longer matches
-    with pytest.raises(es.ChecksumMismatch, match="message CRC32"):
-        es.decode_messages(bytes(frame))
+    with pytest.raises(esd.ChecksumMismatch, match="message CRC32"):
+        esd.decode_messages(bytes(frame))
     with pytest.raises(BotoChecksumMismatch):
         _botocore_parse(bytes(frame))
     frame = bytearray(es.PayloadChunk(b"data").encode())
     frame[3] ^= 1  # the total length: the prelude CRC no longer matches
-    with pytest.raises(es.ChecksumMismatch, match="prelude CRC32"):
-        es.decode_messages(bytes(frame))
+    with pytest.raises(esd.ChecksumMismatch, match="prelude CRC32"):
+        esd.decode_messages(bytes(frame))
 
 
 def test_decode_messages_refuses_a_partial_frame() -> None:
     frame = es.InvokeComplete().encode()
     with pytest.raises(es.EventStreamError, match="trailing bytes"):
-        es.decode_messages(frame + frame[:5])
+        esd.decode_messages(frame + frame[:5])
 
 
 @pytest.mark.parametrize(
@@ -153,8 +154,8 @@ def test_large_payloads_are_split_into_frames_botocore_accepts() -> None:
 
 def test_exception_frames() -> None:
     frame = es.StreamException("ServiceException", "it broke").encode()
-    [message] = es.decode_messages(frame)
-    event = es.invoke_stream_event(message)
+    [message] = esd.decode_messages(frame)
+    event = esd.invoke_stream_event(message)
     assert isinstance(event, es.StreamException)
     assert (event.code, event.message) == ("ServiceException", "it broke")
 

@@ -1,4 +1,5 @@
-"""A raw-socket custom runtime for the post-runner tests (stdlib, no HTTP library).
+"""A raw-socket custom runtime for the post-runner tests: what it sends is spelled out in bytes;
+replies are read with lambdakit's HTTP/1.1 codec (no HTTP library).
 
 Echoes each event as its response, unless the event asks otherwise:
 
@@ -21,32 +22,37 @@ import socket
 import sys
 import time
 
+from lambdakit.wire.http1 import Event, Parser, ResponseHead
+
 HOST, PORT = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
 PREFIX = "/2018-06-01/runtime/invocation/"
 
 
 class Connection:
+    """One keep-alive connection; replies are read with lambdakit's HTTP/1.1 codec."""
+
     def __init__(self) -> None:
         self.sock = socket.create_connection((HOST, int(PORT)))
-        self.buf = b""
+        self.parser = Parser(server=False)
+        self.events: list[Event] = []
 
     def read_reply(self) -> tuple[int, dict[str, str], bytes]:
-        while b"\r\n\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise SystemExit("the Runtime API closed the connection")
-            self.buf += data
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        fields = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip()
-        length = int(fields.get("content-length", "0"))
-        while len(self.buf) < length:
-            self.buf += self.sock.recv(65536)
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return int(lines[0].split()[1]), fields, body
+        head: ResponseHead | None = None
+        body = b""
+        while True:
+            while not self.events:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise SystemExit("the Runtime API closed the connection")
+                self.events = self.parser.feed(data)
+            event = self.events.pop(0)
+            if isinstance(event, ResponseHead):
+                head = event
+            elif isinstance(event, bytes):
+                body += event
+            else:
+                assert head is not None
+                return head.status, dict(head.headers), body
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
