@@ -6,7 +6,8 @@ runs after the response without an extension keeping the phase open simply stops
 process groups get SIGSTOP and SIGCONT.  The freeze waits :data:`FREEZE_DELAY` so that
 back-to-back invocations skip the pair (each costs two SIGCHLDs and their ``waitpid`` calls in
 the event loop), and it waits for telemetry still buffered: a frozen subscriber cannot take its
-records.
+records.  Under back-to-back load the timer is not re-armed per invocation: it fires at most
+every :data:`FREEZE_DELAY`, and re-arms itself until the environment has been idle that long.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ FREEZE_DELAY = 0.02
 class Freezer:
     """Stops an idle environment's process groups and continues them for the next phase."""
 
-    __slots__ = ("_enabled", "_idle", "_name", "_signal", "_telemetry", "_timer", "frozen")
+    __slots__ = (
+        "_enabled",
+        "_idle",
+        "_idle_at",
+        "_loop",
+        "_name",
+        "_signal",
+        "_telemetry",
+        "_timer",
+        "frozen",
+    )
 
     def __init__(
         self,
@@ -42,30 +53,36 @@ class Freezer:
         self._signal = signal
         self._idle = idle
         self._telemetry = telemetry
+        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
+        self._idle_at = 0.0
         self.frozen = False
 
     def freeze_soon(self) -> None:
-        """Freeze after :data:`FREEZE_DELAY`, unless :meth:`thaw` comes first."""
-        if self._enabled and not self.frozen and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FREEZE_DELAY, self._freeze)
+        """Freeze after :data:`FREEZE_DELAY` of idleness."""
+        if not self._enabled or self.frozen:
+            return
+        self._idle_at = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._idle_at + FREEZE_DELAY, self._freeze)
 
     def _freeze(self) -> None:
         self._timer = None
         if not self._idle():
+            return  # busy again: the end of that phase calls freeze_soon
+        due = self._idle_at + FREEZE_DELAY
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._freeze)
             return
         if self._telemetry.busy:
             self._telemetry.flush()  # deliver first, freeze after
-            self.freeze_soon()
+            self._timer = self._loop.call_later(FREEZE_DELAY, self._freeze)
             return
         self._signal(signals.SIGSTOP)
         self.frozen = True
         logger.debug("%s: frozen", self._name)
 
     def thaw(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if not self.frozen:
             return
         self._signal(signals.SIGCONT)

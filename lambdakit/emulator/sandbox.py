@@ -28,6 +28,7 @@ from typing import Protocol
 
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.deadline import Deadline
 from lambdakit.emulator.environment import sandbox_environment
 from lambdakit.emulator.extension_registry import Extension, ExtensionRegistry, FunctionIdentity
 from lambdakit.emulator.freezer import Freezer
@@ -103,8 +104,7 @@ class Sandbox:
             self.name, function.freeze, self._processes.signal, self._idle, self.telemetry
         )
         self._waiter: runtime_api.HeldNext | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._on_timeout_guarded = self._guarded(self._on_timeout)
+        self._deadline = Deadline(self._loop, self._guarded(self._on_timeout))
         self._init_failure: InitFailure | None = None
         self._stopping: asyncio.Future[None] = self._loop.create_future()
         self.closed: asyncio.Future[None] = self._loop.create_future()
@@ -159,7 +159,7 @@ class Sandbox:
             self._cannot_start(errors.EXTENSION_LAUNCH_ERROR, detail)
             return
         self.extensions.expect_external(frozenset(p.name for p in extensions))
-        self._timer = self._loop.call_later(self.function.init_timeout, self._on_timeout_guarded)
+        self._deadline.set(self.function.init_timeout)
         self._log.init_start()
         try:
             host, port = await self._server.start("127.0.0.1", 0)
@@ -200,7 +200,7 @@ class Sandbox:
         ended = self._machine.phase_over(self.extensions.all_waiting())
         if ended is None:
             return
-        self._cancel_timer()
+        self._deadline.clear()
         if isinstance(ended, InitEnded):
             self.extensions.open = False
             self.telemetry.open = False
@@ -219,7 +219,7 @@ class Sandbox:
         self._machine.invoke(invocation, deadline_ms)
         self.invocations += 1
         self._invoke_started = time.monotonic()
-        self._timer = self._loop.call_later(self.function.timeout, self._on_timeout_guarded)
+        self._deadline.set(self.function.timeout)
         self._log.start(invocation)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and waiter.alive:
@@ -231,7 +231,7 @@ class Sandbox:
 
     def _invoke_done(self, invocation: Invocation, status: str = "success") -> None:
         """The invoke phase ended: END and REPORT, and a result held for the log tail."""
-        self._cancel_timer()
+        self._deadline.clear()
         duration = (time.monotonic() - self._invoke_started) * 1000
         self._processes.drain_output()  # what they wrote before asking for next comes first
         init_duration = self._init_duration_ms if self.invocations == 1 else None
@@ -284,7 +284,6 @@ class Sandbox:
 
     # Failures -------------------------------------------------------------------------------------
     def _on_timeout(self) -> None:
-        self._timer = None
         if self._machine.over or not self._machine.allows(SandboxEvent.TIMEOUT):
             return
         if self._machine.state is SandboxState.STARTING:
@@ -359,7 +358,7 @@ class Sandbox:
         self._processes.signal(signal.SIGKILL)
 
     def _shutdown(self, reason: str, grace: float) -> None:
-        self._cancel_timer()
+        self._deadline.cancel()
         self.extensions.open = False
         if self._waiter is not None:
             self._waiter.cancel()
@@ -388,11 +387,6 @@ class Sandbox:
             self._listener.sandbox_dead(self, self._init_failure)
             if not self.closed.done():
                 self.closed.set_result(None)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.name} {self._machine!r} {self._processes!r}>"

@@ -17,6 +17,7 @@ once) or ``DryRun`` (204 after validation).  The streaming variant answers
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -71,6 +72,7 @@ def throttled() -> Response:
     )
 
 
+@functools.lru_cache(maxsize=1024)  # the same few names, on every invoke
 def parse_function_name(raw: str) -> tuple[str, str] | None:
     """``(name, qualifier)`` from a FunctionName path segment, or None if malformed."""
     match = _FUNCTION_NAME.match(unquote(raw))
@@ -174,7 +176,8 @@ def read_invoke(
             "failed to satisfy constraint: Member must satisfy regular expression pattern",
         )
     name, qualifier = parsed
-    qualifier = parse_qs(request.query).get("Qualifier", [""])[0] or qualifier
+    if request.query:
+        qualifier = parse_qs(request.query).get("Qualifier", [""])[0] or qualifier
     arn = function_arn(name) + (f":{qualifier}" if qualifier else "")
     if (known is not None and name not in known) or qualifier not in ("", "$LATEST"):
         return service_error(errors.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
@@ -249,6 +252,11 @@ class InvokeApi:
         self._started = in_flight.started
         self._finished = in_flight.finished
 
+    @functools.cached_property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the service runs on (built before it, so looked up on first use)."""
+        return asyncio.get_running_loop()
+
     # Routing ------------------------------------------------------------------------------------
     def __call__(self, request: Request) -> Reply:
         operation = match_operation(request)
@@ -286,7 +294,7 @@ class InvokeApi:
             return Response(204, ((headers.AMZN_REQUEST_ID, str(uuid.uuid4())),))
         if accepted.invocation_type == headers.EVENT:
             return self._enqueue(accepted, Response(202, (("Content-Type", _JSON),)))
-        reply: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[Response] = self._loop.create_future()
         request_id = str(uuid.uuid4())
         version = accepted.pool.function.version
 

@@ -52,6 +52,7 @@ class RequestReader:
         self.requests: deque[Request] = deque()
         # Per-request state, reset by on_message_begin.
         self._url = b""
+        self._target = ("", "")
         self._headers: dict[str, str] = {}
         self._trailers: dict[str, str] = {}
         self._in_trailers = False
@@ -98,8 +99,11 @@ class RequestReader:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
+        # On every header of every request: the checks are inlined.
+        self._head_bytes += len(name) + len(value) + 4
         target = self._trailers if self._in_trailers else self._headers
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail("request header fields too large", 431)
         if len(target) >= MAX_HEADERS:
             self._fail("too many header fields", 431)
         target[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -112,6 +116,7 @@ class RequestReader:
         self._http10 = self._parser.get_http_version() == "1.0"
         self.stream = None
         self._refused = False
+        self._target = self._path()
         declared = self._headers.get("content-length", "")
         expects_continue = self._headers.get("expect", "").lower() == "100-continue"
         if expects_continue and declared.isdigit() and int(declared) > self._max_body:
@@ -124,7 +129,7 @@ class RequestReader:
             return
         if expects_continue:
             self.expects_continue = True
-        if self._streams is not None and self._streams(self._path()[0], self._headers):
+        if self._streams is not None and self._streams(self._target[0], self._headers):
             self.stream = BodyStream()
             self._complete(b"", stream=self.stream)
 
@@ -158,7 +163,7 @@ class RequestReader:
 
     def _complete(self, body: bytes, **fields: Any) -> None:
         """Queue the request being parsed (with ``body`` and any other Request fields)."""
-        path, query = self._path()
+        path, query = self._target
         method = self._parser.get_method().decode("latin-1")
         self.requests.append(
             Request(
@@ -219,12 +224,14 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 def encode_response(response: Response, keep_alive: bool) -> bytes:
     """Serialize ``response`` with a ``Content-Length`` and the connection disposition."""
-    head = [_STATUS_LINES.get(response.status) or _status_line(response.status)]
-    for name, value in response.headers:
-        head.append(f"{name}: {value}\r\n".encode("latin-1"))
-    head.append(b"Content-Length: %d\r\n" % len(response.body))
-    if not keep_alive or response.close:
-        head.append(b"Connection: close\r\n")
-    head.append(b"\r\n")
-    head.append(response.body)
-    return b"".join(head)
+    status = _STATUS_LINES.get(response.status) or _status_line(response.status)
+    fields = "".join([f"{name}: {value}\r\n" for name, value in response.headers])
+    closing = b"Connection: close\r\n" if not keep_alive or response.close else b""
+    body = response.body
+    return b"%s%sContent-Length: %d\r\n%s\r\n%s" % (
+        status,
+        fields.encode("latin-1"),
+        len(body),
+        closing,
+        body,
+    )

@@ -2,10 +2,16 @@
 
 One :class:`HttpProtocol` per connection.  Requests are answered strictly in order: while a
 reply is pending (a future a handler returned, or a streamed reply still being written), later
-pipelined requests wait in the reader's queue and reading is paused, except while a request's
-own body is still streaming in.  A handler's future is resolved by some other event (the
-runtime's response, an invocation arriving); the reply is then written from its done-callback,
-so the common paths run without creating a task.
+pipelined requests wait in the reader's queue, and reading pauses once one is waiting there
+(reading goes on while the connection is quiet, so a peer that hangs up is seen at once, and the
+common request-reply rhythm costs no pause and resume).  A handler's future is resolved by some
+other event (the runtime's response, an invocation arriving); the reply is then written from
+its done-callback, so the common paths run without creating a task.
+
+Deadlines (a request head still incomplete after :data:`HEAD_TIMEOUT`, a keep-alive connection
+idle for :data:`IDLE_TIMEOUT`) are checked by one sweep per server every :data:`SWEEP_INTERVAL`
+against each connection's last activity, rather than by a timer per message: arming and
+cancelling a timer on every request cost more than the rest of the connection's bookkeeping.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ logger = logging.getLogger("lambdakit.http")
 HEAD_TIMEOUT = 30.0
 #: A keep-alive connection with no request in progress is closed after this long.
 IDLE_TIMEOUT = 300.0
+#: How often each server looks for connections past those deadlines.
+SWEEP_INTERVAL = 1.0
 _SERVER_ERROR = Response(500, (("Content-Type", "text/plain"),), b"internal error\n", close=True)
 
 
@@ -102,6 +110,7 @@ class HttpProtocol(asyncio.Protocol):
         # Shared state
         self._handler = handler
         self._connections = connections
+        self._loop = asyncio.get_running_loop()
         # Per-connection state
         self._reader = RequestReader(max_body, streams)
         self.transport: asyncio.Transport | None = None
@@ -111,19 +120,19 @@ class HttpProtocol(asyncio.Protocol):
         self.keep_alive = True
         self.http10 = False
         self.write_paused = False
+        self._reading_paused = False
         self._closing = False
-        self._timer: asyncio.TimerHandle | None = None
+        #: When the peer last sent bytes or a reply ended (loop time), for the deadlines.
+        self.active_at = self._loop.time()
 
     # asyncio callbacks ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._connections.add(self)
-        self._arm_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self.transport = None
-        self._cancel_timer()
         self._reader.abort()  # a body still streaming in ends here, truncated
         if self._pending is not None and not self._pending.done():
             # The peer is gone: whoever holds the future learns it through cancellation.
@@ -140,30 +149,30 @@ class HttpProtocol(asyncio.Protocol):
                 self._write(_error(exc.status, str(exc)))
             self._close()
             return
+        self.active_at = self._loop.time()
         if self._reader.expects_continue:
             self._reader.expects_continue = False
             self.send(CONTINUE)
         self._serve_next()
-        self._arm_timer()
+        if self._busy and self._reader.requests and not self._reading_paused:
+            self._pause_reading()  # pipelined requests wait; don't let more pile up
 
     # timeouts and flow control ------------------------------------------------------------------
-    def _arm_timer(self) -> None:
-        """A deadline for a request head in progress, or for an idle keep-alive connection."""
-        self._cancel_timer()
+    def past_deadline(self, now: float) -> bool:
+        """A request head in progress for too long, or an idle keep-alive connection."""
         if self._busy or self.transport is None:
-            return  # a reply in progress (a long-polled next may take any time)
-        delay = HEAD_TIMEOUT if self._reader.in_head else IDLE_TIMEOUT
-        self._timer = asyncio.get_running_loop().call_later(delay, self._timed_out)
+            return False  # a reply in progress (a long-polled next may take any time)
+        limit = HEAD_TIMEOUT if self._reader.in_head else IDLE_TIMEOUT
+        return now - self.active_at > limit
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _timed_out(self) -> None:
-        self._timer = None
+    def time_out(self) -> None:
         logger.debug("closing a connection that sent nothing for too long")
         self._close()
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -176,11 +185,11 @@ class HttpProtocol(asyncio.Protocol):
             self._writer.resume()
 
     def pause_producing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._pause_reading()
 
     def resume_producing(self) -> None:
         if self.transport is not None:
+            self._reading_paused = False
             self.transport.resume_reading()
 
     # request dispatch -----------------------------------------------------------------------
@@ -197,9 +206,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._write(reply)
                 continue
             self._busy = True
-            self._cancel_timer()
-            if request.stream is None or request.stream.finished:
-                self.transport.pause_reading()
+            if requests and (request.stream is None or request.stream.finished):
+                self._pause_reading()
             if isinstance(reply, Streamed):
                 self._writer = _ChunkedWriter(self)
                 reply.attach(self._writer)
@@ -236,12 +244,16 @@ class HttpProtocol(asyncio.Protocol):
         """The pending reply is complete: close, or go on with the next request."""
         self._busy = False
         self._writer = None
+        self.active_at = self._loop.time()
         if close:
             self._close()
         elif self.transport is not None:
-            self.transport.resume_reading()
+            if self._reading_paused:
+                self._reading_paused = False
+                self.transport.resume_reading()
             self._serve_next()
-            self._arm_timer()
+            if self._busy and self._reader.requests and not self._reading_paused:
+                self._pause_reading()
 
     def send(self, data: bytes) -> None:
         if self.transport is not None:
@@ -280,6 +292,7 @@ class HttpServer:
         self._streams = streams
         self._server: asyncio.AbstractServer | None = None
         self.connections: set[HttpProtocol] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on ``host:port`` (port 0 picks a free one); return the bound address."""
@@ -288,8 +301,21 @@ class HttpServer:
             self._handler, self._max_body, self.connections, self._streams
         )
         self._server = await loop.create_server(factory, host, port, reuse_address=True)
+        self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
+
+    def _sweep(self) -> None:
+        """Close connections past their deadline; go on while listening or connected."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in [c for c in self.connections if c.past_deadline(now)]:
+            connection.time_out()
+        listening = self._server is not None and self._server.is_serving()
+        if listening or self.connections:
+            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
+        else:
+            self._sweeper = None
 
     def stop_accepting(self) -> None:
         """Close the listening socket; established connections stay open."""
