@@ -116,12 +116,12 @@ def test_timeout_stops_the_command_and_everything_it_started(tmp_path: Path) -> 
         elapsed, _, _ = timed_invoke(serve)
         request_id = headers["x-amzn-requestid"]
         assert 0.8 < elapsed < 5, elapsed
-        output = serve.output()
-        assert re.search(
+        # The log stream is written in batches: wait for the lines rather than race them.
+        assert serve.wait_for_output(
             rf"command for {request_id} was killed by signal 15 after 1\.\d+ s, "
-            r"stopped at its timeout of 1 s",
-            output,
-        )
+            r"stopped at its timeout of 1 s"
+        ), serve.output()
+        output = serve.output()
         assert "never" not in output
         assert not process_alive(int(pid_file.read_text()))
         assert "Task timed out" not in output
@@ -133,8 +133,9 @@ def test_the_command_never_runs_past_the_functions_deadline() -> None:
         timed_invoke(serve)
         elapsed, _, _ = timed_invoke(serve)
         assert elapsed < 3.5
+        assert serve.wait_for_output("stopped at its function's deadline"), serve.output()
+        assert serve.wait_for_output("REPORT RequestId", count=2), serve.output()
         output = serve.output()
-        assert "stopped at its function's deadline" in output
         assert "Task timed out" not in output  # the environment was not reset...
         assert sum("Init Duration" in line for line in output.splitlines()) == 1  # ...nor replaced
 
