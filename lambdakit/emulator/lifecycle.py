@@ -43,7 +43,14 @@ from collections.abc import Mapping
 from typing import Generic, TypeVar
 
 
-class SandboxState(enum.Enum):
+class _Member(enum.Enum):
+    """Members hashed by identity (each is a singleton): tables are looked up on every call, and
+    ``Enum``'s own ``__hash__`` is a Python-level call."""
+
+    __hash__ = object.__hash__
+
+
+class SandboxState(_Member):
     STARTING = "starting"
     IDLE = "idle"
     INVOKING = "invoking"
@@ -52,7 +59,7 @@ class SandboxState(enum.Enum):
     DEAD = "dead"
 
 
-class SandboxEvent(enum.Enum):
+class SandboxEvent(_Member):
     #: The runtime and every extension are waiting in ``next``: the phase is over.
     READY = "ready"
     #: The pool handed the environment an invocation.
@@ -71,7 +78,7 @@ class SandboxEvent(enum.Enum):
     REAPED = "reaped"
 
 
-class RuntimeState(enum.Enum):
+class RuntimeState(_Member):
     STARTED = "started"
     WAITING = "waiting"
     ASSIGNED = "assigned"
@@ -81,7 +88,7 @@ class RuntimeState(enum.Enum):
     FAILED = "failed"
 
 
-class RuntimeEvent(enum.Enum):
+class RuntimeEvent(_Member):
     #: ``GET next``.
     NEXT = "next"
     #: The pool assigned an invocation.
@@ -96,7 +103,7 @@ class RuntimeEvent(enum.Enum):
     INIT_ERROR = "init-error"
 
 
-class ExtensionState(enum.Enum):
+class ExtensionState(_Member):
     #: Registered; has not asked for an event yet (still initializing).
     REGISTERED = "registered"
     #: Waiting in ``event/next``.
@@ -107,19 +114,19 @@ class ExtensionState(enum.Enum):
     FAILED = "failed"
 
 
-class ExtensionEvent(enum.Enum):
+class ExtensionEvent(_Member):
     NEXT = "next"
     EVENT = "event"
     ERROR = "error"
 
 
-class InvocationState(enum.Enum):
+class InvocationState(_Member):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
 
 
-class InvocationEvent(enum.Enum):
+class InvocationEvent(_Member):
     DISPATCH = "dispatch"
     RESOLVE = "resolve"
 

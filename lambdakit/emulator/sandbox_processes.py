@@ -101,12 +101,17 @@ class SandboxProcesses:
             group.signal(signum)
 
     def drain_output(self) -> None:
-        """Deliver what every process wrote so far."""
-        for group in self.groups():
+        """Deliver what every process wrote so far (on every invocation: no list is built)."""
+        for group in self.extensions.values():
             group.drain_output()
+        if self.runtime is not None:
+            self.runtime.drain_output()
 
     def max_rss_mb(self) -> int:
-        return sum(group.max_rss_mb() for group in self.groups())
+        total = (
+            sum(group.max_rss_mb() for group in self.extensions.values()) if self.extensions else 0
+        )
+        return total + (self.runtime.max_rss_mb() if self.runtime is not None else 0)
 
     def __repr__(self) -> str:
         return f"<SandboxProcesses runtime={self.runtime!r} extensions={len(self.extensions)}>"

@@ -21,7 +21,6 @@ import functools
 import json
 import logging
 import re
-import uuid
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +34,7 @@ from lambdakit.emulator.invocation import (
     InvocationRequest,
     InvocationResult,
     StreamSink,
+    new_request_id,
     new_trace_id,
 )
 from lambdakit.emulator.pool import Pool, Throttled
@@ -291,11 +291,11 @@ class InvokeApi:
         if isinstance(accepted, Response):
             return accepted
         if accepted.invocation_type == headers.DRY_RUN:
-            return Response(204, ((headers.AMZN_REQUEST_ID, str(uuid.uuid4())),))
+            return Response(204, ((headers.AMZN_REQUEST_ID, new_request_id()),))
         if accepted.invocation_type == headers.EVENT:
             return self._enqueue(accepted, Response(202, (("Content-Type", _JSON),)))
         reply: asyncio.Future[Response] = self._loop.create_future()
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         version = accepted.pool.function.version
 
         def done(result: InvocationResult) -> None:
@@ -312,8 +312,8 @@ class InvokeApi:
         if isinstance(accepted, Response):
             return accepted
         if accepted.invocation_type == headers.DRY_RUN:
-            return Response(204, ((headers.AMZN_REQUEST_ID, str(uuid.uuid4())),))
-        request_id = str(uuid.uuid4())
+            return Response(204, ((headers.AMZN_REQUEST_ID, new_request_id()),))
+        request_id = new_request_id()
         relay = EventStreamReply(request_id, accepted.pool.function.version, self._finished)
         invocation = Invocation(accepted.request, relay.done, request_id, stream_sink=relay)
         refused = self._submit(invocation, accepted.pool)
@@ -440,9 +440,10 @@ def _trace_id(header: str) -> str:
 
 
 def _is_json(payload: bytes) -> bool:
+    """UTF-8 JSON, as Lambda takes it (decoded first: ``json.loads`` of bytes sniffs encodings)."""
     try:
-        json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        json.loads(payload.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
         return False
     return True
 
