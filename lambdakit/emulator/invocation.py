@@ -68,9 +68,30 @@ def platform_error(error_type: str, request_id: str, detail: str) -> InvocationR
     return function_error(errors.platform_error_body(error_type, request_id, detail), error_type)
 
 
+class _RandomBytes:
+    """``os.urandom`` read 4 KB at a time: every invocation needs 36 random bytes for its ids,
+    and each ``os.urandom`` call is a ``getrandom`` system call."""
+
+    __slots__ = ("_buffer", "_offset")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._offset = 0
+
+    def take(self, size: int) -> bytes:
+        start = self._offset
+        if start + size > len(self._buffer):
+            self._buffer, start = os.urandom(4096), 0
+        self._offset = start + size
+        return self._buffer[start : start + size]
+
+
+_random = _RandomBytes()
+
+
 def new_request_id() -> str:
     """A random (version 4) UUID as Lambda's request ids are; ``str(uuid.uuid4())`` costs more."""
-    raw = bytearray(os.urandom(16))
+    raw = bytearray(_random.take(16))
     raw[6] = raw[6] & 0x0F | 0x40  # version 4
     raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
     h = raw.hex()
@@ -79,7 +100,7 @@ def new_request_id() -> str:
 
 def new_trace_id() -> str:
     """An X-Ray trace header, as Lambda gives every invocation one."""
-    random = os.urandom(20).hex()
+    random = _random.take(20).hex()
     return f"Root=1-{int(time.time()):08x}-{random[:24]};Parent={random[24:]};Sampled=0"
 
 
