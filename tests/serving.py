@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-BASH_RUNTIME = REPO / "tests" / "runtimes" / "bash"
+BASH_RUNTIME = REPO / "tests" / "fixtures" / "runtimes" / "bash"
 _LISTENING = re.compile(r"listening on http://([0-9.]+):(\d+)")
 
 

@@ -3,7 +3,7 @@
 Run a runtime behind it (as a custom runtime's bootstrap, or a container's ENTRYPOINT):
 
     python examples/proxy/event_sizes.py ./bootstrap
-    lambdakit serve --code-dir tests/runtimes/bash --handler function.echo_event \
+    lambdakit serve --code-dir tests/fixtures/runtimes/bash --handler function.echo_event \
         -- python examples/proxy/event_sizes.py ./bootstrap
 
 Each invocation logs ``event <id>: N bytes`` and ``result <id>: N bytes`` (a streamed

@@ -7,7 +7,7 @@ import json
 
 from tests.serving import REPO, lambda_client, running_serve
 
-CONTEXT = REPO / "tests" / "functions" / "context"
+CONTEXT = REPO / "tests" / "fixtures" / "functions" / "context"
 
 
 def test_client_context_reaches_the_handler_and_dry_run_runs_nothing() -> None:

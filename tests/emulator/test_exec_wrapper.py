@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.serving import REPO, running_serve
 
-CONTEXT = REPO / "tests" / "functions" / "context"
+CONTEXT = REPO / "tests" / "fixtures" / "functions" / "context"
 
 
 def test_the_wrapper_gets_the_runtimes_command_line_and_runs_it(tmp_path: Path) -> None:

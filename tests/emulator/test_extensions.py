@@ -15,8 +15,8 @@ import pytest
 
 from tests.serving import REPO, bash_function, running_serve
 
-EXTENSIONS = REPO / "tests" / "extensions"
-COUNTER = REPO / "tests" / "functions" / "counter"
+EXTENSIONS = REPO / "tests" / "fixtures" / "extensions"
+COUNTER = REPO / "tests" / "fixtures" / "functions" / "counter"
 
 
 def test_an_external_extension_gets_invoke_for_each_invocation_and_shutdown_at_stop() -> None:

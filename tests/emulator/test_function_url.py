@@ -12,7 +12,7 @@ import pytest
 
 from tests.serving import REPO, Serve, running_serve
 
-URL_FUNCTION = REPO / "tests" / "functions" / "url"
+URL_FUNCTION = REPO / "tests" / "fixtures" / "functions" / "url"
 
 
 @pytest.fixture(scope="module")

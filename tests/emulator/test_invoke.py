@@ -107,7 +107,7 @@ def test_the_runtime_sees_lambdas_context_headers_and_environment() -> None:
         "initType": "on-demand",
         "custom": "from-flag",
     }
-    assert context["env"]["taskRoot"].endswith("tests/runtimes/bash")
+    assert context["env"]["taskRoot"].endswith("tests/fixtures/runtimes/bash")
 
 
 def test_a_function_error_is_200_with_x_amz_function_error_and_the_runtimes_body() -> None:

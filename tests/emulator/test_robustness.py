@@ -11,8 +11,8 @@ from pathlib import Path
 
 from tests.serving import REPO, bash_function, lambda_client, running_serve
 
-STREAMING = REPO / "tests" / "runtimes" / "streaming"
-NOISY = REPO / "tests" / "functions" / "noisy"
+STREAMING = REPO / "tests" / "fixtures" / "runtimes" / "streaming"
+NOISY = REPO / "tests" / "fixtures" / "functions" / "noisy"
 
 
 def _rss_mb(pid: int) -> float:
@@ -129,7 +129,7 @@ def test_a_vanished_extensions_directory_fails_init_clearly(tmp_path: Path) -> N
 
 
 def test_log_level_is_read_from_the_flags_not_the_runtimes_arguments() -> None:
-    bootstrap = str(REPO / "tests" / "runtimes" / "bash" / "bootstrap")
+    bootstrap = str(REPO / "tests" / "fixtures" / "runtimes" / "bash" / "bootstrap")
     with running_serve(
         "--log-level=debug", *bash_function(), "--", bootstrap, "--log-level", "trace"
     ) as serve:

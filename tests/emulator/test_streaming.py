@@ -10,7 +10,7 @@ import pytest
 
 from tests.serving import REPO, Serve, lambda_client, running_serve
 
-STREAMING = REPO / "tests" / "runtimes" / "streaming"
+STREAMING = REPO / "tests" / "fixtures" / "runtimes" / "streaming"
 
 
 @pytest.fixture(scope="module")

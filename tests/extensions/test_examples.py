@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.extensions_lib.support import RUNTIMES
+from tests.extensions.support import RUNTIMES
 from tests.serving import REPO, running_serve
 
 EXAMPLE = REPO / "examples" / "extensions"

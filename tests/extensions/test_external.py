@@ -8,7 +8,7 @@ import re
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from tests.extensions_lib.support import PYEXT, python_extension
+from tests.extensions.support import PYEXT, python_extension
 from tests.serving import Serve, bash_function, process_alive, running_serve
 
 

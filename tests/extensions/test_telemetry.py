@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lambdakit.extensions import Buffering, TelemetryListener, TelemetryRecord
 from lambdakit.wire.http1 import encode_chunk, encode_last_chunk
-from tests.extensions_lib.support import PYEXT, python_extension
+from tests.extensions.support import PYEXT, python_extension
 from tests.http_fakes import MessageReader, read_response
 from tests.serving import bash_function, running_serve
 

@@ -8,7 +8,7 @@ from lambdakit.extensions import Extension, InvokeEvent, ShutdownEvent
 from lambdakit.extensions.cli import load_extension, main
 from lambdakit.extensions.client import ExtensionConfigError, ExtensionsApiClient, error_request
 from lambdakit.extensions.events import parse_event
-from tests.extensions_lib.support import PYEXT
+from tests.extensions.support import PYEXT
 
 
 def test_events_are_parsed_from_lambdas_shapes() -> None:

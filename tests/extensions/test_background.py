@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.extensions_lib.support import durations, invoke_json, serve_python, stamp
+from tests.extensions.support import durations, invoke_json, serve_python, stamp
 
 RUNTIMES = ["awslambdaric", "lambdakit"]
 

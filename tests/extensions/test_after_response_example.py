@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.extensions_lib.support import INTERNAL_EXTENSION_EXAMPLE, durations, serve_python
+from tests.extensions.support import INTERNAL_EXTENSION_EXAMPLE, durations, serve_python
 from tests.serving import Serve
 
 _TAGS = ("handler:", "follow-up:")
