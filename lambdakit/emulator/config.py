@@ -130,6 +130,9 @@ class Runtime:
     names: Mapping[str, str]
     #: What to give when there is no runtime, in the source's words.
     hint: str
+    #: What a relative bootstrap is read against: the working directory for a flag, the
+    #: file's directory for ``lambdakit.toml``.
+    bootstrap_base: Path = Path()
 
 
 def resolve_command(runtime: Runtime, code_dir: Path, env: Mapping[str, str]) -> tuple[str, ...]:
@@ -178,9 +181,9 @@ def _python_runtime(key: str, handler: str, env: Mapping[str, str]) -> tuple[str
 
 
 def _bootstrap(runtime: Runtime, code_dir: Path) -> tuple[str, ...]:
-    """The bootstrap given (relative to the working directory), else ``code_dir/bootstrap``."""
+    """The bootstrap given (relative to its source's base), else ``code_dir/bootstrap``."""
     given = runtime.bootstrap
-    path = Path.cwd() / given if given else code_dir / "bootstrap"
+    path = Path.cwd() / runtime.bootstrap_base / given if given else code_dir / "bootstrap"
     key = runtime.names["bootstrap" if given else "code_dir"]
     if not path.exists():
         if given:
@@ -231,6 +234,7 @@ def build_function(
             "python_handler": python_handler.source.name if python_handler else "",
         },
         hint=hint,
+        bootstrap_base=sources["bootstrap"].base,
     )
     for key in ("on_success", "on_failure"):
         target = values[key]

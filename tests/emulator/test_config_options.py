@@ -403,3 +403,25 @@ def test_the_readme_lists_every_setting_as_the_table_does() -> None:
             for spelled in (option.flag, option.toml, option.env, option.argument)
             if spelled
         ), option.name
+
+
+def test_a_bootstrap_in_the_file_is_relative_to_the_file_and_a_flag_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "fn").mkdir(parents=True)
+    bootstrap = project / "fn" / "bootstrap"
+    bootstrap.write_text("#!/bin/sh\n")
+    bootstrap.chmod(0o755)
+    config = project / "lambdakit.toml"
+    config.write_text('[functions.f]\nbootstrap = "fn/bootstrap"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    service, _ = build_config(["--config", str(config)], {})
+    assert service.functions["f"].command == (str(bootstrap.resolve()),)
+    with pytest.raises(ConfigError, match=r"^--bootstrap: bootstrap .*elsewhere/fn/bootstrap"):
+        build_config(["--bootstrap", "fn/bootstrap"], {})
+    monkeypatch.chdir(project)
+    service, _ = build_config(["--bootstrap", "fn/bootstrap"], {})
+    assert service.functions["function"].command == (str(bootstrap.resolve()),)
