@@ -144,7 +144,7 @@ class ExtensionRegistry:
             )
         try:
             body = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the parser goes
             return extension_error(errors.INVALID_REQUEST_FORMAT, "The body is not JSON", 400)
         if not isinstance(body, dict):
             return extension_error(errors.INVALID_REQUEST_FORMAT, "The body is not an object", 400)
@@ -246,7 +246,7 @@ class ExtensionRegistry:
         try:
             if not isinstance(json.loads(body), dict):
                 body = b""
-        except ValueError:
+        except (ValueError, RecursionError):
             body = b""
         self._on_failed(extension, error_type, body, phase == "init")
         return Response(202, _JSON, b'{"status":"OK"}')

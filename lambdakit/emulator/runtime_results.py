@@ -68,13 +68,13 @@ def _is_json_object(body: bytes) -> bool:
         return False
     try:
         return isinstance(json.loads(body), dict)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the parser goes
         return False
 
 
 def _body_error_type(body: bytes) -> str:
     try:
         value = json.loads(body).get("errorType")
-    except (ValueError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         return errors.RUNTIME_UNKNOWN
     return value if isinstance(value, str) and value else errors.RUNTIME_UNKNOWN

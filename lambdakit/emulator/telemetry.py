@@ -75,7 +75,7 @@ def parse_subscription(
     """Validate a subscription request; raise ``ValueError`` naming the field at fault."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the parser goes
         raise ValueError("the body is not JSON") from None
     if not isinstance(document, dict):
         raise ValueError("the body must be a JSON object")

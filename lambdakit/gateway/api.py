@@ -297,7 +297,7 @@ def _as_event_stream(response: Response) -> Response:
     if function_error:
         try:
             body = json.loads(response.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = {}
         body = body if isinstance(body, dict) else {}
         complete = eventstream.InvokeComplete(

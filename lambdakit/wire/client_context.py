@@ -25,7 +25,7 @@ def decode_client_context(value: str) -> str | None:
     try:
         text = base64.b64decode(value, validate=True).decode()
         decoded = json.loads(text)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, RecursionError):  # nesting too deep, too
         return None
     if not isinstance(decoded, dict):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import threading
@@ -43,6 +44,18 @@ def test_a_body_that_is_not_json_is_400_invalid_request_content(echo: Serve) -> 
     status, kind, body = _error(echo.invoke("echo", b"hello"))
     assert (status, kind) == (400, "InvalidRequestContentException")
     assert "Could not parse request body into json" in body["message"]
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_a_typed_400(echo: Serve) -> None:
+    """A payload or client context nested 100,000 deep is refused as bad input, not a 500."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    status, kind, body = _error(echo.invoke("echo", deep))
+    assert (status, kind) == (400, "InvalidRequestContentException")
+    assert "Could not parse request body into json" in body["message"]
+    context = base64.b64encode(b'{"a":' + b"[" * 1300 + b"]" * 1300 + b"}").decode()
+    status, kind, _ = _error(echo.invoke("echo", b"{}", {"X-Amz-Client-Context": context}))
+    assert (status, kind) == (400, "InvalidParameterValueException")
+    assert echo.invoke("echo", b"[[[1]]]")[0] == 200  # and the service goes on
 
 
 def test_a_payload_over_6_mb_is_413_request_too_large(echo: Serve) -> None:

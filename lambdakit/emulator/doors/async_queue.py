@@ -54,7 +54,7 @@ def _timestamp() -> str:
 def _json_or_text(data: bytes) -> object:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return data.decode("utf-8", "replace")
 
 

@@ -118,7 +118,7 @@ def url_response(result: InvocationResult) -> Response:
         return Response(200, (("Content-Type", result.content_type),), result.body)
     try:
         value = json.loads(result.body) if result.body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return Response(200, _JSON, result.body)
     if not isinstance(value, dict) or "statusCode" not in value:
         return Response(200, _JSON, result.body)
@@ -237,7 +237,7 @@ class _UrlRelay(StreamSink):
         try:
             value = json.loads(prelude) if prelude else {}
             status = int(value.get("statusCode", 200))
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, RecursionError, TypeError, AttributeError):
             value, status = {}, 200
         fields = prelude_headers(value)
         if not any(name.lower() == "content-type" for name, _ in fields):

@@ -429,7 +429,7 @@ class EventStreamReply(StreamSink):
 def _error_message(body: bytes) -> str:
     try:
         message = json.loads(body).get("errorMessage", "")
-    except (ValueError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         return body.decode("utf-8", "replace")
     return str(message)
 
@@ -443,7 +443,7 @@ def _is_json(payload: bytes) -> bool:
     """UTF-8 JSON, as Lambda takes it (decoded first: ``json.loads`` of bytes sniffs encodings)."""
     try:
         json.loads(payload.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError is one
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; nesting too deep
         return False
     return True
 

@@ -121,6 +121,8 @@ async def _registration_rules() -> None:
     assert registry.register(_request({headers.EXTENSION_NAME: "a"})).status == 403
     internal_shutdown = _request({headers.EXTENSION_NAME: "b"}, b'{"events": ["SHUTDOWN"]}')
     assert registry.register(internal_shutdown).status == 403
+    deep = b"[" * 100_000 + b"]" * 100_000  # nested deeper than the parser goes: bad input
+    assert registry.register(_request({headers.EXTENSION_NAME: "d"}, deep)).status == 400
     registry.open = False
     assert registry.register(_request({headers.EXTENSION_NAME: "c"})).status == 403
 
