@@ -214,11 +214,7 @@ class RuntimeApi:
             if request.stream is not None:
                 return self._stream(request_id, request)
             if request.body_too_large:
-                too_large = runtime_results.too_large(request.body_size, limits.MAX_SYNC_PAYLOAD)
-                outcome = self._target.runtime_result(request_id, too_large)
-                if isinstance(outcome, UnknownRequest):
-                    return render(outcome)
-                return payload_too_large(limits.MAX_SYNC_PAYLOAD)
+                return self._too_large(request_id, request.body_size)
             result = runtime_results.trailer_error(request.trailers)
             if result is None:
                 # A buffered response is JSON to the caller whatever the runtime labelled it
@@ -226,8 +222,18 @@ class RuntimeApi:
                 result = InvocationResult(request.body, "application/json")
             return render(self._target.runtime_result(request_id, result))
         if action == paths.ERROR_SUFFIX[1:]:
+            if request.body_too_large:
+                return self._too_large(request_id, request.body_size)
             return render(self._target.runtime_result(request_id, _posted_error(request)))
         return _NOT_FOUND
+
+    def _too_large(self, request_id: str, size: int) -> Response:
+        """A ``/response`` or ``/error`` over the payload limit: the invocation fails, 413."""
+        too_large = runtime_results.too_large(size, limits.MAX_SYNC_PAYLOAD)
+        outcome = self._target.runtime_result(request_id, too_large)
+        if isinstance(outcome, UnknownRequest):
+            return render(outcome)
+        return payload_too_large(limits.MAX_SYNC_PAYLOAD)
 
     def _stream(self, request_id: str, request: Request) -> Reply:
         """A streamed ``/response``: chunks go to the caller as they arrive."""

@@ -137,6 +137,16 @@ def test_a_response_over_6_mb_is_function_response_size_too_large() -> None:
     assert json.loads(again[2])["errorType"] == "Function.ResponseSizeTooLarge"
 
 
+def test_an_error_over_6_mb_is_refused_with_413_and_fails_the_invocation() -> None:
+    flags = bash_function("--function-name", "f", handler="function.big_failure")
+    with running_serve(*flags) as serve:
+        status, headers, body = serve.invoke("f", timeout=60)
+        again = serve.invoke("f", timeout=60)  # the runtime got its 413 and went on
+    assert (status, headers["x-amz-function-error"]) == (200, "Unhandled")
+    assert json.loads(body)["errorType"] == "Function.ResponseSizeTooLarge"
+    assert json.loads(again[2])["errorType"] == "Function.ResponseSizeTooLarge"
+
+
 def test_dry_run_validates_and_runs_nothing(echo: Serve) -> None:
     status, headers, body = echo.invoke("echo", b"{}", {"X-Amz-Invocation-Type": "DryRun"})
     assert status == 204
