@@ -76,6 +76,8 @@ class RuntimeApiProxy:
         self._threads: set[threading.Thread] = set()
         self._spare = 0  # threads in accept(), or on their way there
         self._connections: set[socket.socket] = set()
+        #: Notified whenever a runtime connection ends.
+        self._ended = threading.Condition(self._lock)
         self._closing = False
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -87,6 +89,17 @@ class RuntimeApiProxy:
             self._spawn()
         logger.debug("Runtime API proxy on %s, forwarding to %s", self.address, self.upstream)
         return self.address
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for every runtime connection to end on its own.
+
+        Once the runtime has exited, what it sent before (a ``/response`` posted just before
+        exiting) is still in its connections: each is read to its end and forwarded, and a
+        held ``next`` is dropped when its connection's hang-up is seen.  Closing the proxy
+        before that would lose the response.  True if all ended in time.
+        """
+        with self._lock:
+            return self._ended.wait_for(lambda: not self._connections, timeout)
 
     def close(self) -> None:
         """Stop listening, hang up on the runtime's connections and upstream's, join threads."""
@@ -159,6 +172,7 @@ class RuntimeApiProxy:
                     logger.exception("runtime connection failed")
                 with self._lock:
                     self._connections.discard(sock)
+                    self._ended.notify_all()
                     if self._closing or self._spare >= MAX_SPARE_THREADS:
                         return
                     self._spare += 1

@@ -36,6 +36,10 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR
 INIT_ERROR_TIMEOUT = 2.0
 
 
+#: How long, once the runtime exited, its connections may take to deliver what it sent.
+SETTLE_TIMEOUT = 1.0
+
+
 def exit_status(returncode: int) -> int:
     """A child's return code as our exit status: killed by signal N becomes 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
@@ -76,6 +80,9 @@ def run_runtime(command: Sequence[str], proxy: RuntimeApiProxy, environ: Mapping
                 child.kill()
                 child.wait()
         logger.debug("runtime exited with status %d", code)
+        # What the runtime posted before it exited still reaches the Runtime API.
+        if not proxy.settle(SETTLE_TIMEOUT):
+            logger.debug("runtime connections still open %.1f s after its exit", SETTLE_TIMEOUT)
         return exit_status(code)
     finally:
         proxy.hooks.close()

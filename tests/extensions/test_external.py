@@ -57,12 +57,14 @@ def test_an_init_failure_is_reported_and_fails_the_invocation(tmp_path: Path) ->
     python_extension(tmp_path, "broken", f"{PYEXT / 'audit.py'}:Broken")
     with _serve_with(tmp_path) as serve:
         status, headers, body = serve.invoke("ext")
+        # The log stream is written in batches: wait for the line rather than race it.
+        reported = serve.wait_for_output("Extension broken reported Extension.ConfigInvalid")
         output = serve.output()
     error = json.loads(body)
     assert headers.get("x-amz-function-error") == "Unhandled", (status, body, output)
     assert error["errorType"] == "Extension.ConfigInvalid"
     assert error["errorMessage"] == "AUDIT_TABLE is not set"
-    assert "Extension broken reported Extension.ConfigInvalid" in output
+    assert reported, output
 
 
 def test_an_invoke_hook_that_raises_reports_exit_error_and_resets(tmp_path: Path) -> None:

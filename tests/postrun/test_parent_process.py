@@ -41,6 +41,7 @@ def test_seed_check_response_at_once_command_after_next_invocation_after_it() ->
         waited = time.monotonic() - responded
         assert 1.7 < waited < 4.0, f"done+next after {waited:.2f}s"
         assert elapsed2 > 1.5
+        assert serve.wait_for_output(rf"command for {first} exited with status 0", timeout=10)
         output = serve.output()
         assert line_index(output, f"^done {first}$") < line_index(
             output, f"START RequestId: {second}"

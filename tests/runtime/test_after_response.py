@@ -46,6 +46,7 @@ def test_failing_task_is_logged_with_request_id_and_isolated(code_dir: Path) -> 
         status, headers, second = invoke_json(serve, {"tasks": []})
         assert status == 200 and "x-amz-function-error" not in headers
         assert second["pid"] == first["pid"]
+        assert serve.wait_for_output("RuntimeError: task exploded", count=2, timeout=10)
         output = serve.output()
     failures = [line for line in output.splitlines() if "after_response task" in line]
     assert len(failures) == 2, output
