@@ -202,14 +202,6 @@ class ExtensionRegistry:
         return extension
 
     def next(self, request: Request) -> Reply:
-        if self.closed:
-            return Response(
-                500,
-                _JSON,
-                errors.error_body(
-                    "Runtime.Unknown", "Non-recoverable state. Runtime should exit promptly."
-                ),
-            )
         extension = self.lookup(request)
         if isinstance(extension, Response):
             return extension
@@ -298,7 +290,7 @@ class ExtensionRegistry:
         )
 
     def close(self) -> None:
-        """The environment is gone: held ``next`` calls end, later ones are refused."""
+        """The environment is gone: held ``next`` calls end (the router refuses later ones)."""
         self.closed = True
         for extension in self.by_id.values():
             if extension.pending is not None and not extension.pending.done():

@@ -19,11 +19,10 @@ from lambdakit.emulator.telemetry import TelemetryHub
 class PhaseLog:
     """The log stream, log tail and telemetry of one environment."""
 
-    __slots__ = ("_function", "_name", "_sink", "_version", "tail", "telemetry")
+    __slots__ = ("_name", "_sink", "_version", "tail", "telemetry")
 
     def __init__(self, sink: LogSink, function: FunctionConfig, telemetry: TelemetryHub) -> None:
         self._sink = sink
-        self._function = function
         self._name = function.name
         self._version = function.version
         self.telemetry = telemetry

@@ -192,7 +192,7 @@ class RuntimeApi:
         path, method = request.path, request.method
         extensions = self._target.extensions
         if path == paths.EXTENSION_NEXT and method == "GET":
-            return extensions.next(request)
+            return _GONE if extensions.closed else extensions.next(request)
         if method == "POST":
             if path == paths.EXTENSION_REGISTER:
                 return extensions.register(request)
