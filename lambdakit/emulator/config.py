@@ -57,6 +57,8 @@ class FunctionConfig:
     timeout: float = DEFAULTS["timeout"]
     memory: int = DEFAULTS["memory"]
     concurrency: int = DEFAULTS["concurrency"]
+    #: Lambda Managed Instances: invocations at once per environment; None: one (classic).
+    max_concurrency: int | None = DEFAULTS["max_concurrency"]
     max_queue: int = DEFAULTS["max_queue"]
     idle_timeout: float = DEFAULTS["idle_timeout"]
     init_timeout: float = DEFAULTS["init_timeout"]
@@ -75,6 +77,11 @@ class FunctionConfig:
     #: Event destinations: ``function:NAME`` or a ``.jsonl`` file path; "" for none.
     on_success: str = DEFAULTS["on_success"]
     on_failure: str = DEFAULTS["on_failure"]
+
+    @property
+    def capacity(self) -> int:
+        """Invocations the function runs at once: environments times invocations in each."""
+        return self.concurrency * (self.max_concurrency or 1)
 
 
 @dataclass(frozen=True)

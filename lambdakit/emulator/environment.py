@@ -63,10 +63,15 @@ def sandbox_environment(
     )
     if function.handler:
         env["_HANDLER"] = function.handler
-    if service.log_format == "json":
-        # Lambda's LoggingConfig: LogFormat JSON reaches the runtime as this variable.
+    if service.log_format == "json" or function.max_concurrency is not None:
+        # Lambda's LoggingConfig: LogFormat JSON reaches the runtime as this variable; Managed
+        # Instances log in JSON only.
         env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
     env.update(function.env)
+    if function.max_concurrency is not None:
+        # https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html (Managed Instances)
+        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(function.max_concurrency)
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "lambda-managed-instances"
     if "AWS_ACCESS_KEY_ID" not in env:
         env.update(_PLACEHOLDER_CREDENTIALS)
     # The Runtime API address is the platform's, never the user's.

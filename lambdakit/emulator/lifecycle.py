@@ -28,6 +28,12 @@ calls ``event/next`` again; ``FAILED`` after it reports ``init/error`` or ``exit
 sandbox leaves ``STARTING`` or ``RESPONDED`` (event ``READY``) only when the runtime and every
 extension are waiting in ``next``: that is when Lambda ends a phase and freezes the environment.
 
+In Lambda Managed Instances mode an environment runs several invocations at once
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-managed-instances.html): its phases are
+``MANAGED_SANDBOX_TRANSITIONS`` (``IDLE`` with nothing in flight, ``INVOKING`` with something),
+and each invocation in flight has its own *slot* (``SLOT_TRANSITIONS``): ``INVOKED``, then
+``STREAMING`` for a streamed response, and ``RESPONDED`` or ``TIMED_OUT``.
+
 An *invocation* is ``QUEUED`` (waiting for an environment), ``RUNNING`` (its event was handed to a
 runtime) or ``DONE`` (a result, function error or platform error was delivered exactly once).
 
@@ -131,6 +137,25 @@ class InvocationEvent(_Member):
     RESOLVE = "resolve"
 
 
+class SlotState(_Member):
+    """One invocation in flight in a Managed Instances environment."""
+
+    #: Its event went out on a worker's ``GET next``.
+    INVOKED = "invoked"
+    #: A streamed ``/response`` is arriving.
+    STREAMING = "streaming"
+    #: ``/response`` or ``/error`` was accepted.
+    RESPONDED = "responded"
+    #: Its deadline passed first.
+    TIMED_OUT = "timed-out"
+
+
+class SlotEvent(_Member):
+    STREAM = "stream"
+    RESULT = "result"
+    TIMEOUT = "timeout"
+
+
 S = SandboxState
 E = SandboxEvent
 
@@ -166,6 +191,45 @@ SANDBOX_TRANSITIONS: Mapping[SandboxState, Mapping[SandboxEvent, SandboxState]] 
         E.REAPED: S.DEAD,
     },
     S.DEAD: {},
+}
+
+#: Lambda Managed Instances: several invocations at once, each with its own slot (below).  The
+#: environment is IDLE with none in flight and INVOKING with some; a result or a timeout ends
+#: one invocation, and READY marks the last one ending.  There is no RESPONDED phase: work a
+#: worker does after its response is not tied to the invocation by the Runtime API.
+MANAGED_SANDBOX_TRANSITIONS: Mapping[SandboxState, Mapping[SandboxEvent, SandboxState]] = {
+    S.STARTING: SANDBOX_TRANSITIONS[S.STARTING],
+    S.IDLE: SANDBOX_TRANSITIONS[S.IDLE],
+    S.INVOKING: {
+        E.INVOKE: S.INVOKING,
+        E.RESULT: S.INVOKING,
+        E.TIMEOUT: S.INVOKING,
+        E.READY: S.IDLE,
+        E.EXIT: S.STOPPING,
+        E.STOP: S.STOPPING,
+    },
+    # No invocation timer outlives the environment: no TIMEOUT while stopping.
+    S.STOPPING: {
+        E.EXIT: S.STOPPING,
+        E.STOP: S.STOPPING,
+        E.REAPED: S.DEAD,
+    },
+    S.DEAD: {},
+}
+
+SLOT_TRANSITIONS: Mapping[SlotState, Mapping[SlotEvent, SlotState]] = {
+    SlotState.INVOKED: {
+        SlotEvent.STREAM: SlotState.STREAMING,
+        SlotEvent.RESULT: SlotState.RESPONDED,
+        SlotEvent.TIMEOUT: SlotState.TIMED_OUT,
+    },
+    # An /error posted while the stream is still open settles the invocation first.
+    SlotState.STREAMING: {
+        SlotEvent.RESULT: SlotState.RESPONDED,
+        SlotEvent.TIMEOUT: SlotState.TIMED_OUT,
+    },
+    SlotState.RESPONDED: {},
+    SlotState.TIMED_OUT: {},
 }
 
 R = RuntimeState

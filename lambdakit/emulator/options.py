@@ -186,6 +186,17 @@ OPTIONS: tuple[Option, ...] = (
         toml="concurrency",
     ),
     _function(
+        "max_concurrency",
+        Integer(1, limits.MAX_ENVIRONMENT_CONCURRENCY),
+        None,
+        "Lambda Managed Instances: up to N invocations at once in each environment "
+        "(docs/managed-instances.md); unset: one at a time",
+        flag="--max-concurrency",
+        metavar="N",
+        env="AWS_LAMBDA_MAX_CONCURRENCY",
+        toml="max_concurrency",
+    ),
+    _function(
         "max_queue",
         Integer(0, 100_000),
         100,

@@ -29,7 +29,9 @@ from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.invocation import Invocation, platform_error
 from lambdakit.emulator.lifecycle import SandboxState
 from lambdakit.emulator.logs import LogSink
-from lambdakit.emulator.sandbox import Sandbox, SandboxListener
+from lambdakit.emulator.managed_sandbox import ManagedSandbox
+from lambdakit.emulator.sandbox import Sandbox
+from lambdakit.emulator.sandbox_base import SandboxListener
 from lambdakit.emulator.sandbox_machine import InitFailure
 from lambdakit.emulator.spindown import SPINDOWN_GRACE
 from lambdakit.wire import errors
@@ -49,6 +51,14 @@ class Environment(Protocol):
 
     @property
     def state(self) -> SandboxState: ...
+
+    @property
+    def has_slot(self) -> bool:
+        """Whether it can take an invocation now."""
+        ...
+
+    @property
+    def in_flight(self) -> int: ...
 
     @property
     def closed(self) -> asyncio.Future[None]: ...
@@ -80,9 +90,13 @@ class Pool:
         self.function = function
 
         def sandbox(listener: SandboxListener, number: int) -> Environment:
+            if function.max_concurrency is not None:
+                return ManagedSandbox(service, function, sink, listener, host_environ, number)
             return Sandbox(service, function, sink, listener, host_environ, number)
 
         self._factory = factory or sandbox
+        #: Invocations one environment takes at once (Managed Instances: several).
+        self._per_environment = function.max_concurrency or 1
         self.sandboxes: set[Environment] = set()
         self._idle: list[Environment] = []
         self._queue: deque[Invocation] = deque()
@@ -103,11 +117,15 @@ class Pool:
             raise Throttled("the service is shutting down")
         if not self._queue:  # otherwise those waiting go first
             while self._idle:
-                sandbox = self._idle.pop()
-                if sandbox.state is SandboxState.IDLE:
-                    sandbox.invoke(invocation)
-                    return
-        covered = len(self._starting) + self._capacity_to_start()
+                sandbox = self._idle[-1]
+                if not sandbox.has_slot:
+                    self._idle.pop()
+                    continue
+                sandbox.invoke(invocation)
+                if not sandbox.has_slot:  # a Managed Instances one may take more
+                    self._idle.pop()
+                return
+        covered = (len(self._starting) + self._capacity_to_start()) * self._per_environment
         if bounded and len(self._queue) >= self.function.max_queue + covered:
             raise Throttled(f"{self.function.name}: all environments busy and queue full")
         self._queue.append(invocation)
@@ -125,7 +143,7 @@ class Pool:
     def _scale(self) -> None:
         while (
             not self._stopping
-            and len(self._starting) < len(self._queue)
+            and len(self._starting) * self._per_environment < len(self._queue)
             and len(self.sandboxes) < self.function.concurrency
         ):
             self._numbered += 1
@@ -140,6 +158,8 @@ class Pool:
         if self._stopping:
             sandbox.stop()
             return
+        if sandbox in self._idle:  # a Managed Instances one with another free slot
+            self._idle.remove(sandbox)
         self._idle.append(sandbox)
         self._drain_soon()
 
@@ -152,8 +172,9 @@ class Pool:
         """Hand queued invocations to idle sandboxes, oldest first, off any sandbox's stack."""
         self._drain_scheduled = False
         while self._queue and self._idle:
-            sandbox = self._idle.pop()
-            if sandbox.state is not SandboxState.IDLE:
+            sandbox = self._idle[-1]
+            if not sandbox.has_slot:
+                self._idle.pop()
                 continue
             invocation = self._queue.popleft()
             try:
@@ -181,7 +202,7 @@ class Pool:
     def reap_idle(self) -> None:
         """Stop environments idle for longer than the function's ``idle_timeout``."""
         limit = time.monotonic() - self.function.idle_timeout
-        for sandbox in [s for s in self._idle if s.idle_since < limit]:
+        for sandbox in [s for s in self._idle if not s.in_flight and s.idle_since < limit]:
             self._idle.remove(sandbox)
             logger.debug("%s: idle for %.0f s, stopping", sandbox.name, self.function.idle_timeout)
             sandbox.stop()
@@ -189,7 +210,7 @@ class Pool:
     @property
     def busy(self) -> int:
         """Environments running or starting work, plus invocations waiting for one."""
-        idle = sum(1 for s in self._idle if s.state is SandboxState.IDLE)
+        idle = sum(1 for s in self._idle if s.state is SandboxState.IDLE and not s.in_flight)
         return len(self.sandboxes) - idle + len(self._queue)
 
     def kill(self) -> None:

@@ -1,74 +1,49 @@
-"""One execution environment: its processes and its APIs, driven by its :class:`SandboxMachine`.
+"""One on-demand execution environment: one invocation at a time, driven by its machine.
 
 Theory of operation
 -------------------
-A sandbox binds a loopback port for its APIs, launches the function's extensions and, once they
-registered, its runtime, each in its own process group with ``AWS_LAMBDA_RUNTIME_API`` pointing
-at that port (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
-It is the I/O shell around :class:`~lambdakit.emulator.sandbox_machine.SandboxMachine`: every
-Runtime API call, timer and process exit is one event of the machine, and the shell does what
-the outcome says: hold the runtime's ``GET next`` until the pool assigns work, resolve the
+A :class:`Sandbox` is the I/O shell around
+:class:`~lambdakit.emulator.sandbox_machine.SandboxMachine`
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html): every Runtime
+API call, timer and process exit is one event of the machine, and the shell does what the
+outcome says: hold the runtime's ``GET next`` until the pool assigns work, resolve the
 invocation, write START / END / REPORT (:class:`~lambdakit.emulator.phase_log.PhaseLog`), freeze
 the idle environment (:class:`~lambdakit.emulator.freezer.Freezer`).  Failures (a timeout, a
-process exiting, an ``/init/error``) give the invocation the platform's error and run Lambda's
-Shutdown phase (:func:`~lambdakit.emulator.spindown.shut_down`); the pool replaces the
-environment.  An exception escaping a timer or a callback (an ``IllegalTransition`` is a bug)
-is logged with the environment's name and resets it: no caller waits forever.
+process exiting, an ``/init/error``) give the invocation the platform's error and shut the
+environment down; what every environment shares (processes, APIs, Shutdown) is
+:class:`~lambdakit.emulator.sandbox_base.SandboxBase`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
-import signal
 import time
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Mapping
 
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
-from lambdakit.emulator.deadline import Deadline
-from lambdakit.emulator.environment import sandbox_environment
-from lambdakit.emulator.extension_registry import Extension, ExtensionRegistry, FunctionIdentity
-from lambdakit.emulator.freezer import Freezer
-from lambdakit.emulator.http.server import HttpServer
 from lambdakit.emulator.invocation import Invocation, InvocationResult, platform_error
 from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink, Report
-from lambdakit.emulator.phase_log import PhaseLog
-from lambdakit.emulator.processes import describe_exit
+from lambdakit.emulator.sandbox_base import SandboxBase, SandboxListener
 from lambdakit.emulator.sandbox_machine import (
     Accepted,
     Held,
     InitEnded,
-    InitFailure,
     NextOutcome,
     SandboxMachine,
     UnknownRequest,
     WrongState,
 )
-from lambdakit.emulator.sandbox_processes import SandboxProcesses, external_extensions
-from lambdakit.emulator.spindown import SPINDOWN_GRACE, shut_down
-from lambdakit.emulator.telemetry import TelemetryHub
-from lambdakit.wire import errors, limits
+from lambdakit.emulator.spindown import SPINDOWN_GRACE
+from lambdakit.wire import errors
 
-logger = logging.getLogger("lambdakit.sandbox")
-
-#: How long a runtime that reported ``/init/error`` may take to exit on its own.
-_INIT_ERROR_GRACE = 0.5
+__all__ = ["Sandbox", "SandboxListener"]
 
 
-class SandboxListener(Protocol):
-    """The pool's side: told when a sandbox can take work and when it is gone."""
+class Sandbox(SandboxBase):
+    """One execution environment of one function, one invocation at a time."""
 
-    def sandbox_idle(self, sandbox: Sandbox) -> None: ...
-
-    def sandbox_dead(self, sandbox: Sandbox, failure: InitFailure | None) -> None: ...
-
-
-class Sandbox:
-    """One execution environment of one function."""
+    _machine: SandboxMachine
 
     def __init__(
         self,
@@ -79,120 +54,31 @@ class Sandbox:
         host_environ: Mapping[str, str],
         number: int,
     ) -> None:
-        self._service = service
-        self.function = function
-        self._listener = listener
-        self._host_environ = host_environ
-        self._loop = asyncio.get_running_loop()
-        self.name = f"{function.name}#{number}"
-        self._machine = SandboxMachine(self.name)
-        self._server = HttpServer(
-            runtime_api.RuntimeApi(self), limits.MAX_SYNC_PAYLOAD, runtime_api.streams
-        )
-        self.extensions = ExtensionRegistry(
-            FunctionIdentity(function.name, function.version, function.handler, service.account_id),
-            frozenset(),
-            self._phase_maybe_over,
-            self._on_extension_failed,
-        )
-        self.telemetry = TelemetryHub()
-        self._log = PhaseLog(sink, function, self.telemetry)
-        self._processes = SandboxProcesses(
-            self.name, function.code_dir, self._guarded(self._exited)
-        )
-        self._freezer = Freezer(
-            self.name, function.freeze, self._processes.signal, self._idle, self.telemetry
-        )
+        self._machine = SandboxMachine(f"{function.name}#{number}")
         self._waiter: runtime_api.HeldNext | None = None
-        self._deadline = Deadline(self._loop, self._guarded(self._on_timeout))
-        self._init_failure: InitFailure | None = None
-        self._stopping: asyncio.Future[None] = self._loop.create_future()
-        self.closed: asyncio.Future[None] = self._loop.create_future()
-        self._started_at = 0.0
-        self._init_duration_ms = 0.0
         self._invoke_started = 0.0
-        #: Invocations this environment has taken (the first one reports Init Duration).
-        self.invocations = 0
-        self.idle_since = 0.0
+        super().__init__(service, function, sink, listener, host_environ, number)
+
+    def runtime_target(self) -> runtime_api.RuntimeApiTarget:
+        return self
 
     @property
-    def state(self) -> SandboxState:
-        return self._machine.state
-
-    def _idle(self) -> bool:  # for the freezer
+    def has_slot(self) -> bool:
         return self._machine.state is SandboxState.IDLE
 
-    def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
-        """``callback`` for a timer or a done-callback: whatever it raises resets the sandbox."""
+    @property
+    def in_flight(self) -> int:
+        return 0 if self._machine.current is None else 1
 
-        @functools.wraps(callback)
-        def run(*args: object) -> None:
-            try:
-                callback(*args)
-            except Exception as exc:
-                self._internal_error(exc)
-
-        return run
-
-    def _internal_error(self, exc: BaseException) -> None:
-        logger.error("%s: internal error, resetting the environment", self.name, exc_info=exc)
+    def _fail_in_flight(self, error_type: str, detail: str) -> None:
         invocation = self._machine.current
         if invocation is not None and not invocation.done:
-            detail = f"internal error of the local Lambda service: {exc}"
-            invocation.resolve(
-                platform_error(errors.SANDBOX_FAILURE, invocation.request_id, detail)
-            )
-        if self._machine.allows(SandboxEvent.STOP):
-            self._machine.fail(SandboxEvent.STOP)
-            self._shutdown("failure", grace=0)
-        else:
-            self.kill()
+            invocation.resolve(platform_error(error_type, invocation.request_id, detail))
 
-    # Init -----------------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
-        self._started_at = time.monotonic()
-        try:
-            extensions = external_extensions(self.function.extensions_dir)
-        except OSError as exc:
-            detail = f"cannot read the extensions directory: {exc.strerror or exc}"
-            self._cannot_start(errors.EXTENSION_LAUNCH_ERROR, detail)
-            return
-        self.extensions.expect_external(frozenset(p.name for p in extensions))
-        self._deadline.set(self.function.init_timeout)
-        self._log.init_start()
-        try:
-            host, port = await self._server.start("127.0.0.1", 0)
-            if self._machine.state is not SandboxState.STARTING:  # stopped meanwhile
-                self._server.stop_accepting()
-                return
-            env = sandbox_environment(
-                self._service, self.function, f"{host}:{port}", self._host_environ
-            )
-            await self._processes.launch(
-                extensions, env, self.function.command, self._log.output, self._registered
-            )
-        except OSError as exc:
-            culprit = exc.filename or self.function.command[0]
-            self._cannot_start(
-                errors.RUNTIME_INVALID_ENTRYPOINT,
-                f"cannot start {culprit!r}: {exc.strerror or exc}",
-            )
-        if self._machine.over and self._processes.runtime is not None:
-            # Init failed while we were spawning: this process must not outlive it.
-            self._processes.runtime.signal(signal.SIGKILL)
-
-    def _cannot_start(self, error_type: str, detail: str) -> None:
-        logger.error("%s: %s", self.name, detail)
-        if self._machine.state is SandboxState.STARTING:
-            self._fail_init(InitFailure(error_type, detail))
-
-    async def _registered(self) -> bool:
-        """Wait for every launched extension to register; False if Init failed meanwhile."""
-        registered = asyncio.ensure_future(self.extensions.external_registered())
-        await asyncio.wait((registered, self._stopping), return_when=asyncio.FIRST_COMPLETED)
-        registered.cancel()
-        return self._machine.state is SandboxState.STARTING
+    def _drop_waiters(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+            self._waiter = None
 
     # Phases ---------------------------------------------------------------------------------------
     def _phase_maybe_over(self) -> None:
@@ -202,10 +88,7 @@ class Sandbox:
             return
         self._deadline.clear()
         if isinstance(ended, InitEnded):
-            self.extensions.open = False
-            self.telemetry.open = False
-            self._init_duration_ms = (time.monotonic() - self._started_at) * 1000
-            self._log.init_done(self._init_duration_ms)
+            self._init_over()
         else:
             self._invoke_done(ended.invocation)
         self.idle_since = time.monotonic()
@@ -263,34 +146,12 @@ class Sandbox:
     def stream_started(self, request_id: str) -> Accepted | UnknownRequest | WrongState:
         return self._machine.stream_started(request_id)
 
-    def runtime_init_error(self, result: InvocationResult) -> Accepted | WrongState:
-        outcome = self._machine.init_error()
-        if isinstance(outcome, Accepted):
-            elapsed = (time.monotonic() - self._started_at) * 1000
-            self._log.init_failed("error", result.error_type, elapsed)
-            self._init_failure = InitFailure(result.error_type, "", result.body)
-            self._shutdown("failure", _INIT_ERROR_GRACE)
-        return outcome
-
-    def _on_extension_failed(
-        self, extension: Extension, error_type: str, body: bytes, during_init: bool
-    ) -> None:
-        detail = f"Extension {extension.name} reported {error_type}"
-        self._log.platform(detail)
-        if self._machine.state is SandboxState.STARTING:
-            self._fail_init(InitFailure(error_type, detail, body))
-        elif self._machine.allows(SandboxEvent.EXIT):
-            self._reset(error_type, detail)
-
     # Failures -------------------------------------------------------------------------------------
     def _on_timeout(self) -> None:
         if self._machine.over or not self._machine.allows(SandboxEvent.TIMEOUT):
             return
         if self._machine.state is SandboxState.STARTING:
-            seconds = self.function.init_timeout
-            self._log.init_failed("timeout", duration_ms=seconds * 1000)
-            detail = f"Init timed out after {seconds:.2f} seconds"
-            self._fail_init(InitFailure(errors.SANDBOX_TIMEDOUT, detail), SandboxEvent.TIMEOUT)
+            self._init_timed_out()
             return
         invocation = self._machine.fail(SandboxEvent.TIMEOUT)
         assert invocation is not None
@@ -300,24 +161,6 @@ class Sandbox:
         self._invoke_done(invocation, "timeout")
         self._shutdown("timeout", grace=0)
 
-    def _exited(self, extension: str, exited: asyncio.Future[int]) -> None:
-        """A process exited on its own (``extension`` is empty for the runtime)."""
-        if self._machine.over or exited.cancelled():
-            return
-        if extension:
-            error_type = errors.EXTENSION_CRASH
-            detail = f"Extension {extension} exited: {describe_exit(exited.result())}"
-        else:
-            error_type = errors.RUNTIME_EXIT_ERROR
-            detail = f"Runtime exited with error: {describe_exit(exited.result())}"
-        logger.debug("%s: %s in state %r", self.name, detail, self._machine)
-        if self._machine.state is not SandboxState.STARTING:
-            self._reset(error_type, detail)
-            return
-        if not extension:
-            self._log.init_failed("error", error_type)
-        self._fail_init(InitFailure(error_type, detail), SandboxEvent.EXIT)
-
     def _reset(self, error_type: str, detail: str) -> None:
         """A process failed after Init: fail the invocation in flight and reset."""
         invocation = self._machine.fail(SandboxEvent.EXIT)
@@ -326,14 +169,6 @@ class Sandbox:
             if not invocation.done:
                 invocation.resolve(platform_error(error_type, invocation.request_id, detail))
             self._invoke_done(invocation, "error")
-        self._shutdown("failure", grace=0)
-
-    def _fail_init(
-        self, failure: InitFailure, event: SandboxEvent = SandboxEvent.INIT_ERROR
-    ) -> None:
-        """Init failed (not by the runtime's ``/init/error``): discard the environment."""
-        self._machine.fail(event)
-        self._init_failure = failure
         self._shutdown("failure", grace=0)
 
     def _settle_cut_off(self, invocation: Invocation, error_type: str, detail: str) -> None:
@@ -352,41 +187,3 @@ class Sandbox:
             self._settle_cut_off(invocation, errors.SANDBOX_FAILURE, detail)
             self._invoke_done(invocation, "failure")  # END and REPORT, even when cut off
         self._shutdown("spindown", grace)
-
-    def kill(self) -> None:
-        """SIGKILL every process now; reaping follows through the usual path."""
-        self._processes.signal(signal.SIGKILL)
-
-    def _shutdown(self, reason: str, grace: float) -> None:
-        self._deadline.cancel()
-        self.extensions.open = False
-        if self._waiter is not None:
-            self._waiter.cancel()
-            self._waiter = None
-        if not self._stopping.done():
-            self._stopping.set_result(None)
-        self._loop.create_task(self._reap(reason, grace), name=f"reap {self.name}")
-
-    async def _reap(self, reason: str, grace: float) -> None:
-        """Lambda's Shutdown phase, then every process reaped and the APIs closed."""
-        try:
-            self._freezer.thaw()  # a stopped process cannot act on SIGTERM
-            telemetry = self.telemetry
-            await shut_down(self._processes, self.extensions, telemetry, reason, grace)
-        except Exception:
-            logger.exception("%s: shutdown failed; killing every process", self.name)
-            self.kill()
-        finally:
-            # Close the APIs and tell the pool, whatever happened above.
-            self.extensions.close()
-            self._server.stop_accepting()
-            self._server.close_connections()
-            self._machine.reaped()
-            self._log.flush()
-            logger.debug("%s: shut down (%s)", self.name, reason)
-            self._listener.sandbox_dead(self, self._init_failure)
-            if not self.closed.done():
-                self.closed.set_result(None)
-
-    def __repr__(self) -> str:
-        return f"<Sandbox {self.name} {self._machine!r} {self._processes!r}>"

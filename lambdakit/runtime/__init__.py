@@ -14,15 +14,15 @@ from lambdakit.runtime.shutdown import on_shutdown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from lambdakit.runtime.tasks import after_response, current_context
+    from lambdakit.runtime.tasks import after_response, current_context, current_trace_id
 
-__all__ = ["after_response", "current_context", "on_shutdown"]
+__all__ = ["after_response", "current_context", "current_trace_id", "on_shutdown"]
 
 
 def __getattr__(name: str) -> object:
     # tasks.py is imported when first asked for, not at every cold start: most handlers never
     # use it (the runtime loop imports it only when an invocation has queued tasks).
-    if name in ("after_response", "current_context"):
+    if name in ("after_response", "current_context", "current_trace_id"):
         from lambdakit.runtime import tasks
 
         return getattr(tasks, name)

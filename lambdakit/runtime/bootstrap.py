@@ -1,9 +1,10 @@
 """The runtime loop: load the handler (init), then serve events until the process ends.
 
 Init errors are reported to ``/init/error`` and end the process with status 1, as awslambdaric
-4.x does; errors of an invocation are posted to its ``/error`` and the loop goes on.  A handler
-that returns a generator, an async generator or a ``@streamify_response`` call is streamed
-(``runtime/streaming.py``, imported then).
+4.x does; errors of an invocation are posted to its ``/error`` and the loop goes on.  With
+``AWS_LAMBDA_MAX_CONCURRENCY`` set, ``runtime/managed.py`` (imported only then) runs N such loops
+at once.  A handler that returns a generator, an async generator or a ``@streamify_response``
+call is streamed (``runtime/streaming.py``, imported then).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lambdakit.runtime.errors import (
 from lambdakit.runtime.handler import load_handler
 from lambdakit.runtime.marshal import marshal_response, unmarshal_event
 from lambdakit.runtime.scope import SCOPE
+from lambdakit.runtime.transport import RuntimeApiError
 from lambdakit.wire import environment as env
 from lambdakit.wire import errors
 
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
     from lambdakit.runtime.client import NextEvent
 
 #: X-Ray exception type for errors the runtime raises itself (bad handler, marshalling).
-_VALIDATION_FAULT = "LambdaValidationError"
+VALIDATION_FAULT = "LambdaValidationError"
+_FORBIDDEN = 403
 
 
 class Runtime:
@@ -48,12 +51,28 @@ class Runtime:
         config: RuntimeConfig,
         client: RuntimeApiClient,
         environ: MutableMapping[str, str] | None = None,
+        *,
+        trace_in_environ: bool = True,
     ) -> None:
         self._config = config
         self._client = client
         self._environ = os.environ if environ is None else environ
         self._lifecycle = lifecycle.Lifecycle()
         self._handler: Callable[..., object] | None = None
+        #: Set ``_X_AMZN_TRACE_ID`` per invocation (not when invocations share the process).
+        self._trace_in_environ = trace_in_environ
+
+    @property
+    def handler(self) -> Callable[..., object]:
+        assert self._handler is not None, "no handler before a successful init()"
+        return self._handler
+
+    def worker(self, client: RuntimeApiClient, *, trace_in_environ: bool) -> Runtime:
+        """A runtime loop of its own (Managed Instances mode) sharing this one's loaded handler."""
+        clone = Runtime(self._config, client, self._environ, trace_in_environ=trace_in_environ)
+        clone._handler = self.handler
+        clone._lifecycle.fire("loaded")
+        return clone
 
     def init(self) -> bool:
         """Import the handler; on failure log and report the error and return False."""
@@ -74,7 +93,12 @@ class Runtime:
         self._lifecycle.fire("init_failed")
         logs.write_init_warning(json_logs=self._config.json_logs)
         logs.write_error_report(report, "", json_logs=self._config.json_logs)
-        self._client.post_init_error(report.body(), ascii_header(report.error_type))
+        try:
+            self._client.post_init_error(report.body(), ascii_header(report.error_type))
+        except PostRejected as exc:
+            # Managed Instances: the init error may already be posted (403); it is reported.
+            if self._config.max_concurrency is None or exc.status != _FORBIDDEN:
+                raise
 
     def serve_forever(self) -> None:
         while True:
@@ -84,9 +108,10 @@ class Runtime:
         """Wait for one event, handle it, post the result and run its after-response tasks."""
         invocation = self._client.next_invocation()
         self._lifecycle.fire("event")
-        SCOPE.begin(invocation.request_id, invocation.tenant_id)
+        SCOPE.begin(invocation.request_id, invocation.tenant_id, invocation.trace_id)
         try:
-            self._set_trace_id(invocation.trace_id)
+            if self._trace_in_environ:
+                self._set_trace_id(invocation.trace_id)
             self._invoke(invocation)
             self._lifecycle.fire("posted")
             if SCOPE.tasks:
@@ -98,12 +123,16 @@ class Runtime:
         shutdown.arm()
         self._lifecycle.fire("done")
 
+    def prepare(self, invocation: NextEvent) -> tuple[object, LambdaContext]:
+        """The handler's arguments (event, context); the context becomes the scope's."""
+        context = self._context(invocation)
+        SCOPE.context = context
+        return unmarshal_event(invocation.body, invocation.content_type), context
+
     def _invoke(self, invocation: NextEvent) -> None:
         assert self._handler is not None, "serve_one() before a successful init()"
         try:
-            context = self._context(invocation)
-            SCOPE.context = context
-            event = unmarshal_event(invocation.body, invocation.content_type)
+            event, context = self.prepare(invocation)
             result = self._handler(event, context)
             if _is_streaming(result):
                 from lambdakit.runtime.streaming import stream_response
@@ -117,15 +146,19 @@ class Runtime:
                 result = aio.run(result)
             body, content_type = marshal_response(result)
         except FaultError as fault:
-            self._post_error(invocation, report_fault(fault), _VALIDATION_FAULT)
+            self.post_error(invocation, report_fault(fault), VALIDATION_FAULT)
         except BaseException as exc:
             if not is_user_error(exc):
                 raise  # SystemExit, KeyboardInterrupt: as awslambdaric
-            self._post_error(invocation, report_exception(exc), None)
+            self.post_error(invocation, report_exception(exc), None)
         else:
-            self._post(self._client.post_response, invocation, body, content_type)
+            self.post_response(invocation, body, content_type)
 
-    def _post_error(self, invocation: NextEvent, report: ErrorReport, fault: str | None) -> None:
+    def post_response(self, invocation: NextEvent, body: bytes, content_type: str) -> None:
+        self._post(self._client.post_response, invocation, body, content_type)
+
+    def post_error(self, invocation: NextEvent, report: ErrorReport, fault: str | None) -> None:
+        """Log the error and post it to the invocation's ``/error``."""
         logs.write_error_report(report, invocation.request_id, json_logs=self._config.json_logs)
         body = report.body(invocation.request_id)
         cause = report.xray_cause(fault)
@@ -135,7 +168,11 @@ class Runtime:
     def _post(self, post: Callable[..., None], *args: object) -> None:
         try:
             post(*args)
-        except PostRejected as exc:  # e.g. 413: the platform reports it to the caller
+        except RuntimeApiError as exc:
+            # A rejected post (e.g. 413) is the platform's to report to the caller.  In Managed
+            # Instances mode a failed post is only logged too: the other invocations go on.
+            if not isinstance(exc, PostRejected) and self._config.max_concurrency is None:
+                raise
             import logging
 
             logging.getLogger("lambdakit.runtime").warning("%s", exc)
@@ -191,6 +228,10 @@ def run(argv: list[str], environ: MutableMapping[str, str] | None = None) -> int
     if config.task_root and config.task_root not in sys.path:
         sys.path.insert(0, config.task_root)
     runtime = Runtime(config, RuntimeApiClient(config.api_address), environ)
+    if config.max_concurrency is not None:  # Lambda Managed Instances: N loops at once
+        from lambdakit.runtime.managed import run as run_managed
+
+        return run_managed(runtime, config)
     if not runtime.init():
         return 1
     runtime.serve_forever()

@@ -23,6 +23,16 @@ _LOG_LEVELS = {
 }
 
 
+#: Lambda Managed Instances: how many invocations this environment serves at once (N >= 1).
+#: Unset means classic Lambda: one invocation at a time (see docs/managed-instances-runtime.md).
+MAX_CONCURRENCY = "AWS_LAMBDA_MAX_CONCURRENCY"
+#: How a synchronous handler is run N at a time: ``processes`` (the default: workers forked
+#: after the handler is imported once) or ``threads`` (one process).
+WORKERS = "LAMBDAKIT_WORKERS"
+PROCESSES = "processes"
+THREADS = "threads"
+
+
 class RuntimeConfigError(Exception):
     """The runtime cannot start: a setting is missing or invalid (the message names it)."""
 
@@ -35,14 +45,20 @@ class RuntimeConfig:
         "handler",
         "json_logs",
         "log_level",
+        "max_concurrency",
         "task_root",
+        "workers",
     )
 
     api_address: str
     handler: str
     json_logs: bool
     log_level: str | None
+    #: None in classic mode; N concurrent invocation loops in Managed Instances mode.
+    max_concurrency: int | None
     task_root: str | None
+    #: ``processes`` or ``threads`` (used for synchronous handlers in Managed Instances mode).
+    workers: str
 
     def __init__(
         self,
@@ -51,14 +67,18 @@ class RuntimeConfig:
         handler: str,
         json_logs: bool = False,
         log_level: str | None = None,
+        max_concurrency: int | None = None,
         task_root: str | None = None,
+        workers: str = PROCESSES,
     ) -> None:
         for name, value in (
             ("api_address", api_address),
             ("handler", handler),
             ("json_logs", json_logs),
             ("log_level", log_level),
+            ("max_concurrency", max_concurrency),
             ("task_root", task_root),
+            ("workers", workers),
         ):
             object.__setattr__(self, name, value)
 
@@ -83,10 +103,34 @@ class RuntimeConfig:
         api_address = environ.get(env.RUNTIME_API, "")
         if not api_address:
             raise RuntimeConfigError(f"{env.RUNTIME_API} is not set")
+        max_concurrency = _max_concurrency(environ.get(MAX_CONCURRENCY))
+        log_format = environ.get(env.LOG_FORMAT, "").upper()
+        if max_concurrency is not None and not log_format:
+            log_format = "JSON"  # Managed Instances logs are JSON unless told otherwise
         return cls(
             api_address=api_address,
             handler=handler,
-            json_logs=environ.get(env.LOG_FORMAT, "").upper() == "JSON",
+            json_logs=log_format == "JSON",
             log_level=_LOG_LEVELS.get(environ.get(env.LOG_LEVEL, "").upper()),
+            max_concurrency=max_concurrency,
             task_root=environ.get(env.TASK_ROOT) or None,
+            workers=_workers(environ.get(WORKERS)),
         )
+
+
+def _max_concurrency(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text.isdigit() or not text.isascii() or int(text) < 1:
+        raise RuntimeConfigError(f"{MAX_CONCURRENCY} must be a whole number >= 1, not {raw!r}")
+    return int(text)
+
+
+def _workers(raw: str | None) -> str:
+    if raw is None or not raw.strip():
+        return PROCESSES
+    value = raw.strip().lower()
+    if value not in (PROCESSES, THREADS):
+        raise RuntimeConfigError(f"{WORKERS} must be {PROCESSES!r} or {THREADS!r}, not {raw!r}")
+    return value

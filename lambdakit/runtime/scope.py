@@ -1,9 +1,12 @@
 """The invocation in progress, as one object: the request id for log records, the context for
 ``current_context()``, and the ``after_response`` queue.
 
-The runtime serves one invocation at a time per process (as Lambda does), so a single scope
-object, filled by the runtime loop at the start of an invocation and emptied after its
-after-response tasks, is all the per-invocation state there is.
+In classic mode the runtime serves one invocation at a time per process (as Lambda does), so a
+single scope object, filled by the runtime loop at the start of an invocation and emptied after
+its after-response tasks, is all the per-invocation state there is.  In Managed Instances mode
+with threads or ``async def`` handlers, ``lambdakit.runtime.managed`` turns this same object into
+a view of a context variable (one scope per invocation), so the code that reads ``SCOPE`` is the
+same in both modes and classic mode pays nothing for it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Task:
 class InvocationScope:
     """What belongs to the invocation being served; empty between invocations."""
 
-    __slots__ = ("context", "request_id", "serving", "tasks", "tenant_id")
+    __slots__ = ("context", "request_id", "serving", "tasks", "tenant_id", "trace_id")
 
     def __init__(self) -> None:
         #: True once lambdakit.runtime serves this process (``after_response`` and
@@ -42,18 +45,22 @@ class InvocationScope:
         self.serving = False
         self.request_id = ""
         self.tenant_id: str | None = None
+        #: The invocation's X-Ray trace header (``Lambda-Runtime-Trace-Id``), if any.
+        self.trace_id: str | None = None
         self.context: LambdaContext | None = None
         self.tasks: list[Task] = []
 
-    def begin(self, request_id: str, tenant_id: str | None) -> None:
+    def begin(self, request_id: str, tenant_id: str | None, trace_id: str | None = None) -> None:
         self.request_id = request_id
         self.tenant_id = tenant_id
+        self.trace_id = trace_id
         self.context = None
         self.tasks = []
 
     def end(self) -> None:
         self.request_id = ""
         self.tenant_id = None
+        self.trace_id = None
         self.context = None
         self.tasks = []
 

@@ -97,6 +97,16 @@ def current_context() -> LambdaContext | None:
     return SCOPE.context
 
 
+def current_trace_id() -> str | None:
+    """The X-Ray trace header of the invocation being served (``Lambda-Runtime-Trace-Id``).
+
+    Unlike ``os.environ["_X_AMZN_TRACE_ID"]``, which is process-wide and is not set per
+    invocation when Managed Instances mode runs invocations in threads or on one event loop,
+    this is always the current invocation's.
+    """
+    return SCOPE.trace_id
+
+
 def current_deadline() -> float | None:
     """While tasks run: when they must be done (epoch seconds), for a task that waits on work."""
     return _deadline
@@ -120,12 +130,7 @@ def run_tasks(deadline_ms: int, tasks: list[Task] | None = None) -> None:
             try:
                 _run_one(task, deadline)
             except TaskCutOff:
-                _log().error(
-                    "after_response task %r cut off at the invocation deadline; "
-                    "%d later task(s) dropped",
-                    task,
-                    len(queue) - index,
-                )
+                log_cut_off(task, len(queue) - index)
                 return
             except BaseException as exc:
                 if not is_user_error(exc):
@@ -197,3 +202,12 @@ def _log() -> logging.Logger:
     import logging
 
     return logging.getLogger(_LOGGER)
+
+
+def log_cut_off(task: object, dropped: int) -> None:
+    """An after-response task ran into the invocation's deadline; ``dropped`` were not run."""
+    _log().error(
+        "after_response task %r cut off at the invocation deadline; %d later task(s) dropped",
+        task,
+        dropped,
+    )

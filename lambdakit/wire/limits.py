@@ -26,6 +26,8 @@ INIT_TIMEOUT = 10.0
 BILLING_GRANULARITY_MS = 1
 #: Bytes of log kept for X-Amz-Log-Result ("the last 4 KB").
 LOG_TAIL_BYTES = 4096
+#: Lambda Managed Instances: invocations at once in one environment (our bound, not AWS's).
+MAX_ENVIRONMENT_CONCURRENCY = 1024
 #: "You can register up to 10 extensions for a function."
 MAX_EXTENSIONS = 10
 #: Shutdown budget with external extensions (ms), and the runtime's share of it.

@@ -8,11 +8,12 @@ Theory of operation
 -------------------
 On every (re)connection (:class:`~lambdakit.amqp.link.BrokerLink`) the door opens one channel
 in publisher-confirm mode for replies and, per function, a channel that declares the function's
-queue, sets ``basic.qos(prefetch_count = concurrency)`` and consumes it with manual acks.  The
-prefetch bounds what this instance holds: the broker keeps the rest for whichever instance has
-a free environment, so work spreads instead of waiting in one instance's buffer.  Each delivery
-becomes an :class:`~lambdakit.emulator.invocation.Invocation` on the same pool as the HTTP
-doors; its timeout starts when an environment takes it, not when the message arrives.
+queue, sets ``basic.qos(prefetch_count = capacity)`` (its environments times the invocations
+each runs at once) and consumes it with manual acks.  The prefetch bounds what this instance
+holds: the broker keeps the rest for whichever instance has a free environment, so work spreads
+instead of waiting in one instance's buffer.  Each delivery becomes an
+:class:`~lambdakit.emulator.invocation.Invocation` on the same pool as the HTTP doors; its timeout
+starts when an environment takes it, not when the message arrives.
 
 When the invocation ends, the reply is published to ``reply_to`` and the request is acked only
 once the broker has confirmed the reply.  If the connection that delivered the request died in
@@ -189,10 +190,10 @@ class AmqpDoor:
             await self._consume(connection, pool)
 
     async def _consume(self, connection: Connection, pool: Pool) -> None:
-        """Declare the function's queue and consume it with prefetch = its concurrency."""
+        """Declare the function's queue and consume it with prefetch = its capacity."""
         name = pool.function.name
         channel = await self._declare(connection, queues.function_queue(name, self._queue_kind))
-        await channel.basic_qos(prefetch_count=pool.function.concurrency)
+        await channel.basic_qos(prefetch_count=pool.function.capacity)
         channel.on_consumer_cancel_callbacks.add(functools.partial(self._on_cancelled, pool))
         callback = functools.partial(self._on_message, pool, channel)
         ok = await channel.basic_consume(name, callback, no_ack=False)

@@ -6,13 +6,13 @@ Theory of operation
 -------------------
 The Invoke API hands an accepted Event to :meth:`EventQueue.accept`, which commits it to the
 :class:`~lambdakit.emulator.event_store.EventStore` before the caller gets its 202.  One
-dispatcher task per function takes due events from the store, at most the function's
-concurrency at a time, and submits them to the same pool as synchronous invocations (a full
-pool puts the event back, untouched, for later: a backlog never drops events).  A success
-deletes the event and sends an on-success record; a function error, timeout or crash is retried
-``max_retry_attempts`` times with a backoff that doubles from ``retry_backoff``; then, or once the
-event is older than ``max_event_age``, it is marked failed and sent to the on-failure
-destination.  Destination records have Lambda's shape
+dispatcher task per function takes due events from the store, at most the function's capacity
+at a time (its environments times the invocations each runs at once), and submits them to the
+same pool as synchronous invocations (a full pool puts the event back, untouched, for later: a
+backlog never drops events).  A success deletes the event and sends an on-success record; a
+function error, timeout or crash is retried ``max_retry_attempts`` times with a backoff that
+doubles from ``retry_backoff``; then, or once the event is older than ``max_event_age``, it is
+marked failed and sent to the on-failure destination.  Destination records have Lambda's shape
 (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html); a
 destination is another function of this service (``function:NAME``, run as an Event) or a
 ``.jsonl`` file.
@@ -134,7 +134,7 @@ class EventQueue:
         wake = self._wake[name]
         while not self._stopping:
             wake.clear()
-            capacity = function.concurrency - len(self._running[name])
+            capacity = function.capacity - len(self._running[name])
             if capacity > 0:
                 for event in self.store.due(name, time.time(), capacity):
                     if not self._run(pool, event):

@@ -14,7 +14,7 @@ from lambdakit.emulator.invocation import Invocation, InvocationRequest, Invocat
 from lambdakit.emulator.lifecycle import SandboxState
 from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.pool import Pool, Throttled
-from lambdakit.emulator.sandbox import SandboxListener
+from lambdakit.emulator.sandbox_base import SandboxListener
 from lambdakit.emulator.sandbox_machine import InitFailure
 
 
@@ -28,6 +28,8 @@ class FakeSandbox:
         self.state = SandboxState.STARTING
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.invoked: list[Invocation] = []
+        #: Workers waiting for an invocation (one, for an on-demand environment).
+        self.free = 0
         self.stopped = False
         #: True while the pool is inside a call this sandbox made (re-entrancy check).
         self.reporting = False
@@ -37,10 +39,19 @@ class FakeSandbox:
 
     def invoke(self, invocation: Invocation) -> None:
         assert not self.reporting, "the pool handed work over on the sandbox's own stack"
-        assert self.state is SandboxState.IDLE
+        assert self.has_slot
+        self.free -= 1
         self.state = SandboxState.INVOKING
         invocation.dispatched()
         self.invoked.append(invocation)
+
+    @property
+    def has_slot(self) -> bool:
+        return self.free > 0 and self.state in (SandboxState.IDLE, SandboxState.INVOKING)
+
+    @property
+    def in_flight(self) -> int:
+        return 0 if self.state is SandboxState.IDLE else 1
 
     def stop(self, grace: float = 0) -> None:
         self.stopped = True
@@ -50,9 +61,10 @@ class FakeSandbox:
         pass
 
     # The test's side -----------------------------------------------------------------------------
-    def ready(self) -> None:
-        """Init or the invoke phase is over."""
+    def ready(self, workers: int = 1) -> None:
+        """Init or the invoke phase is over; ``workers`` wait for work (Managed Instances: more)."""
         self.state = SandboxState.IDLE
+        self.free += workers
         self.reporting = True
         try:
             self.listener.sandbox_idle(self)  # type: ignore[arg-type]
@@ -68,7 +80,11 @@ class FakeSandbox:
 class Harness:
     def __init__(self, concurrency: int = 2, max_queue: int = 1) -> None:
         function = types.SimpleNamespace(
-            name="f", concurrency=concurrency, max_queue=max_queue, idle_timeout=60.0
+            name="f",
+            concurrency=concurrency,
+            max_queue=max_queue,
+            idle_timeout=60.0,
+            max_concurrency=None,
         )
         self.made: list[FakeSandbox] = []
 

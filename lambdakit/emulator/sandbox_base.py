@@ -1,0 +1,347 @@
+"""What every execution environment does, whatever runs in it: processes, APIs, Shutdown.
+
+Theory of operation
+-------------------
+A sandbox binds a loopback port for its APIs, launches the function's extensions and, once they
+registered, its runtime, each in its own process group with ``AWS_LAMBDA_RUNTIME_API`` pointing
+at that port (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+A failure (a process exiting, an extension's error, an internal error) ends in Lambda's
+Shutdown phase (:func:`~lambdakit.emulator.spindown.shut_down`); once every process is reaped the
+pool is told and replaces the environment.
+
+Two kinds of environment stand on this: :class:`~lambdakit.emulator.sandbox.Sandbox` runs one
+invocation at a time, as on-demand Lambda does, and
+:class:`~lambdakit.emulator.managed_sandbox.ManagedSandbox` several at once, as Lambda Managed
+Instances do.  Each owns its machine (the decisions, no I/O) and says what a failure does to
+the invocations in flight (:meth:`SandboxBase._reset`, :meth:`SandboxBase.stop`,
+:meth:`SandboxBase._internal_error`); this class only needs the phase part of the machine
+(:class:`PhaseMachine`).  An exception escaping a timer or a callback (an ``IllegalTransition``
+is a bug) is logged with the environment's name and resets it: no caller waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from lambdakit.emulator import runtime_api
+from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.deadline import Deadline
+from lambdakit.emulator.environment import sandbox_environment
+from lambdakit.emulator.extension_registry import Extension, ExtensionRegistry, FunctionIdentity
+from lambdakit.emulator.freezer import Freezer
+from lambdakit.emulator.http.server import HttpServer
+from lambdakit.emulator.invocation import Invocation, InvocationResult
+from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
+from lambdakit.emulator.logs import LogSink
+from lambdakit.emulator.phase_log import PhaseLog
+from lambdakit.emulator.processes import describe_exit
+from lambdakit.emulator.sandbox_machine import Accepted, InitFailure, WrongState
+from lambdakit.emulator.sandbox_processes import SandboxProcesses, external_extensions
+from lambdakit.emulator.spindown import SPINDOWN_GRACE, shut_down
+from lambdakit.emulator.telemetry import TelemetryHub
+from lambdakit.wire import errors, limits
+
+logger = logging.getLogger("lambdakit.sandbox")
+
+#: How long a runtime that reported ``/init/error`` may take to exit on its own.
+_INIT_ERROR_GRACE = 0.5
+
+
+class SandboxListener(Protocol):
+    """The pool's side: told when a sandbox can take work and when it is gone."""
+
+    def sandbox_idle(self, sandbox: SandboxBase) -> None: ...
+
+    def sandbox_dead(self, sandbox: SandboxBase, failure: InitFailure | None) -> None: ...
+
+
+class PhaseMachine(Protocol):
+    """The part of an environment's machine the shared shell reads and moves."""
+
+    @property
+    def state(self) -> SandboxState: ...
+
+    @property
+    def over(self) -> bool: ...
+
+    def allows(self, event: SandboxEvent) -> bool: ...
+
+    def fail(self, event: SandboxEvent) -> object: ...
+
+    def init_error(self) -> Accepted | WrongState: ...
+
+    def reaped(self) -> None: ...
+
+
+class SandboxBase:
+    """The processes, APIs and Shutdown of one execution environment of one function."""
+
+    _machine: PhaseMachine
+
+    def __init__(
+        self,
+        service: ServiceConfig,
+        function: FunctionConfig,
+        sink: LogSink,
+        listener: SandboxListener,
+        host_environ: Mapping[str, str],
+        number: int,
+    ) -> None:
+        self._service = service
+        self.function = function
+        self._listener = listener
+        self._host_environ = host_environ
+        self._loop = asyncio.get_running_loop()
+        self.name = f"{function.name}#{number}"
+        self._server = HttpServer(
+            runtime_api.RuntimeApi(self.runtime_target()),
+            limits.MAX_SYNC_PAYLOAD,
+            runtime_api.streams,
+        )
+        self.extensions = ExtensionRegistry(
+            FunctionIdentity(function.name, function.version, function.handler, service.account_id),
+            frozenset(),
+            self._phase_maybe_over,
+            self._on_extension_failed,
+        )
+        self.telemetry = TelemetryHub()
+        self._log = PhaseLog(sink, function, self.telemetry)
+        self._processes = SandboxProcesses(
+            self.name, function.code_dir, self._guarded(self._exited)
+        )
+        self._freezer = Freezer(
+            self.name, self.freezes(), self._processes.signal, self._idle, self.telemetry
+        )
+        self._deadline = Deadline(self._loop, self._guarded(self._on_timeout))
+        self._init_failure: InitFailure | None = None
+        self._stopping: asyncio.Future[None] = self._loop.create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._started_at = 0.0
+        self._init_duration_ms = 0.0
+        #: Invocations this environment has taken (the first one reports Init Duration).
+        self.invocations = 0
+        self.idle_since = 0.0
+
+    # What each kind of environment says ----------------------------------------------------------
+    def runtime_target(self) -> runtime_api.RuntimeApiTarget:
+        """Who answers the Runtime API's calls (the environment itself)."""
+        raise NotImplementedError
+
+    def freezes(self) -> bool:
+        return self.function.freeze
+
+    @property
+    def has_slot(self) -> bool:
+        """Whether the pool may hand this environment an invocation now."""
+        raise NotImplementedError
+
+    @property
+    def in_flight(self) -> int:
+        """Invocations the environment is running."""
+        raise NotImplementedError
+
+    def invoke(self, invocation: Invocation) -> None:
+        raise NotImplementedError
+
+    def _phase_maybe_over(self) -> None:
+        """An extension (or the runtime) waits in ``next``: a phase may be over."""
+        raise NotImplementedError
+
+    def _on_timeout(self) -> None:
+        raise NotImplementedError
+
+    def _reset(self, error_type: str, detail: str) -> None:
+        """A process failed after Init: fail what is in flight and shut down."""
+        raise NotImplementedError
+
+    def _fail_in_flight(self, error_type: str, detail: str) -> None:
+        """An internal error: every invocation in flight gets ``Sandbox.Failure``."""
+        raise NotImplementedError
+
+    def stop(self, grace: float = SPINDOWN_GRACE) -> None:
+        """Spin the environment down (idle reap, service stop); idempotent."""
+        raise NotImplementedError
+
+    def _drop_waiters(self) -> None:
+        """Shutting down: release every held ``GET next``."""
+        raise NotImplementedError
+
+    # Shared ---------------------------------------------------------------------------------------
+    @property
+    def state(self) -> SandboxState:
+        return self._machine.state
+
+    def _idle(self) -> bool:  # for the freezer
+        return self._machine.state is SandboxState.IDLE
+
+    def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """``callback`` for a timer or a done-callback: whatever it raises resets the sandbox."""
+
+        @functools.wraps(callback)
+        def run(*args: object) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:
+                self._internal_error(exc)
+
+        return run
+
+    def _internal_error(self, exc: BaseException) -> None:
+        logger.error("%s: internal error, resetting the environment", self.name, exc_info=exc)
+        self._fail_in_flight(
+            errors.SANDBOX_FAILURE, f"internal error of the local Lambda service: {exc}"
+        )
+        if self._machine.allows(SandboxEvent.STOP):
+            self._machine.fail(SandboxEvent.STOP)
+            self._shutdown("failure", grace=0)
+        else:
+            self.kill()
+
+    # Init -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
+        self._started_at = time.monotonic()
+        try:
+            extensions = external_extensions(self.function.extensions_dir)
+        except OSError as exc:
+            detail = f"cannot read the extensions directory: {exc.strerror or exc}"
+            self._cannot_start(errors.EXTENSION_LAUNCH_ERROR, detail)
+            return
+        self.extensions.expect_external(frozenset(p.name for p in extensions))
+        self._deadline.set(self.function.init_timeout)
+        self._log.init_start()
+        try:
+            host, port = await self._server.start("127.0.0.1", 0)
+            if self._machine.state is not SandboxState.STARTING:  # stopped meanwhile
+                self._server.stop_accepting()
+                return
+            env = sandbox_environment(
+                self._service, self.function, f"{host}:{port}", self._host_environ
+            )
+            await self._processes.launch(
+                extensions, env, self.function.command, self._log.output, self._registered
+            )
+        except OSError as exc:
+            culprit = exc.filename or self.function.command[0]
+            self._cannot_start(
+                errors.RUNTIME_INVALID_ENTRYPOINT,
+                f"cannot start {culprit!r}: {exc.strerror or exc}",
+            )
+        if self._machine.over and self._processes.runtime is not None:
+            # Init failed while we were spawning: this process must not outlive it.
+            self._processes.runtime.signal(signal.SIGKILL)
+
+    def _cannot_start(self, error_type: str, detail: str) -> None:
+        logger.error("%s: %s", self.name, detail)
+        if self._machine.state is SandboxState.STARTING:
+            self._fail_init(InitFailure(error_type, detail))
+
+    async def _registered(self) -> bool:
+        """Wait for every launched extension to register; False if Init failed meanwhile."""
+        registered = asyncio.ensure_future(self.extensions.external_registered())
+        await asyncio.wait((registered, self._stopping), return_when=asyncio.FIRST_COMPLETED)
+        registered.cancel()
+        return self._machine.state is SandboxState.STARTING
+
+    def _init_over(self) -> None:
+        """Init ended: the Extensions and Telemetry APIs close to new registrations."""
+        self.extensions.open = False
+        self.telemetry.open = False
+        self._init_duration_ms = (time.monotonic() - self._started_at) * 1000
+        self._log.init_done(self._init_duration_ms)
+
+    def runtime_init_error(self, result: InvocationResult) -> Accepted | WrongState:
+        """``/init/error``: Init failed; the runtime's report becomes the invocation's error."""
+        outcome = self._machine.init_error()
+        if isinstance(outcome, Accepted):
+            elapsed = (time.monotonic() - self._started_at) * 1000
+            self._log.init_failed("error", result.error_type, elapsed)
+            self._init_failure = InitFailure(result.error_type, "", result.body)
+            self._shutdown("failure", _INIT_ERROR_GRACE)
+        return outcome
+
+    def _init_timed_out(self) -> None:
+        seconds = self.function.init_timeout
+        self._log.init_failed("timeout", duration_ms=seconds * 1000)
+        detail = f"Init timed out after {seconds:.2f} seconds"
+        self._fail_init(InitFailure(errors.SANDBOX_TIMEDOUT, detail), SandboxEvent.TIMEOUT)
+
+    # Failures -------------------------------------------------------------------------------------
+    def _on_extension_failed(
+        self, extension: Extension, error_type: str, body: bytes, during_init: bool
+    ) -> None:
+        detail = f"Extension {extension.name} reported {error_type}"
+        self._log.platform(detail)
+        if self._machine.state is SandboxState.STARTING:
+            self._fail_init(InitFailure(error_type, detail, body))
+        elif self._machine.allows(SandboxEvent.EXIT):
+            self._reset(error_type, detail)
+
+    def _exited(self, extension: str, exited: asyncio.Future[int]) -> None:
+        """A process exited on its own (``extension`` is empty for the runtime)."""
+        if self._machine.over or exited.cancelled():
+            return
+        if extension:
+            error_type = errors.EXTENSION_CRASH
+            detail = f"Extension {extension} exited: {describe_exit(exited.result())}"
+        else:
+            error_type = errors.RUNTIME_EXIT_ERROR
+            detail = f"Runtime exited with error: {describe_exit(exited.result())}"
+        logger.debug("%s: %s in state %r", self.name, detail, self._machine)
+        if self._machine.state is not SandboxState.STARTING:
+            self._reset(error_type, detail)
+            return
+        if not extension:
+            self._log.init_failed("error", error_type)
+        self._fail_init(InitFailure(error_type, detail), SandboxEvent.EXIT)
+
+    def _fail_init(
+        self, failure: InitFailure, event: SandboxEvent = SandboxEvent.INIT_ERROR
+    ) -> None:
+        """Init failed (not by the runtime's ``/init/error``): discard the environment."""
+        self._machine.fail(event)
+        self._init_failure = failure
+        self._shutdown("failure", grace=0)
+
+    # Stop -----------------------------------------------------------------------------------------
+    def kill(self) -> None:
+        """SIGKILL every process now; reaping follows through the usual path."""
+        self._processes.signal(signal.SIGKILL)
+
+    def _shutdown(self, reason: str, grace: float) -> None:
+        self._deadline.cancel()
+        self.extensions.open = False
+        self._drop_waiters()
+        if not self._stopping.done():
+            self._stopping.set_result(None)
+        self._loop.create_task(self._reap(reason, grace), name=f"reap {self.name}")
+
+    async def _reap(self, reason: str, grace: float) -> None:
+        """Lambda's Shutdown phase, then every process reaped and the APIs closed."""
+        try:
+            self._freezer.thaw()  # a stopped process cannot act on SIGTERM
+            telemetry = self.telemetry
+            await shut_down(self._processes, self.extensions, telemetry, reason, grace)
+        except Exception:
+            logger.exception("%s: shutdown failed; killing every process", self.name)
+            self.kill()
+        finally:
+            # Close the APIs and tell the pool, whatever happened above.
+            self.extensions.close()
+            self._server.stop_accepting()
+            self._server.close_connections()
+            self._machine.reaped()
+            self._log.flush()
+            logger.debug("%s: shut down (%s)", self.name, reason)
+            self._listener.sandbox_dead(self, self._init_failure)
+            if not self.closed.done():
+                self.closed.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self._machine!r} {self._processes!r}>"
