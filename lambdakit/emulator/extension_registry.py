@@ -83,7 +83,10 @@ class ExtensionRegistry:
         external_names: frozenset[str],
         on_waiting: Callable[[], None],
         on_failed: Callable[[Extension, str, bytes, bool], None],
+        managed: bool = False,
     ) -> None:
+        #: Lambda Managed Instances: no INVOKE events.
+        self.managed = managed
         self._identity = identity
         self._external_names = external_names
         self._on_waiting = on_waiting
@@ -158,6 +161,18 @@ class ExtensionRegistry:
             return extension_error(
                 errors.EXTENSION_INVALID_EVENT_TYPE, f"Unknown event type in {events!r}"
             )
+        if self.managed and events:
+            # Managed Instances: external extensions get SHUTDOWN only, internal ones nothing
+            # (as AWS's RIE in that mode answers).
+            if not external:
+                return extension_error(
+                    errors.EXTENSION_INVALID_EVENT_TYPE,
+                    "No events allowed for internal extensions",
+                )
+            if INVOKE in events:
+                return extension_error(
+                    errors.EXTENSION_INVALID_EVENT_TYPE, "INVOKE: ErrorInvalidEventType"
+                )
         if not external and SHUTDOWN in events:
             return extension_error(
                 errors.EXTENSION_INVALID_EVENT_TYPE,

@@ -17,9 +17,11 @@ invocation is assigned only to a waiting worker (:meth:`ManagedMachine.invoke` h
 waiter to deliver on), so the environment has room for work when a worker waits and fewer than
 ``limit`` invocations are in flight (:attr:`ManagedMachine.free_slots`).
 
-Failures touch what they must: a timeout ends that invocation only (its worker may still post a
-result: it is refused as an unknown request id); a process exiting or a stop takes every
-invocation in flight down with the environment.  Like
+Failures touch what they must: a timeout ends that invocation only, as on Lambda ("Lambda marks
+that specific invocation as failed but doesn't interrupt other running invocations",
+https://docs.aws.amazon.com/lambda/latest/dg/lambda-managed-instances-execution-environment.html);
+its worker's late result gets :class:`Expired` (410 ``InvokeTimeout``) once.  A process exiting or
+a stop takes every invocation in flight down with the environment.  Like
 :class:`~lambdakit.emulator.sandbox_machine.SandboxMachine`, every method is one event, returns a
 typed outcome, and a move the tables do not allow raises
 :class:`~lambdakit.emulator.lifecycle.IllegalTransition`.
@@ -47,14 +49,18 @@ from lambdakit.emulator.sandbox_machine import (
     HELD,
     INIT_ENDED,
     Accepted,
+    Expired,
     Gone,
     Held,
     InitEnded,
+    ResultOutcome,
     UnknownRequest,
     WrongState,
 )
 
 _OVER = frozenset({SandboxState.STOPPING, SandboxState.DEAD})
+#: Timed-out request ids remembered for their late results (AWS's RIE keeps a cache too).
+_EXPIRED_KEPT = 1024
 # Slot states in InvalidStateTransition messages, as the Runtime API words the runtime's.
 _SLOT_STATE_NAMES = {
     SlotState.INVOKED: "Running",
@@ -105,7 +111,7 @@ class Ended:
 class ManagedMachine:
     """The phase of a Managed Instances environment, its waiting workers and its slots."""
 
-    __slots__ = ("_phase", "_waiting", "init_failed", "limit", "slots")
+    __slots__ = ("_expired", "_phase", "_waiting", "init_failed", "limit", "slots")
 
     def __init__(self, name: str, limit: int) -> None:
         self._phase: Lifecycle[SandboxState, SandboxEvent] = Lifecycle(
@@ -117,6 +123,8 @@ class ManagedMachine:
         self.slots: dict[str, Slot] = {}
         #: A worker reported ``/init/error``: the others' reports are refused.
         self.init_failed = False
+        #: Invocations that timed out, oldest first: the first late result for one is told so.
+        self._expired: dict[str, bool] = {}
 
     @property
     def state(self) -> SandboxState:
@@ -156,27 +164,26 @@ class ManagedMachine:
             return GONE
         if self.init_failed:
             return WrongState("InitError", "Ready")
-        if self.waiting >= self.limit:
-            # More workers than AWS_LAMBDA_MAX_CONCURRENCY: the runtime ignored the limit.
-            return WrongState("Ready", "Ready")
+        # No cap on waiting workers (AWS's RIE has none either): the limit is on what is in
+        # flight, which free_slots enforces.
         self._waiting.append(waiter)
         return HELD
 
-    def runtime_result(self, request_id: str) -> Accepted | UnknownRequest | WrongState:
+    def runtime_result(self, request_id: str) -> ResultOutcome:
         """``/response`` (buffered, or a stream's end) or ``/error`` for ``request_id``."""
         outcome = self._slot_event(request_id, SlotEvent.RESULT)
         if isinstance(outcome, Accepted):
             self._phase.fire(SandboxEvent.RESULT)
         return outcome
 
-    def stream_started(self, request_id: str) -> Accepted | UnknownRequest | WrongState:
+    def stream_started(self, request_id: str) -> ResultOutcome:
         return self._slot_event(request_id, SlotEvent.STREAM)
 
-    def _slot_event(
-        self, request_id: str, event: SlotEvent
-    ) -> Accepted | UnknownRequest | WrongState:
+    def _slot_event(self, request_id: str, event: SlotEvent) -> ResultOutcome:
         slot = self.slots.get(request_id)
         if slot is None:
+            if self._expired.pop(request_id, False):
+                return Expired(request_id)
             return UnknownRequest(request_id)
         if not slot.lifecycle.allows(event):
             return WrongState(_SLOT_STATE_NAMES[slot.lifecycle.state], "InvocationResponse")
@@ -222,6 +229,9 @@ class ManagedMachine:
         slot.lifecycle.fire(SlotEvent.TIMEOUT)
         self._phase.fire(SandboxEvent.TIMEOUT)
         del self.slots[request_id]
+        self._expired[request_id] = True
+        if len(self._expired) > _EXPIRED_KEPT:
+            del self._expired[next(iter(self._expired))]
         return Ended(slot.invocation, self._maybe_idle())
 
     def _maybe_idle(self) -> bool:

@@ -17,7 +17,9 @@ As on Lambda, what differs from an on-demand environment:
 * nothing is frozen between invocations (others may be running);
 * an invocation ends when its result is posted: the Runtime API cannot tell which worker runs
   what afterwards, so there is no after-response part in its duration;
-* extensions get no INVOKE events (registering for them is refused), only SHUTDOWN;
+* extensions get no INVOKE events (registering for them is refused), only SHUTDOWN; Telemetry
+  API subscriptions need schema 2025-01-29, and there is no Logs API and no
+  ``platform.runtimeDone``;
 * a timeout fails that invocation alone; a process exiting fails every invocation in flight and
   the environment is replaced.
 """
@@ -41,8 +43,7 @@ from lambdakit.emulator.sandbox_machine import (
     Held,
     InitEnded,
     NextOutcome,
-    UnknownRequest,
-    WrongState,
+    ResultOutcome,
 )
 from lambdakit.emulator.spindown import SPINDOWN_GRACE
 from lambdakit.wire import errors
@@ -52,6 +53,7 @@ class ManagedSandbox(SandboxBase):
     """One execution environment running up to ``function.max_concurrency`` invocations."""
 
     _machine: ManagedMachine
+    managed = True
 
     def __init__(
         self,
@@ -136,9 +138,7 @@ class ManagedSandbox(SandboxBase):
                 self._listener.sandbox_idle(self)
         return outcome
 
-    def runtime_result(
-        self, request_id: str, result: InvocationResult
-    ) -> Accepted | UnknownRequest | WrongState:
+    def runtime_result(self, request_id: str, result: InvocationResult) -> ResultOutcome:
         outcome = self._machine.runtime_result(request_id)
         if isinstance(outcome, Accepted) and outcome.invocation is not None:
             invocation = outcome.invocation
@@ -149,7 +149,7 @@ class ManagedSandbox(SandboxBase):
             self._ended(request_id)
         return outcome
 
-    def stream_started(self, request_id: str) -> Accepted | UnknownRequest | WrongState:
+    def stream_started(self, request_id: str) -> ResultOutcome:
         return self._machine.stream_started(request_id)
 
     # Failures -------------------------------------------------------------------------------------

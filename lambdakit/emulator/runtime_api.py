@@ -26,9 +26,11 @@ from lambdakit.emulator.response_stream import DISCARD, StreamEnd, StreamRelay
 from lambdakit.emulator.sandbox_machine import (
     Accepted,
     Delivered,
+    Expired,
     Gone,
     Held,
     NextOutcome,
+    ResultOutcome,
     UnknownRequest,
     WrongState,
 )
@@ -74,11 +76,9 @@ class RuntimeApiTarget(Protocol):
         """``GET next``; on :class:`Held` the sandbox keeps ``waiter`` to deliver on later."""
         ...
 
-    def runtime_result(
-        self, request_id: str, result: InvocationResult
-    ) -> Accepted | UnknownRequest | WrongState: ...
+    def runtime_result(self, request_id: str, result: InvocationResult) -> ResultOutcome: ...
 
-    def stream_started(self, request_id: str) -> Accepted | UnknownRequest | WrongState: ...
+    def stream_started(self, request_id: str) -> ResultOutcome: ...
 
     def runtime_init_error(self, result: InvocationResult) -> Accepted | WrongState: ...
 
@@ -118,12 +118,14 @@ def event_response(delivered: Delivered) -> Response:
     return Response(200, fields, request.payload)
 
 
-def render(outcome: Accepted | UnknownRequest | WrongState | Gone) -> Response:
+def render(outcome: ResultOutcome | Gone) -> Response:
     """A refusal or an acceptance, as the Runtime API words it."""
     if isinstance(outcome, Accepted):
         return _ACCEPTED
     if isinstance(outcome, UnknownRequest):
         return runtime_error(400, errors.INVALID_REQUEST_ID, "Invalid request ID")
+    if isinstance(outcome, Expired):
+        return runtime_error(410, errors.INVOKE_TIMEOUT, "Invoke timeout")
     if isinstance(outcome, WrongState):
         return runtime_error(
             403,
@@ -170,6 +172,8 @@ class RuntimeApi:
         if path.startswith(paths.EXTENSION_PREFIX):
             return self._extension_call(request)
         if request.method == "PUT" and path in (paths.TELEMETRY, paths.LOGS):
+            if path == paths.LOGS and self._target.telemetry.managed:
+                return _NOT_FOUND  # Managed Instances have no Logs API
             extension = self._target.extensions.lookup(request)
             if isinstance(extension, Response):
                 return extension
@@ -231,7 +235,7 @@ class RuntimeApi:
         """A ``/response`` or ``/error`` over the payload limit: the invocation fails, 413."""
         too_large = runtime_results.too_large(size, limits.MAX_SYNC_PAYLOAD)
         outcome = self._target.runtime_result(request_id, too_large)
-        if isinstance(outcome, UnknownRequest):
+        if isinstance(outcome, UnknownRequest | Expired):
             return render(outcome)
         return payload_too_large(limits.MAX_SYNC_PAYLOAD)
 
@@ -250,7 +254,7 @@ class RuntimeApi:
             applied = target.runtime_result(request_id, result)
             if end is StreamEnd.TRUNCATED:
                 response = _truncated()
-            elif end is StreamEnd.TOO_LARGE and not isinstance(applied, UnknownRequest):
+            elif end is StreamEnd.TOO_LARGE and not isinstance(applied, UnknownRequest | Expired):
                 response = payload_too_large(limit)
             else:
                 response = render(applied)

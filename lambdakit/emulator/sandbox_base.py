@@ -83,6 +83,8 @@ class SandboxBase:
     """The processes, APIs and Shutdown of one execution environment of one function."""
 
     _machine: PhaseMachine
+    #: A Lambda Managed Instances environment (several invocations at once).
+    managed = False
 
     def __init__(
         self,
@@ -109,8 +111,9 @@ class SandboxBase:
             frozenset(),
             self._phase_maybe_over,
             self._on_extension_failed,
+            managed=self.managed,
         )
-        self.telemetry = TelemetryHub()
+        self.telemetry = TelemetryHub(managed=self.managed)
         self._log = PhaseLog(sink, function, self.telemetry)
         self._processes = SandboxProcesses(
             self.name, function.code_dir, self._guarded(self._exited)

@@ -71,6 +71,14 @@ class UnknownRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Expired:
+    """Managed Instances: the result of an invocation that already timed out (410
+    ``InvokeTimeout``, once; later calls for it are unknown)."""
+
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class WrongState:
     """The call is not allowed now (Runtime API 403 ``InvalidStateTransition``), in RIE's words."""
 
@@ -116,7 +124,7 @@ ACCEPTED: Final = Accepted()
 INIT_ENDED: Final = InitEnded()
 
 NextOutcome: TypeAlias = Delivered | Held | WrongState | Gone
-ResultOutcome: TypeAlias = Accepted | UnknownRequest | WrongState
+ResultOutcome: TypeAlias = Accepted | UnknownRequest | WrongState | Expired
 PhaseEnd: TypeAlias = InitEnded | InvokeEnded
 
 # Runtime states in InvalidStateTransition messages, as AWS's RIE words them.

@@ -33,6 +33,8 @@ from lambdakit.wire import errors, limits
 logger = logging.getLogger("lambdakit.telemetry")
 
 TELEMETRY_SCHEMAS = frozenset({"2022-07-01", "2022-12-13", "2025-01-29"})
+#: "Lambda Managed Instances require 2025-01-29" (telemetry-api-reference.html).
+MANAGED_TELEMETRY_SCHEMAS = frozenset({"2025-01-29"})
 LOGS_SCHEMAS = frozenset({"2020-08-15", "2021-03-18"})
 _TYPES = frozenset({"platform", "function", "extension"})
 _LOCAL_HOSTS = frozenset({"sandbox.localdomain", "sandbox", "localhost", "127.0.0.1"})
@@ -230,7 +232,10 @@ def _now() -> str:
 class TelemetryHub:
     """The Telemetry and Logs API subscriptions of one sandbox."""
 
-    def __init__(self) -> None:
+    def __init__(self, managed: bool = False) -> None:
+        #: Lambda Managed Instances: schema 2025-01-29 only, no Logs API, no runtimeDone.
+        self.managed = managed
+        self._init_type = "lambda-managed-instances" if managed else "on-demand"
         self.subscriptions: dict[str, Subscription] = {}
         #: Records of the Init phase, replayed to each subscriber (they subscribe during Init,
         #: after some of them happened): (category, encoded record).
@@ -251,7 +256,10 @@ class TelemetryHub:
     def subscribe(self, request: Request, extension_name: str, api: str) -> Response:
         if not self.open:
             return _validation_error("subscriptions are accepted only during the Init phase")
-        schemas = TELEMETRY_SCHEMAS if api == "telemetry" else LOGS_SCHEMAS
+        if api != "telemetry":
+            schemas = LOGS_SCHEMAS
+        else:
+            schemas = MANAGED_TELEMETRY_SCHEMAS if self.managed else TELEMETRY_SCHEMAS
         try:
             types, buffering, destination = parse_subscription(request.body, schemas)
         except ValueError as exc:
@@ -285,7 +293,7 @@ class TelemetryHub:
         self.emit(
             "platform.initStart",
             {
-                "initializationType": "on-demand",
+                "initializationType": self._init_type,
                 "phase": "init",
                 "functionName": function_name,
                 "functionVersion": version,
@@ -296,12 +304,12 @@ class TelemetryHub:
         """``platform.initRuntimeDone`` and ``platform.initReport`` of a successful Init."""
         self.emit(
             "platform.initRuntimeDone",
-            {"initializationType": "on-demand", "phase": "init", "status": "success"},
+            {"initializationType": self._init_type, "phase": "init", "status": "success"},
         )
         self.emit(
             "platform.initReport",
             {
-                "initializationType": "on-demand",
+                "initializationType": self._init_type,
                 "phase": "init",
                 "status": "success",
                 "metrics": {"durationMs": round(duration_ms, 3)},
@@ -313,7 +321,7 @@ class TelemetryHub:
             self.emit("platform.start", {"requestId": request_id, "version": version})
 
     def runtime_done(self, request_id: str, ok: bool, duration_ms: float, produced: int) -> None:
-        if self.subscriptions:
+        if self.subscriptions and not self.managed:  # Managed Instances report only start, report
             self.emit(
                 "platform.runtimeDone",
                 {

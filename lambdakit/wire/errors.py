@@ -10,6 +10,8 @@ from __future__ import annotations
 
 # --- Runtime API (answers to the runtime) ---------------------------------------------------
 INVALID_REQUEST_ID = "InvalidRequestID"
+#: Managed Instances: a result for an invocation that timed out (410).
+INVOKE_TIMEOUT = "InvokeTimeout"
 INVALID_STATE_TRANSITION = "InvalidStateTransition"
 REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLarge"
 INVALID_RESPONSE_MODE = "InvalidFunctionResponseMode"

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -117,34 +114,6 @@ def test_the_freeze_stops_background_threads_between_invocations(
         time.sleep(1.0)
         second = json.loads(serve.invoke("counter")[2])["count"]
     assert low <= second - first <= high, (first, second)
-
-
-class _Collector(http.server.BaseHTTPRequestHandler):
-    records: list[dict[str, object]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).records.extend(json.loads(body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def listener() -> Iterator[tuple[int, list[dict[str, object]]]]:
-    records: list[dict[str, object]] = []
-    handler = type("Collector", (_Collector,), {"records": records})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], records
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _subscribed_function(port: int) -> tuple[str, ...]:

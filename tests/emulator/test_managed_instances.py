@@ -90,6 +90,13 @@ def test_a_timeout_fails_only_that_invocation() -> None:
             fast = _invoke(serve, {"sleep": 0.1, "echo": "fast"})
             slow_status, slow_headers, slow_body = slow.result()
         after = _invoke(serve, {"echo": "after"})
+        # The slow worker's late response is told the invocation timed out (410, as AWS's RIE).
+        assert serve.wait_for_output(r'"posted": 410', timeout=15)
+        late = next(line for line in serve.output().splitlines() if '"posted": 410' in line)
+    assert json.loads(json.loads(late)["body"]) == {
+        "errorType": "InvokeTimeout",
+        "errorMessage": "Invoke timeout",
+    }
     assert fast[2]["echo"] == "fast"
     assert slow_status == 200 and slow_headers["x-amz-function-error"] == "Unhandled"
     assert slow_body["errorType"] == "Sandbox.Timedout"
@@ -186,3 +193,50 @@ def test_python_runtimes_serve_concurrent_invocations(runtime: str) -> None:
     inits = output.count("LMI-INIT")
     assert inits == (4 if runtime == "awslambdaric" else 1)  # awslambdaric imports per worker
     assert output.count("Init Duration") == 1
+
+
+def test_extensions_and_telemetry_behave_as_in_managed_instances(
+    listener: tuple[int, list[dict[str, object]]],
+) -> None:
+    port, records = listener
+    extensions = REPO / "tests" / "fixtures" / "extensions" / "managed"
+    args = ("--extensions-dir", str(extensions), "--env", f"TELEMETRY_PORT={port}")
+    with running_serve(*_managed(*args, "--concurrency", "1", limit=2)) as serve:
+        answers = _together(serve, [{"sleep": 0.3, "echo": n} for n in range(2)])
+        ids = sorted(headers["x-amzn-requestid"] for _, headers, _ in answers)
+        deadline = time.monotonic() + 10
+        while sum(1 for r in records if r["type"] == "platform.report") < 2:
+            assert time.monotonic() < deadline, records
+            time.sleep(0.05)
+        assert serve.stop() == 0
+        output = serve.output()
+    # Registering for INVOKE is refused as AWS's RIE does in this mode; SHUTDOWN alone is fine.
+    assert re.search(r'invoke-register: \{"errorMessage": ?"INVOKE: ErrorInvalidEventType"', output)
+    assert "Extension.InvalidEventType" in output and "} 403" in output
+    assert "[lmi-ext] old-schema: 400" in output  # Managed Instances need schema 2025-01-29
+    assert "[lmi-ext] logs-api: 404" in output  # and have no Logs API
+    assert "[lmi-ext] subscribed: 200" in output
+    events = [line for line in output.splitlines() if line.startswith("[lmi-ext] event")]
+    assert len(events) == 1 and '"SHUTDOWN"' in events[0], events  # never an INVOKE
+    by_type: dict[str, list[dict[str, object]]] = {}
+    for record in records:
+        by_type.setdefault(str(record["type"]), []).append(record)
+    for kind in ("platform.start", "platform.report"):
+        got = sorted(str(r["record"]["requestId"]) for r in by_type[kind])  # type: ignore[index]
+        assert got == ids, (kind, records)
+    assert "platform.runtimeDone" not in by_type  # not emitted in this mode
+    init = by_type["platform.initStart"][0]["record"]
+    assert init["initializationType"] == "lambda-managed-instances"  # type: ignore[index]
+
+
+def test_the_example_runs_eight_invocations_at_once_in_one_environment() -> None:
+    example = REPO / "examples" / "managed-instances"
+    args = ("app.async_handler", "--code-dir", str(example), "--function-name", "lmi")
+    with running_serve(*args, "--max-concurrency", "8", "--concurrency", "1") as serve:
+        _invoke(serve, {"sleep": 0})  # Init
+        started = time.monotonic()
+        answers = _together(serve, [{"sleep": 0.5} for _ in range(8)])
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"8 x 0.5 s took {elapsed:.2f} s"
+    assert len({answer[2]["request_id"] for answer in answers}) == 8
+    assert all(0 < int(str(answer[2]["remaining"])) <= 3000 for answer in answers)
