@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import re
@@ -57,7 +56,7 @@ from bench.procs import (
     machine_busy_seconds,
     own_cpu_seconds,
 )
-from bench.report import BUSY_MACHINE_CPUS, json_safe, met, num
+from bench.report import BUSY_MACHINE_CPUS, exit_with, met, num, write_results
 from bench.rie import REPO
 from bench.servers import RUNTIME_ARGV, START_TIMEOUT_S, _base_env, serve_argv
 
@@ -1069,16 +1068,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupt_on_signals()
     results = run(Plan.quick() if args.quick else Plan())
     table = render_markdown(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "amqp_scaleout.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
-    (args.out / "amqp_scaleout.md").write_text(table)
-    print(table)
+    write_results(args.out, "amqp_scaleout", results, table)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; every process was stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bench.rie import REPO
 
@@ -241,3 +244,20 @@ def _notes(results: dict[str, Any]) -> list[str]:
         else:
             notes.append(f"{key} did not start: {err.splitlines()[0][:200]}")
     return notes
+
+
+def write_results(out: Path, name: str, results: dict[str, Any], table: str) -> None:
+    """``out/NAME.json`` and ``out/NAME.md``, and the table on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
+    (out / f"{name}.md").write_text(table)
+    print(table)
+
+
+def exit_with(main: Callable[[], int]) -> NoReturn:
+    """Run a benchmark's ``main``; Ctrl-C (every child already stopped) exits with 130."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; every process was stopped", file=sys.stderr)
+        sys.exit(130)

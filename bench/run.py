@@ -5,7 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import amqp_scaleout, postrun_latency, runtime_coldstart, serve_vs_rie
+from bench import (
+    amqp_scaleout,
+    managed_instances,
+    postrun_latency,
+    runtime_coldstart,
+    serve_vs_rie,
+)
 
 #: postrun_latency's figures for ``--quick`` (it has no such option of its own).
 POSTRUN_QUICK = ["--rounds", "3", "--per-round", "100", "--warmup", "50"]
@@ -27,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "runtime_coldstart": runtime_coldstart.main,
     "postrun_latency": _postrun_latency,
     "amqp_scaleout": amqp_scaleout.main,
+    "managed_instances": managed_instances.main,
 }
 
 

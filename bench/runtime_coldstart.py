@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import compileall
 import contextlib
-import json
 import os
 import py_compile
 import socket
@@ -49,7 +48,7 @@ from bench.procs import (
     rss_mb,
     thread_count,
 )
-from bench.report import BUSY_MACHINE_CPUS, json_safe, met, num
+from bench.report import BUSY_MACHINE_CPUS, exit_with, met, num, write_results
 from bench.rie import REPO
 from bench.servers import Server, serve_argv
 
@@ -715,18 +714,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupt_on_signals()
     results = run(Plan.quick() if args.quick else Plan())
     table = render_markdown(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "runtime_coldstart.json").write_text(
-        json.dumps(json_safe(results), indent=2) + "\n"
-    )
-    (args.out / "runtime_coldstart.md").write_text(table)
-    print(table)
+    write_results(args.out, "runtime_coldstart", results, table)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; every process was stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main)

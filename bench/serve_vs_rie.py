@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
 import statistics
 import sys
@@ -41,7 +40,7 @@ from bench.procs import (
     own_cpu_seconds,
     rss_mb,
 )
-from bench.report import json_safe, render_markdown
+from bench.report import exit_with, render_markdown, write_results
 from bench.servers import (
     DaemonMissing,
     Server,
@@ -478,16 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupt_on_signals()
     results = run(Plan.quick() if args.quick else Plan(), args.serve_arg, dict(args.daemon_env))
     table = render_markdown(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serve_vs_rie.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
-    (args.out / "serve_vs_rie.md").write_text(table)
-    print(table)
+    write_results(args.out, "serve_vs_rie", results, table)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; every server was stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main)
