@@ -200,10 +200,12 @@ class ManagedSandbox(SandboxBase):
             self._cut_off(invocation, errors.SANDBOX_FAILURE, detail, "failure")
         self._shutdown("spindown", grace)
 
-    def _drop_waiters(self) -> None:
+    def _stop_timers(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+
+    def _drop_waiters(self) -> None:
         for waiter in self._machine.release_waiters():
             assert isinstance(waiter, runtime_api.HeldNext)
             waiter.cancel()

@@ -14,13 +14,12 @@ current state is the sandbox's business (:class:`RuntimeApiTarget`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
 from lambdakit.emulator import runtime_results
 from lambdakit.emulator.extension_registry import ExtensionRegistry
-from lambdakit.emulator.http import Reply, Request, Response
+from lambdakit.emulator.http import Deferred, Reply, Request, Response
 from lambdakit.emulator.invocation import InvocationResult
 from lambdakit.emulator.response_stream import DISCARD, StreamEnd, StreamRelay
 from lambdakit.emulator.sandbox_machine import (
@@ -51,22 +50,22 @@ _GONE = Response(
 class HeldNext:
     """A ``GET next`` held open until the sandbox delivers an event on it."""
 
-    __slots__ = ("future",)
+    __slots__ = ("reply",)
 
-    def __init__(self, future: asyncio.Future[Response]) -> None:
-        self.future = future
+    def __init__(self) -> None:
+        self.reply = Deferred()
 
     @property
     def alive(self) -> bool:
-        """False once its connection went away (the server cancels the future)."""
-        return not self.future.done()
+        """False once its connection went away."""
+        return self.reply.pending
 
     def deliver(self, delivered: Delivered) -> None:
-        self.future.set_result(event_response(delivered))
+        """The event goes out now (written on the caller's stack: no loop iteration between)."""
+        self.reply.give(event_response(delivered))
 
     def cancel(self) -> None:
-        if not self.future.done():
-            self.future.cancel()
+        self.reply.cancel()
 
 
 class RuntimeApiTarget(Protocol):
@@ -152,11 +151,10 @@ def _truncated() -> Response:
 class RuntimeApi:
     """The request handler of one sandbox's Runtime API listener."""
 
-    __slots__ = ("_loop", "_target")
+    __slots__ = ("_target",)
 
     def __init__(self, target: RuntimeApiTarget) -> None:
         self._target = target
-        self._loop = asyncio.get_running_loop()
 
     def __call__(self, request: Request) -> Reply:
         path = request.path
@@ -184,10 +182,10 @@ class RuntimeApi:
         return _NOT_FOUND
 
     def _next(self) -> Reply:
-        waiter = HeldNext(self._loop.create_future())
+        waiter = HeldNext()
         outcome = self._target.runtime_next(waiter)
         if isinstance(outcome, Held):
-            return waiter.future
+            return waiter.reply
         if isinstance(outcome, Delivered):
             return event_response(outcome)
         return render(outcome)
@@ -247,7 +245,7 @@ class RuntimeApi:
         if not isinstance(outcome, Accepted) or outcome.invocation is None:
             stream.consume(DISCARD)
             return render(outcome)
-        reply: asyncio.Future[Response] = self._loop.create_future()
+        reply = Deferred()
         target = self._target
 
         def finish(result: InvocationResult, end: StreamEnd, limit: int) -> None:
@@ -258,8 +256,7 @@ class RuntimeApi:
                 response = payload_too_large(limit)
             else:
                 response = render(applied)
-            if not reply.done():
-                reply.set_result(response)
+            reply.give(response)
 
         content_type = request.headers.get("content-type") or "application/octet-stream"
         stream.consume(StreamRelay(outcome.invocation, content_type, stream, finish))

@@ -103,10 +103,10 @@ class Sandbox(SandboxBase):
         self.invocations += 1
         self._invoke_started = time.monotonic()
         self._deadline.set(self.function.timeout)
-        self._log.start(invocation)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and waiter.alive:
-            waiter.deliver(self._machine.delivered())
+            waiter.deliver(self._machine.delivered())  # the event goes out first
+        self._log.start(invocation)
         request = invocation.request
         self.extensions.invoke(
             invocation.request_id, deadline_ms, request.invoked_arn, request.trace_id

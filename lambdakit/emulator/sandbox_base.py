@@ -171,8 +171,11 @@ class SandboxBase:
         """Spin the environment down (idle reap, service stop); idempotent."""
         raise NotImplementedError
 
+    def _stop_timers(self) -> None:
+        """Shutting down: no invocation times out any more."""
+
     def _drop_waiters(self) -> None:
-        """Shutting down: release every held ``GET next``."""
+        """Every process is gone: release every held ``GET next``."""
         raise NotImplementedError
 
     # Shared ---------------------------------------------------------------------------------------
@@ -319,8 +322,8 @@ class SandboxBase:
 
     def _shutdown(self, reason: str, grace: float) -> None:
         self._deadline.cancel()
+        self._stop_timers()
         self.extensions.open = False
-        self._drop_waiters()
         if not self._stopping.done():
             self._stopping.set_result(None)
         self._loop.create_task(self._reap(reason, grace), name=f"reap {self.name}")
@@ -335,7 +338,9 @@ class SandboxBase:
             logger.exception("%s: shutdown failed; killing every process", self.name)
             self.kill()
         finally:
-            # Close the APIs and tell the pool, whatever happened above.
+            # Close the APIs and tell the pool, whatever happened above.  A held GET next is
+            # let go only now: a runtime is stopped, as on Lambda, not told its next failed.
+            self._drop_waiters()
             self.extensions.close()
             self._server.stop_accepting()
             self._server.close_connections()

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote
 
 from lambdakit.emulator.config import ServiceConfig
 from lambdakit.emulator.doors.tracking import InFlight
-from lambdakit.emulator.http import Reply, Request, Response, ResponseWriter, Streamed
+from lambdakit.emulator.http import Deferred, Reply, Request, Response, ResponseWriter, Streamed
 from lambdakit.emulator.invocation import (
     Invocation,
     InvocationRequest,
@@ -294,14 +294,14 @@ class InvokeApi:
             return Response(204, ((headers.AMZN_REQUEST_ID, new_request_id()),))
         if accepted.invocation_type == headers.EVENT:
             return self._enqueue(accepted, Response(202, (("Content-Type", _JSON),)))
-        reply: asyncio.Future[Response] = self._loop.create_future()
+        reply = Deferred()
         request_id = new_request_id()
         version = accepted.pool.function.version
 
         def done(result: InvocationResult) -> None:
             self._finished()
-            if not reply.done():  # else the caller went away; the invocation still ran
-                reply.set_result(buffered_response(result, request_id, version))
+            if reply.pending:  # else the caller went away; the invocation still ran
+                reply.give(buffered_response(result, request_id, version))
 
         refused = self._submit(Invocation(accepted.request, done, request_id), accepted.pool)
         return refused or reply

@@ -7,6 +7,7 @@ responses into bytes without doing I/O, and ``server`` is the thin asyncio layer
 from lambdakit.emulator.http.messages import (
     BodyConsumer,
     BodyStream,
+    Deferred,
     Handler,
     Reply,
     Request,
@@ -18,6 +19,7 @@ from lambdakit.emulator.http.messages import (
 __all__ = [
     "BodyConsumer",
     "BodyStream",
+    "Deferred",
     "Handler",
     "Reply",
     "Request",

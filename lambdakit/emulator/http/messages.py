@@ -143,9 +143,64 @@ class Streamed:
     attach: Callable[[ResponseWriter], None]
 
 
-#: What a handler returns: a response now, a future that a later event resolves (a long-polled
-#: ``GET next``, an invocation waiting for its runtime), or a response streamed as it is produced.
-Reply: TypeAlias = "Response | asyncio.Future[Response] | Streamed"
+class Deferred:
+    """A response that a later event gives: a long-polled ``GET next``, a caller waiting for its
+    invocation.
+
+    :meth:`give` writes it on the connection at once, on the stack of whoever gives it, with no
+    future, task or loop iteration in between (the warm path of every invocation has two of
+    these).  The connection attaches itself when the handler returns; a response given before
+    that is written then.  Once the connection is gone, :attr:`pending` is False and a response
+    given is dropped.
+    """
+
+    __slots__ = ("_close", "_write", "gone", "response")
+
+    def __init__(self) -> None:
+        self.response: Response | None = None
+        #: The connection went away, or the giver withdrew (:meth:`cancel`).
+        self.gone = False
+        self._write: Callable[[Response], None] | None = None
+        self._close: Callable[[], None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Still waiting for its response, on a connection still there."""
+        return self.response is None and not self.gone
+
+    def give(self, response: Response) -> None:
+        if self.response is not None or self.gone:
+            return
+        self.response = response
+        if self._write is not None:
+            self._write(response)
+
+    def cancel(self) -> None:
+        """The giver will never answer: the connection is closed without a response."""
+        if not self.pending:
+            return
+        self.gone = True
+        if self._close is not None:
+            self._close()
+
+    # The connection's side ------------------------------------------------------------------
+    def attach(self, write: Callable[[Response], None], close: Callable[[], None]) -> None:
+        if self.response is not None:
+            write(self.response)
+        elif self.gone:
+            close()
+        else:
+            self._write, self._close = write, close
+
+    def drop(self) -> None:
+        """The connection is gone."""
+        self.gone = True
+        self._write = self._close = None
+
+
+#: What a handler returns: a response now, one a later event gives (:class:`Deferred`, or a
+#: future for code that awaits), or a response streamed as it is produced.
+Reply: TypeAlias = "Response | Deferred | asyncio.Future[Response] | Streamed"
 
 #: The one handler signature of both servers.
 Handler: TypeAlias = Callable[[Request], Reply]

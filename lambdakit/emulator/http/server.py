@@ -1,12 +1,13 @@
 """The asyncio layer of the HTTP server: moves bytes between sockets and the codec.
 
 One :class:`HttpProtocol` per connection.  Requests are answered strictly in order: while a
-reply is pending (a future a handler returned, or a streamed reply still being written), later
-pipelined requests wait in the reader's queue, and reading pauses once one is waiting there
-(reading goes on while the connection is quiet, so a peer that hangs up is seen at once, and the
-common request-reply rhythm costs no pause and resume).  A handler's future is resolved by some
-other event (the runtime's response, an invocation arriving); the reply is then written from
-its done-callback, so the common paths run without creating a task.
+reply is pending (a :class:`Deferred` or future a handler returned, or a streamed reply still
+being written), later pipelined requests wait in the reader's queue, and reading pauses once one
+is waiting there (reading goes on while the connection is quiet, so a peer that hangs up is seen
+at once, and the common request-reply rhythm costs no pause and resume).  A deferred reply is
+given by some other event (the runtime's response, an invocation arriving) and written at once,
+on the giver's stack; the next pipelined request is then served from the loop, never on that
+stack.  A future's reply is written from its done-callback; neither creates a task.
 
 Deadlines (a request head still incomplete after :data:`HEAD_TIMEOUT`, a keep-alive connection
 idle for :data:`IDLE_TIMEOUT`) are checked by one sweep per server every :data:`SWEEP_INTERVAL`
@@ -31,7 +32,7 @@ from lambdakit.emulator.http.codec import (
     encode_head,
     encode_response,
 )
-from lambdakit.emulator.http.messages import Handler, Request, Response, Streamed
+from lambdakit.emulator.http.messages import Deferred, Handler, Request, Response, Streamed
 
 logger = logging.getLogger("lambdakit.http")
 
@@ -116,6 +117,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._busy = False
         self._pending: asyncio.Future[Response] | None = None
+        self._deferred: Deferred | None = None
         self._writer: _ChunkedWriter | None = None
         self.keep_alive = True
         self.http10 = False
@@ -138,6 +140,9 @@ class HttpProtocol(asyncio.Protocol):
             # The peer is gone: whoever holds the future learns it through cancellation.
             self._pending.cancel()
         self._pending = None
+        if self._deferred is not None:
+            self._deferred.drop()  # whoever holds it sees it is no longer pending
+            self._deferred = None
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -208,14 +213,17 @@ class HttpProtocol(asyncio.Protocol):
             self._busy = True
             if requests and (request.stream is None or request.stream.finished):
                 self._pause_reading()
-            if isinstance(reply, Streamed):
+            if isinstance(reply, Deferred):
+                self._deferred = reply
+                reply.attach(self._give, self._abandon)
+            elif isinstance(reply, Streamed):
                 self._writer = _ChunkedWriter(self)
                 reply.attach(self._writer)
             else:
                 self._pending = reply
                 reply.add_done_callback(self._on_reply)
 
-    def _call(self, request: Request) -> Response | asyncio.Future[Response] | Streamed:
+    def _call(self, request: Request) -> Response | Deferred | asyncio.Future[Response] | Streamed:
         try:
             return self._handler(request)
         except Exception:
@@ -239,6 +247,33 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.write(encode_response(response, self.keep_alive))
         self.reply_done(close=response.close or not self.keep_alive)
+
+    def _give(self, response: Response) -> None:
+        """A :class:`Deferred` reply was given: write it now, on the giver's stack.
+
+        Only the bookkeeping that cannot reach a handler runs here; serving the next pipelined
+        request (which would call a handler back on the giver's stack) waits for the loop.
+        """
+        self._deferred = None
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(encode_response(response, self.keep_alive))
+        close = response.close or not self.keep_alive
+        if close or self._reader.requests:
+            self._loop.call_soon(self.reply_done, close)
+            return
+        self._busy = False
+        self.active_at = self._loop.time()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _abandon(self) -> None:
+        """The giver of a :class:`Deferred` withdrew: close without an answer."""
+        self._deferred = None
+        self._busy = False
+        self._close()
 
     def reply_done(self, close: bool) -> None:
         """The pending reply is complete: close, or go on with the next request."""
