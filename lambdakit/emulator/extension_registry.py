@@ -84,7 +84,10 @@ class ExtensionRegistry:
         on_waiting: Callable[[], None],
         on_failed: Callable[[Extension, str, bytes, bool], None],
         managed: bool = False,
+        on_next: Callable[[str], None] | None = None,
     ) -> None:
+        #: Told the name of each extension that asks for its next event (the live view's).
+        self._on_next = on_next
         #: Lambda Managed Instances: no INVOKE events.
         self.managed = managed
         self._identity = identity
@@ -226,6 +229,8 @@ class ExtensionRegistry:
                 f"Extension {extension.name!r} reported an error and may make no further calls",
             )
         extension.lifecycle.fire(ExtensionEvent.NEXT)
+        if self._on_next is not None:
+            self._on_next(extension.name)
         if extension.pending is not None and not extension.pending.done():
             extension.pending.cancel()
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()

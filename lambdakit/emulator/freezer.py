@@ -34,6 +34,7 @@ class Freezer:
         "_idle_at",
         "_loop",
         "_name",
+        "_on_frozen",
         "_signal",
         "_telemetry",
         "_timer",
@@ -47,7 +48,9 @@ class Freezer:
         signal: Callable[[int], None],
         idle: Callable[[], bool],
         telemetry: TelemetryHub,
+        on_frozen: Callable[[], None] | None = None,
     ) -> None:
+        self._on_frozen = on_frozen
         self._name = name
         self._enabled = enabled
         self._signal = signal
@@ -81,6 +84,8 @@ class Freezer:
         self._signal(signals.SIGSTOP)
         self.frozen = True
         logger.debug("%s: frozen", self._name)
+        if self._on_frozen is not None:
+            self._on_frozen()
 
     def thaw(self) -> None:
         if not self.frozen:

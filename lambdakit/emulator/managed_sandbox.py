@@ -30,7 +30,9 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+from lambdakit.emulator import activity as states
 from lambdakit.emulator import runtime_api
+from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.invocation import Invocation, InvocationResult, platform_error
 from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
@@ -63,13 +65,14 @@ class ManagedSandbox(SandboxBase):
         listener: SandboxListener,
         host_environ: Mapping[str, str],
         number: int,
+        activity: Activity,
     ) -> None:
         limit = function.max_concurrency or 1
         self._machine = ManagedMachine(f"{function.name}#{number}", limit)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._started: dict[str, float] = {}
         self._init_reported = False
-        super().__init__(service, function, sink, listener, host_environ, number)
+        super().__init__(service, function, sink, listener, host_environ, number, activity)
 
     def runtime_target(self) -> runtime_api.RuntimeApiTarget:
         return self
@@ -91,6 +94,7 @@ class ManagedSandbox(SandboxBase):
             self._deadline.clear()
             self._init_over()
             self.idle_since = time.monotonic()
+            self._log.state(states.IDLE)
             self._listener.sandbox_idle(self)
 
     def invoke(self, invocation: Invocation) -> None:
@@ -104,6 +108,8 @@ class ManagedSandbox(SandboxBase):
         self._timers[request_id] = self._loop.call_later(
             timeout, self._guarded(self._invocation_timed_out), request_id
         )
+        if len(self._machine.slots) == 1:
+            self._log.state(states.BUSY)
         self._log.start_of(invocation)
         waiter = assigned.waiter
         assert isinstance(waiter, runtime_api.HeldNext)
@@ -126,7 +132,11 @@ class ManagedSandbox(SandboxBase):
 
     def _ended(self, request_id: str) -> None:
         if self._machine.end(request_id).idle:
-            self.idle_since = time.monotonic()
+            self._now_idle()
+
+    def _now_idle(self) -> None:
+        self.idle_since = time.monotonic()
+        self._log.state(states.IDLE)
 
     # Runtime API (runtime_api.RuntimeApiTarget) ---------------------------------------------------
     def runtime_next(self, waiter: runtime_api.HeldNext) -> NextOutcome:
@@ -171,7 +181,7 @@ class ManagedSandbox(SandboxBase):
         self._log.settle_of(invocation, result)
         self._invoke_done(invocation, "timeout")
         if ended.idle:
-            self.idle_since = time.monotonic()
+            self._now_idle()
 
     def _reset(self, error_type: str, detail: str) -> None:
         """A process failed after Init: every invocation in flight fails; the pool replaces us."""

@@ -25,6 +25,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from lambdakit.emulator import activity
+from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.invocation import Invocation, platform_error
 from lambdakit.emulator.lifecycle import SandboxState
@@ -86,13 +88,15 @@ class Pool:
         sink: LogSink,
         host_environ: Mapping[str, str],
         factory: SandboxFactory | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.function = function
+        #: The service's event stream (throttles here; the sandboxes publish the rest).
+        self.activity = activity or Activity()
 
         def sandbox(listener: SandboxListener, number: int) -> Environment:
-            if function.max_concurrency is not None:
-                return ManagedSandbox(service, function, sink, listener, host_environ, number)
-            return Sandbox(service, function, sink, listener, host_environ, number)
+            kind = Sandbox if function.max_concurrency is None else ManagedSandbox
+            return kind(service, function, sink, listener, host_environ, number, self.activity)
 
         self._factory = factory or sandbox
         #: Invocations one environment takes at once (Managed Instances: several).
@@ -127,6 +131,7 @@ class Pool:
                 return
         covered = (len(self._starting) + self._capacity_to_start()) * self._per_environment
         if bounded and len(self._queue) >= self.function.max_queue + covered:
+            self.activity.publish(activity.Throttled(self.function.name, time.time()))
             raise Throttled(f"{self.function.name}: all environments busy and queue full")
         self._queue.append(invocation)
         try:

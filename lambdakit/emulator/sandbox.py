@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from lambdakit.emulator import activity as states
 from lambdakit.emulator import runtime_api
+from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.invocation import Invocation, InvocationResult, platform_error
-from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
+from lambdakit.emulator.lifecycle import RuntimeState, SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink, Report
 from lambdakit.emulator.sandbox_base import SandboxBase, SandboxListener
 from lambdakit.emulator.sandbox_machine import (
@@ -53,11 +55,12 @@ class Sandbox(SandboxBase):
         listener: SandboxListener,
         host_environ: Mapping[str, str],
         number: int,
+        activity: Activity,
     ) -> None:
         self._machine = SandboxMachine(f"{function.name}#{number}")
         self._waiter: runtime_api.HeldNext | None = None
         self._invoke_started = 0.0
-        super().__init__(service, function, sink, listener, host_environ, number)
+        super().__init__(service, function, sink, listener, host_environ, number, activity)
 
     def runtime_target(self) -> runtime_api.RuntimeApiTarget:
         return self
@@ -69,6 +72,11 @@ class Sandbox(SandboxBase):
     @property
     def in_flight(self) -> int:
         return 0 if self._machine.current is None else 1
+
+    def _extension_next(self, name: str) -> None:
+        current = self._machine.current
+        if current is not None:
+            self._log.next_called(current.request_id, name)
 
     def _fail_in_flight(self, error_type: str, detail: str) -> None:
         invocation = self._machine.current
@@ -91,6 +99,7 @@ class Sandbox(SandboxBase):
             self._init_over()
         else:
             self._invoke_done(ended.invocation)
+        self._log.state(states.IDLE)
         self.idle_since = time.monotonic()
         self._freezer.freeze_soon()
         self._listener.sandbox_idle(self)
@@ -107,6 +116,7 @@ class Sandbox(SandboxBase):
         if waiter is not None and waiter.alive:
             waiter.deliver(self._machine.delivered())  # the event goes out first
         self._log.start(invocation)
+        self._log.state(states.BUSY)
         request = invocation.request
         self.extensions.invoke(
             invocation.request_id, deadline_ms, request.invoked_arn, request.trace_id
@@ -125,6 +135,9 @@ class Sandbox(SandboxBase):
 
     # Runtime API (runtime_api.RuntimeApiTarget) ---------------------------------------------------
     def runtime_next(self, waiter: runtime_api.HeldNext) -> NextOutcome:
+        current = self._machine.current
+        if current is not None and self._machine.runtime_state is RuntimeState.RESPONDED:
+            self._log.next_called(current.request_id, "")  # its work after the response is over
         outcome = self._machine.runtime_next()
         if isinstance(outcome, Held):
             old, self._waiter = self._waiter, waiter
@@ -141,6 +154,7 @@ class Sandbox(SandboxBase):
             self._log.tail.settle(outcome.invocation, result)
             elapsed = (time.monotonic() - self._invoke_started) * 1000
             self._log.responded(request_id, result, elapsed)
+            self._log.state(states.AFTER_RESPONSE)
         return outcome
 
     def stream_started(self, request_id: str) -> Accepted | UnknownRequest | WrongState:

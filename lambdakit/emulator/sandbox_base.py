@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from lambdakit.emulator import activity as states
 from lambdakit.emulator import runtime_api
+from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.deadline import Deadline
 from lambdakit.emulator.environment import sandbox_environment
@@ -94,6 +96,7 @@ class SandboxBase:
         listener: SandboxListener,
         host_environ: Mapping[str, str],
         number: int,
+        activity: Activity,
     ) -> None:
         self._service = service
         self.function = function
@@ -112,14 +115,20 @@ class SandboxBase:
             self._phase_maybe_over,
             self._on_extension_failed,
             managed=self.managed,
+            on_next=self._extension_next,
         )
         self.telemetry = TelemetryHub(managed=self.managed)
-        self._log = PhaseLog(sink, function, self.telemetry)
+        self._log = PhaseLog(sink, function, self.telemetry, activity, self.name)
         self._processes = SandboxProcesses(
             self.name, function.code_dir, self._guarded(self._exited)
         )
         self._freezer = Freezer(
-            self.name, self.freezes(), self._processes.signal, self._idle, self.telemetry
+            self.name,
+            self.freezes(),
+            self._processes.signal,
+            self._idle,
+            self.telemetry,
+            on_frozen=functools.partial(self._log.state, states.FROZEN),
         )
         self._deadline = Deadline(self._loop, self._guarded(self._on_timeout))
         self._init_failure: InitFailure | None = None
@@ -155,6 +164,9 @@ class SandboxBase:
     def _phase_maybe_over(self) -> None:
         """An extension (or the runtime) waits in ``next``: a phase may be over."""
         raise NotImplementedError
+
+    def _extension_next(self, name: str) -> None:
+        """Extension ``name`` asked for its next event (its work on an invocation is over)."""
 
     def _on_timeout(self) -> None:
         raise NotImplementedError
@@ -221,6 +233,7 @@ class SandboxBase:
             return
         self.extensions.expect_external(frozenset(p.name for p in extensions))
         self._deadline.set(self.function.init_timeout)
+        self._log.state(states.STARTING)
         self._log.init_start()
         try:
             host, port = await self._server.start("127.0.0.1", 0)
@@ -326,6 +339,7 @@ class SandboxBase:
         self.extensions.open = False
         if not self._stopping.done():
             self._stopping.set_result(None)
+            self._log.state(states.STOPPING)
         self._loop.create_task(self._reap(reason, grace), name=f"reap {self.name}")
 
     async def _reap(self, reason: str, grace: float) -> None:
@@ -345,6 +359,7 @@ class SandboxBase:
             self._server.stop_accepting()
             self._server.close_connections()
             self._machine.reaped()
+            self._log.state(states.DEAD)
             self._log.flush()
             logger.debug("%s: shut down (%s)", self.name, reason)
             self._listener.sandbox_dead(self, self._init_failure)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
 from lambdakit.amqp.uri import BrokerUnavailable
+from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import ServiceConfig
 from lambdakit.emulator.doors.async_queue import EventQueue
 from lambdakit.emulator.doors.function_url import FunctionUrl
@@ -50,8 +51,10 @@ class Service:
         self.sink = LogSink(
             output or sys.stdout.buffer, config.log_format, tag_functions=len(config.functions) > 1
         )
+        #: What happens in every environment, for the metrics and the live view.
+        self.activity = Activity()
         self.pools = {
-            name: Pool(config, function, self.sink, self._host_environ)
+            name: Pool(config, function, self.sink, self._host_environ, activity=self.activity)
             for name, function in config.functions.items()
         }
         self.in_flight = InFlight()

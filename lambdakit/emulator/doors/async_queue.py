@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from lambdakit.emulator.activity import EventRetried
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.event_store import EventStore, StoredEvent
 from lambdakit.emulator.invocation import Invocation, InvocationRequest, InvocationResult
@@ -190,6 +191,9 @@ class EventQueue:
         if event.attempts <= function.max_retry_attempts:
             delay = function.retry_backoff * 2 ** (event.attempts - 1)
             self.store.retry(event.request_id, time.time() + delay, error)
+            self._pools[function.name].activity.publish(
+                EventRetried(function.name, event.request_id, event.attempts, time.time())
+            )
             logger.info(
                 "event %s failed (%s), retry %d in %.0f s",
                 event.request_id,

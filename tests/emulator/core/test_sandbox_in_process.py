@@ -11,6 +11,15 @@ from typing import Any
 
 import pytest
 
+from lambdakit.emulator.activity import (
+    ActivityEvent,
+    EnvironmentState,
+    InvocationEnded,
+    InvocationResponded,
+    InvocationStarted,
+    NextCalled,
+    OutputLine,
+)
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.invocation import Invocation, InvocationRequest, InvocationResult
 from lambdakit.emulator.lifecycle import IllegalTransition, SandboxEvent, SandboxState
@@ -120,3 +129,43 @@ def _bash_children() -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def test_the_activity_stream_tells_each_phase_of_an_invocation_in_order() -> None:
+    """What the metrics and the live view read: one event per moment, in the order it happened."""
+    seen: list[ActivityEvent] = []
+
+    async def body(pool: Pool, stream: io.BytesIO) -> None:
+        pool.activity.subscribe(seen.append, lines=True)
+        await _invoke(pool, b'{"n": 1}')
+        await _invoke(pool, b'{"n": 2}')
+        sandbox = next(iter(pool.sandboxes))
+        for _ in range(100):
+            if sandbox.state is SandboxState.IDLE and isinstance(seen[-1], EnvironmentState):
+                break
+            await asyncio.sleep(0.05)
+
+    asyncio.run(_with_pool(_function("function.echo_event"), body))
+    kinds = [
+        e.state if isinstance(e, EnvironmentState) else type(e).__name__
+        for e in seen
+        if not isinstance(e, OutputLine)
+        and not (isinstance(e, EnvironmentState) and e.state == "frozen")  # when idle 20 ms
+    ]
+    one = ["InvocationStarted", "busy", "InvocationResponded", "after-response", "NextCalled"]
+    one += ["InvocationEnded", "idle"]
+    assert kinds[:3] == ["starting", "InitEnded", "idle"]
+    assert kinds[3:17] == one + one, kinds
+    assert kinds[-2:] == ["stopping", "dead"]
+    started = [e for e in seen if isinstance(e, InvocationStarted)]
+    assert [e.cold for e in started] == [True, False]
+    assert [e.payload_bytes for e in started] == [8, 8]
+    responded = next(e for e in seen if isinstance(e, InvocationResponded))
+    ended = next(e for e in seen if isinstance(e, InvocationEnded))
+    nexts = [e for e in seen if isinstance(e, NextCalled)]
+    assert responded.request_id == ended.request_id == started[0].request_id
+    assert (responded.error_type, responded.response_bytes) == ("", 8)
+    assert started[0].at <= responded.at <= nexts[0].at <= ended.at
+    assert nexts[0].who == "" and ended.status == "success" and ended.init_duration_ms
+    lines = [e for e in seen if isinstance(e, OutputLine) and e.kind == "function"]
+    assert any(e.request_id == started[0].request_id for e in lines), lines

@@ -1,0 +1,198 @@
+"""What happens in the service, as one stream of events: the source of metrics and the live view.
+
+Theory of operation
+-------------------
+Each environment's :class:`~lambdakit.emulator.phase_log.PhaseLog` already writes everything an
+invocation goes through (START, the runtime's answer, END and REPORT, INIT_REPORT, every output
+line) to the log stream, the caller's log tail and Telemetry API subscribers; it publishes the
+same moments here, once, as frozen events.  The pool adds throttles, the Event queue its retries.
+Whatever wants to know subscribes: the Prometheus figures (``/metrics``), the live view's event
+stream (``/_lambdakit/events``) and ``lambdakit top`` read this and nothing else, so no figure is
+counted twice or in two ways.
+
+An invocation's phases follow from its events
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html): from
+:class:`InvocationStarted` to :class:`InvocationResponded` the caller waits; from there to
+:class:`InvocationEnded` is the work after the response, during which the runtime and each
+extension ask for their next event (:class:`NextCalled`) — the phase ends when the last one has.
+An environment's :class:`EnvironmentState` tells when it starts, is busy, works after a
+response, waits, is frozen and stops.
+
+Publishing costs a few object creations and calls per invocation; output lines, the bulk, are
+published only while some subscriber asked for them (``lines=True``).  Times are wall-clock
+seconds (``time.time()``) so that a browser can place them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+logger = logging.getLogger("lambdakit.activity")
+
+
+# Environment states, as the live view and the metrics name them.
+STARTING = "starting"
+IDLE = "idle"
+BUSY = "busy"
+AFTER_RESPONSE = "after-response"
+FROZEN = "frozen"
+STOPPING = "stopping"
+DEAD = "dead"
+STATES = (STARTING, IDLE, BUSY, AFTER_RESPONSE, FROZEN, STOPPING, DEAD)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentState:
+    """An environment moved to ``state`` (one of :data:`STATES`)."""
+
+    function: str
+    environment: str
+    state: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InitEnded:
+    """Init is over: ``error_type`` is empty when it succeeded."""
+
+    function: str
+    environment: str
+    at: float
+    duration_ms: float
+    error_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationStarted:
+    """An environment took an invocation (START); ``cold`` when it is its first."""
+
+    function: str
+    environment: str
+    request_id: str
+    at: float
+    cold: bool
+    payload_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResponded:
+    """The runtime answered: the caller has its response (``error_type`` set for an error)."""
+
+    function: str
+    environment: str
+    request_id: str
+    at: float
+    error_type: str
+    response_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NextCalled:
+    """During an invocation's phase, the runtime (``who`` empty) or an extension asked for its
+    next event: its work after the response is over."""
+
+    function: str
+    environment: str
+    request_id: str
+    who: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationEnded:
+    """END and REPORT: the invoke phase is over (``status``: success, error, timeout, failure)."""
+
+    function: str
+    environment: str
+    request_id: str
+    at: float
+    status: str
+    duration_ms: float
+    billed_duration_ms: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLine:
+    """A line of the log stream: ``kind`` is function, extension or platform."""
+
+    function: str
+    environment: str
+    request_id: str
+    kind: str
+    line: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """An invocation was refused with 429: every environment busy and the queue full."""
+
+    function: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRetried:
+    """An Event invocation failed and will be tried again (``attempt`` is the one that failed)."""
+
+    function: str
+    request_id: str
+    attempt: int
+    at: float
+
+
+ActivityEvent: TypeAlias = (
+    EnvironmentState
+    | InitEnded
+    | InvocationStarted
+    | InvocationResponded
+    | NextCalled
+    | InvocationEnded
+    | OutputLine
+    | Throttled
+    | EventRetried
+)
+Subscriber: TypeAlias = Callable[[ActivityEvent], None]
+
+
+class Activity:
+    """The service's event stream: publish once, every subscriber gets each event in order."""
+
+    __slots__ = ("_all", "_lines")
+
+    def __init__(self) -> None:
+        self._all: tuple[Subscriber, ...] = ()
+        self._lines: tuple[Subscriber, ...] = ()
+
+    @property
+    def wants_lines(self) -> bool:
+        """Whether some subscriber wants :class:`OutputLine` events (else do not build them)."""
+        return bool(self._lines)
+
+    def subscribe(self, subscriber: Subscriber, lines: bool = False) -> Callable[[], None]:
+        """Deliver every event to ``subscriber`` (output lines too if ``lines``); returns the
+        function that ends the subscription."""
+        self._all = (*self._all, subscriber)
+        if lines:
+            self._lines = (*self._lines, subscriber)
+
+        def unsubscribe() -> None:
+            self._all = tuple(s for s in self._all if s is not subscriber)
+            self._lines = tuple(s for s in self._lines if s is not subscriber)
+
+        return unsubscribe
+
+    def publish(self, event: ActivityEvent) -> None:
+        subscribers = self._lines if type(event) is OutputLine else self._all
+        for subscriber in subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # one broken consumer must not break an invocation
+                logger.exception("activity subscriber %r failed; unsubscribed", subscriber)
+                self._all = tuple(s for s in self._all if s is not subscriber)
+                self._lines = tuple(s for s in self._lines if s is not subscriber)
