@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: serve test lint typecheck unit bench rie broker clean
+.PHONY: serve test lint typecheck unit bench rie broker chromium clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -35,12 +35,26 @@ rie: .cache/.rie
 	$(BIN)/python -c "from bench.rie import ensure_rie; print(ensure_rie())"
 	touch $@
 
+# Debian's Chromium for the live view's browser tests (Playwright drives it; its own browser
+# download is never used).
+chromium: .cache/.chromium
+.cache/.chromium:
+	@mkdir -p .cache
+	@command -v chromium >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { \
+			echo "make: the live view's browser tests need Chromium: install Debian's chromium package (no apt-get here); they are skipped without it" >&2; exit 0; }; \
+		echo "installing Debian's chromium for the live view's browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi \
+		|| { echo "make: could not install chromium: the browser tests will be skipped" >&2; exit 0; }; }
+	@command -v chromium >/dev/null 2>&1 && touch $@ || true
+
 # RabbitMQ on 127.0.0.1:5672 for the AMQP tests: started if installed but stopped.
 broker:
 	@bash tests/amqp/ensure_broker.sh
 
 # Two workers: most tests wait on processes and sockets (3 min 47 s on one, 2 min 11 s on two).
-unit: $(BIN)/.installed .cache/.rie broker
+unit: $(BIN)/.installed .cache/.rie .cache/.chromium broker
 	$(BIN)/pytest -W error -q -n 2
 
 test: lint typecheck unit

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from bench import (
     amqp_scaleout,
     managed_instances,
+    observe_cost,
     postrun_latency,
     runtime_coldstart,
     serve_vs_rie,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "postrun_latency": _postrun_latency,
     "amqp_scaleout": amqp_scaleout.main,
     "managed_instances": managed_instances.main,
+    "observe_cost": observe_cost.main,
 }
 
 

@@ -2,8 +2,9 @@
 
 ``lambdakit serve`` runs the local Lambda service, ``lambdakit gateway`` an Invoke API in front
 of ``serve --amqp`` workers, ``lambdakit events`` lists its stored Event invocations,
-``lambdakit post-run`` and ``lambdakit layer`` are the post-runner's, and
-``lambdakit extension`` runs a Python external extension.
+``lambdakit top`` shows its live view's figures in the terminal, ``lambdakit post-run`` and
+``lambdakit layer`` are the post-runner's, and ``lambdakit extension`` runs a Python external
+extension.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ COMMANDS = {
     "events": (
         "lambdakit.emulator.events_command",
         "list the Event invocations serve has pending or failed",
+    ),
+    "top": (
+        "lambdakit.top_command",
+        "serve's live view in the terminal: environments, invocations, phases",
     ),
     "gateway": (
         "lambdakit.gateway.command",

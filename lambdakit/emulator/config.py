@@ -92,6 +92,8 @@ class ServiceConfig:
     host: str = DEFAULTS["host"]
     port: int = DEFAULTS["port"]
     log_format: str = DEFAULTS["log_format"]
+    #: Serve ``/metrics`` and the live view (``/_lambdakit/``).
+    observe: bool = DEFAULTS["observe"]
     region: str = DEFAULTS["region"]
     account_id: str = DEFAULTS["account_id"]
     shutdown_timeout: float = DEFAULTS["shutdown_timeout"]

@@ -107,6 +107,14 @@ class EventStore:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
+    def pending_by_function(self) -> dict[str, int]:
+        """How many events wait (``pending``: not yet handed to an environment, or waiting for
+        their retry), by function; functions with none are absent."""
+        rows = self._db.execute(
+            "SELECT function, count(*) FROM events WHERE state='pending' GROUP BY function"
+        ).fetchall()
+        return {str(function): int(count) for function, count in rows}
+
     def start(self, request_id: str) -> None:
         self._db.execute(
             "UPDATE events SET state='running', attempts=attempts+1, updated_at=? "

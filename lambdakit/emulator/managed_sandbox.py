@@ -155,7 +155,7 @@ class ManagedSandbox(SandboxBase):
             elapsed = (time.monotonic() - self._started.get(request_id, 0.0)) * 1000
             self._log.responded(request_id, result, elapsed)
             self._log.settle_of(invocation, result)
-            self._invoke_done(invocation, "success" if result.ok else "error")
+            self._invoke_done(invocation, "success")  # a function error is no platform status
             self._ended(request_id)
         return outcome
 

@@ -363,6 +363,16 @@ OPTIONS: tuple[Option, ...] = (
         flag="--log-level",
     ),
     _service(
+        "observe",
+        Switch(default=True),
+        True,
+        "serve /metrics and the live view at /_lambdakit/ on the Invoke API port "
+        "(docs/observability.md)",
+        flag="--no-observe",
+        flag_help="serve neither /metrics nor the live view (nothing watches the invocations)",
+        toml="observe",
+    ),
+    _service(
         "region",
         Text(),
         "us-east-1",

@@ -34,6 +34,7 @@ class PhaseLog:
         "_cold",
         "_current",
         "_environment",
+        "_errors",
         "_name",
         "_sink",
         "_tails",
@@ -62,6 +63,8 @@ class PhaseLog:
         #: The invocation whose phase runs (one at a time; "" between), for output lines.
         self._current = ""
         self._cold = True
+        #: Invocations in their phase whose runtime answered with an error.
+        self._errors: dict[str, bool] = {}
 
     # The activity stream ----------------------------------------------------------------------
     def state(self, state: str) -> None:
@@ -96,13 +99,16 @@ class PhaseLog:
         )
 
     def _ended(self, report: Report) -> None:
+        status = report.status
+        if self._errors.pop(report.request_id, False) and status == "success":
+            status = "error"  # the function's error (its REPORT says nothing of it, as Lambda's)
         self._activity.publish(
             events.InvocationEnded(
                 self._name,
                 self._environment,
                 report.request_id,
                 time.time(),
-                report.status,
+                status,
                 report.duration_ms,
                 report.billed_duration_ms,
                 report.max_memory_used_mb,
@@ -170,6 +176,8 @@ class PhaseLog:
 
     def responded(self, request_id: str, result: InvocationResult, elapsed_ms: float) -> None:
         self.telemetry.runtime_done(request_id, result.ok, elapsed_ms, len(result.body))
+        if not result.ok:
+            self._errors[request_id] = True
         self._activity.publish(
             events.InvocationResponded(
                 self._name,

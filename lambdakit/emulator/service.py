@@ -17,6 +17,7 @@ from lambdakit.emulator.doors.async_queue import EventQueue
 from lambdakit.emulator.doors.function_url import FunctionUrl
 from lambdakit.emulator.doors.invoke_api import InvokeApi
 from lambdakit.emulator.doors.tracking import InFlight
+from lambdakit.emulator.http import Handler
 from lambdakit.emulator.http.server import HttpServer
 from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.pool import Pool
@@ -25,6 +26,7 @@ from lambdakit.wire import limits
 
 if TYPE_CHECKING:
     from lambdakit.emulator.doors.amqp_rpc import AmqpDoor
+    from lambdakit.emulator.live_view import LiveView
 
 __all__ = ["BrokerUnavailable", "Service", "serve"]
 
@@ -60,7 +62,18 @@ class Service:
         self.in_flight = InFlight()
         self.events = EventQueue(config, self.pools, config.state_dir)
         self.invoke_api = InvokeApi(config, self.pools, self.in_flight, self.events)
-        self._server = HttpServer(self.invoke_api, _INVOKE_MAX_BODY)
+        handler: Handler = self.invoke_api
+        #: The live view (``/_lambdakit/``), whose event streams end at shutdown.
+        self.live_view: LiveView | None = None
+        if config.observe:
+            from lambdakit.emulator.doors.observers import WithObservers
+            from lambdakit.emulator.live_view import LiveView
+            from lambdakit.emulator.metrics import Metrics
+
+            metrics = Metrics(self.activity, self.events.store.pending_by_function)
+            self.live_view = LiveView(self.activity, list(config.functions))
+            handler = WithObservers(self.invoke_api, metrics, self.live_view)
+        self._server = HttpServer(handler, _INVOKE_MAX_BODY)
         self._url_servers = {
             name: HttpServer(
                 FunctionUrl(config, function, self.pools[name], self.in_flight), _INVOKE_MAX_BODY
@@ -159,7 +172,10 @@ class Service:
                 await asyncio.wait_for(stopping, _STOP_MARGIN)
         # 5. Events cut off by step 4 stay stored for the next start.
         self.events.close()
-        # 6. Let replies written in step 4 leave, then close the callers' connections.
+        # 6. End the live view's event streams, let replies written in step 4 leave, then
+        #    close the callers' connections.
+        if self.live_view is not None:
+            self.live_view.close()
         await asyncio.sleep(0)
         self._server.close_connections()
         for server in self._url_servers.values():

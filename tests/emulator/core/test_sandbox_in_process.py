@@ -169,3 +169,22 @@ def test_the_activity_stream_tells_each_phase_of_an_invocation_in_order() -> Non
     assert nexts[0].who == "" and ended.status == "success" and ended.init_duration_ms
     lines = [e for e in seen if isinstance(e, OutputLine) and e.kind == "function"]
     assert any(e.request_id == started[0].request_id for e in lines), lines
+
+
+def test_a_function_error_ends_with_status_error_in_the_activity_stream() -> None:
+    seen: list[ActivityEvent] = []
+
+    async def body(pool: Pool, stream: io.BytesIO) -> None:
+        pool.activity.subscribe(seen.append)
+        result = await _invoke(pool, b"{}")
+        assert not result.ok
+        for _ in range(100):
+            if any(isinstance(e, InvocationEnded) for e in seen):
+                break
+            await asyncio.sleep(0.05)
+        assert "Status:" not in stream.getvalue().decode()  # REPORT says nothing, as Lambda's
+
+    asyncio.run(_with_pool(_function("function.fail"), body))
+    responded = next(e for e in seen if isinstance(e, InvocationResponded))
+    ended = next(e for e in seen if isinstance(e, InvocationEnded))
+    assert responded.error_type and ended.status == "error"
