@@ -5,7 +5,8 @@ Theory of operation
 Each environment's :class:`~lambdakit.emulator.phase_log.PhaseLog` already writes everything an
 invocation goes through (START, the runtime's answer, END and REPORT, INIT_REPORT, every output
 line) to the log stream, the caller's log tail and Telemetry API subscribers; it publishes the
-same moments here, once, as frozen events.  The pool adds throttles, the Event queue its retries.
+same moments here, once, as frozen events.  The pool adds throttles, the Event queue its retries,
+the AMQP door what it does with each message.
 Whatever wants to know subscribes: the Prometheus figures (``/metrics``), the live view's event
 stream (``/_lambdakit/events``) and ``lambdakit top`` read this and nothing else, so no figure is
 counted twice or in two ways.
@@ -146,6 +147,21 @@ class EventRetried:
     at: float
 
 
+#: What the AMQP door did with a message of a function's queue.
+AMQP_OUTCOMES = ("run", "replied", "refused", "dropped", "handed-back", "lost")
+
+
+@dataclass(frozen=True, slots=True)
+class AmqpMessage:
+    """The AMQP door (``serve --amqp``) took a message (``run``), answered it (``replied``),
+    refused or dropped a malformed one, handed one back to the broker, or finished one whose
+    connection was lost meanwhile (the broker requeued it): one of :data:`AMQP_OUTCOMES`."""
+
+    function: str
+    outcome: str
+    at: float
+
+
 ActivityEvent: TypeAlias = (
     EnvironmentState
     | InitEnded
@@ -156,6 +172,7 @@ ActivityEvent: TypeAlias = (
     | OutputLine
     | Throttled
     | EventRetried
+    | AmqpMessage
 )
 Subscriber: TypeAlias = Callable[[ActivityEvent], None]
 

@@ -32,6 +32,10 @@ Metrics (label ``function`` on all of them)
     Invocations that were the first of their environment.
 ``lambdakit_event_retries_total`` (counter)
     Event invocations that failed and will be tried again.
+``lambdakit_amqp_messages_total`` (counter, label ``outcome``; only with ``serve --amqp``)
+    What the AMQP door did with the messages of the function's queue: ``run``, ``replied``,
+    ``refused`` or ``dropped`` (malformed), ``handed-back`` (a reply the broker did not take),
+    ``lost`` (finished after its connection was lost; the broker requeued it).
 ``lambdakit_init_duration_seconds`` (histogram, label ``result``: ok, error)
     The Init phase of each environment (INIT_REPORT / ``initDurationMs``).
 ``lambdakit_response_seconds`` (histogram)
@@ -70,6 +74,7 @@ from lambdakit.emulator import activity
 from lambdakit.emulator.activity import (
     Activity,
     ActivityEvent,
+    AmqpMessage,
     EnvironmentState,
     EventRetried,
     InitEnded,
@@ -153,6 +158,7 @@ class FunctionFigures:
 
     __slots__ = (
         "after_response",
+        "amqp",
         "cold_starts",
         "duration",
         "errors",
@@ -168,6 +174,8 @@ class FunctionFigures:
         self.throttles = 0
         self.cold_starts = 0
         self.retries = 0
+        #: What the AMQP door did with the function's messages, by outcome (empty without it).
+        self.amqp: dict[str, int] = {}
         self.init_ok = Histogram()
         self.init_error = Histogram()
         self.response = Histogram()
@@ -275,6 +283,9 @@ class Metrics:
         elif isinstance(event, EventRetried):
             figures = self.functions.get(event.function) or self._new_figures(event.function)
             figures.retries += 1
+        elif isinstance(event, AmqpMessage):
+            figures = self.functions.get(event.function) or self._new_figures(event.function)
+            figures.amqp[event.outcome] = figures.amqp.get(event.outcome, 0) + 1
 
     def _trim(self, pending: dict[str, float], name: str) -> None:
         """Drop the oldest entries of a map past its limit, down to 90% of it (so that a stream
@@ -338,8 +349,16 @@ class Metrics:
             "Duration of each invocation, as its REPORT line gives it.",
             labels=("function",),
         )
+        amqp = CounterMetricFamily(
+            "lambdakit_amqp_messages",
+            "Messages of the function's queue the AMQP door ran, answered, refused, dropped, "
+            "handed back to the broker, or finished after their connection was lost.",
+            labels=("function", "outcome"),
+        )
         for name, figures in functions:
             invocations.add_metric((name,), figures.duration.count)
+            for outcome, count in sorted(figures.amqp.items()):
+                amqp.add_metric((name, outcome), count)
             for status in sorted({*ERROR_STATUSES, *figures.errors}):
                 errors.add_metric((name, status), figures.errors.get(status, 0))
             throttles.add_metric((name,), figures.throttles)
@@ -354,6 +373,8 @@ class Metrics:
             ):
                 family.add_metric((name,), histogram.cumulative(), histogram.sum)
         yield from (invocations, errors, throttles, cold_starts, retries)
+        if amqp.samples:
+            yield amqp
         yield from (init, response, after_response, duration)
         yield self._environment_family()
         if self._backlog is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.amqp.broker import require_broker
 from tests.amqp.rpc_client import RpcClient, counts
@@ -307,3 +308,24 @@ def test_poison_messages_are_answered_once_and_never_cost_the_connection(
     assert json.loads(after.body)["event"] == {"after": True}
     assert "lost the connection" not in diagnostics
     assert log.count("START RequestId") == 7  # each request ran once
+
+
+def test_metrics_count_what_the_door_did_with_each_message(
+    url: str, client: RpcClient, tmp_path: Path
+) -> None:
+    echo = unique("echo")
+    with workers(tmp_path, url, {echo: {"handler": "app.echo"}}) as (worker,):
+        client.call(echo, b'{"n": 1}')
+        client.call(echo, b"{}", headers={"X-Amz-Client-Context": 42})  # refused
+        client.call(echo, b'{"n": 2}')
+        connection = worker.connection()
+        connection.request("GET", "/metrics")
+        scraped = connection.getresponse().read().decode()
+        connection.close()
+    figures = {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "lambdakit_amqp_messages_total" and sample.labels["function"] == echo
+    }
+    assert figures == {"run": 2, "replied": 2, "refused": 1}

@@ -58,6 +58,7 @@ from pamqp import commands as spec
 from lambdakit.amqp import contract, queues
 from lambdakit.amqp.link import BrokerLink, Connection, ReopeningChannel, declare, publish
 from lambdakit.amqp.uri import BrokerAddress
+from lambdakit.emulator.activity import AmqpMessage
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.doors.async_queue import (
     EVENT_AGE_EXCEEDED,
@@ -263,6 +264,7 @@ class AmqpDoor:
         )
         if isinstance(decision, contract.Dropped):
             logger.warning("%s: dropped a message: %s", pool.function.name, decision.reason)
+            self._tell(pool.function.name, "dropped")
             await self._settle(delivery)
             return
         if isinstance(decision, contract.Refused):
@@ -278,6 +280,7 @@ class AmqpDoor:
             if outcome is not _Published.OK:
                 logger.warning("%s: the refusal of %s was not sent", pool.function.name, decision)
             await self._settle(delivery)  # running it elsewhere would be refused the same way
+            self._tell(pool.function.name, "refused")
             return
         if decision.invocation_type == headers.EVENT and self._too_old(pool.function, decision):
             await self._event_outcome(delivery, decision, EVENT_AGE_EXCEEDED, None)
@@ -297,6 +300,7 @@ class AmqpDoor:
             request, functools.partial(self._done, delivery, rpc), rpc.request_id
         )
         delivery.request_id = rpc.request_id
+        self._tell(pool.function.name, "run")
         self._held.add(delivery)
         self._ids.add(rpc.request_id)
         self._in_flight.started()
@@ -337,6 +341,7 @@ class AmqpDoor:
                     rpc.request_id,
                 )
                 delivery.settled = True
+                self._tell(delivery.function.name, "lost")
                 return
             if rpc.invocation_type == headers.EVENT:
                 await self._event_result(delivery, rpc, result)
@@ -374,6 +379,7 @@ class AmqpDoor:
             await self._hand_back(delivery)
         else:
             await self._settle(delivery)
+            self._tell(delivery.function.name, "replied")
 
     async def _hand_back(self, delivery: _Delivery) -> None:
         """A reply the broker did not take: the request goes back (after a pause, a few times).
@@ -393,8 +399,13 @@ class AmqpDoor:
             await self._settle(delivery)
             return
         self._handed_back[delivery.request_id] = tries
+        self._tell(delivery.function.name, "handed-back")
         await asyncio.sleep(_HAND_BACK_PAUSE)
         await self._settle(delivery, requeue=True)
+
+    def _tell(self, function: str, outcome: str) -> None:
+        """Publish what was done with a message (for ``/metrics``)."""
+        self._pools[function].activity.publish(AmqpMessage(function, outcome, time.time()))
 
     def _release(self, delivery: _Delivery) -> None:
         if delivery in self._held:

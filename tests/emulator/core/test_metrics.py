@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lambdakit.emulator import activity as states
 from lambdakit.emulator.activity import (
     Activity,
+    AmqpMessage,
     EnvironmentState,
     EventRetried,
     InitEnded,
@@ -373,3 +374,17 @@ def test_event_store_pending_by_function(tmp_path: Path) -> None:
         assert store.pending_by_function() == {"f": 2, "g": 2}
     finally:
         store.close()
+
+
+def test_amqp_outcomes_by_function_only_when_the_door_reports_them() -> None:
+    activity = Activity()
+    metrics = Metrics(activity)
+    invoke(activity, "r1")
+    assert "lambdakit_amqp_messages_total" not in scrape(metrics)  # no AMQP door, no family
+    for outcome in ("run", "run", "replied", "refused", "lost"):
+        activity.publish(AmqpMessage("f", outcome, 1000.0))
+    samples = scrape(metrics)
+    assert value(samples, "lambdakit_amqp_messages_total", function="f", outcome="run") == 2
+    assert value(samples, "lambdakit_amqp_messages_total", function="f", outcome="replied") == 1
+    assert value(samples, "lambdakit_amqp_messages_total", function="f", outcome="refused") == 1
+    assert value(samples, "lambdakit_amqp_messages_total", function="f", outcome="lost") == 1
