@@ -63,6 +63,7 @@ from lambdakit.emulator.doors.invoke_api import (
 )
 from lambdakit.emulator.doors.tracking import InFlight
 from lambdakit.emulator.http import Reply, Request, Response
+from lambdakit.gateway.metrics import GatewayMetrics
 from lambdakit.wire import errors, eventstream, headers
 
 logger = logging.getLogger("lambdakit.gateway")
@@ -94,6 +95,8 @@ class Gateway:
         self.link = BrokerLink(address, name, self._on_open, self._on_lost)
         self._channel = ReopeningChannel(self.link, self._reply_channel, self._fail_waiting)
         self._pending: dict[str, asyncio.Future[Response]] = {}
+        #: ``GET /metrics``: the answers sent, by function.
+        self.metrics = GatewayMetrics(lambda: self.link.is_open)
 
     # Broker ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -146,6 +149,8 @@ class Gateway:
 
     # Routing --------------------------------------------------------------------------------------
     def __call__(self, request: Request) -> Reply:
+        if request.path == "/metrics" and request.method == "GET":
+            return self.metrics.render()
         operation = match_operation(request)
         if operation is None or operation == INDEX:
             return unknown_operation(request)
@@ -171,17 +176,24 @@ class Gateway:
             work = self._event(call, b'{"Status": 202}' if kind == ASYNC else b"")
         else:
             work = self._request_response(call, stream=kind == STREAM)
-        return asyncio.ensure_future(self._tracked(work))
+        return asyncio.ensure_future(self._tracked(call, work))
 
-    async def _tracked(self, work: asyncio.Future[Response] | object) -> Response:
+    async def _tracked(self, call: InvokeCall, work: asyncio.Future[Response] | object) -> Response:
         self._in_flight.started()
+        started = time.monotonic()
+        response: Response | None = None
         try:
-            return await work  # type: ignore[misc, no-any-return]
+            response = await work  # type: ignore[misc]
         except Exception as exc:  # never a hang or a bare 500
             logger.exception("gateway request failed")
-            return service_error(errors.SERVICE_EXCEPTION, f"the gateway failed: {exc}")
+            response = service_error(errors.SERVICE_EXCEPTION, f"the gateway failed: {exc}")
         finally:
             self._in_flight.finished()
+            if response is not None:
+                elapsed = time.monotonic() - started
+                self.metrics.answered(call.name, call.invocation_type, response.status, elapsed)
+        assert response is not None
+        return response
 
     # Invocation types -----------------------------------------------------------------------------
     async def _request_response(self, call: InvokeCall, stream: bool) -> Response:

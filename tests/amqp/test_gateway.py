@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.amqp.broker import require_broker
 from tests.amqp.workers import running_gateway, unique, workers
@@ -94,6 +95,39 @@ def test_boto3_sees_function_errors_and_missing_functions(
         client.invoke(FunctionName=unique("missing"), Payload=b"{}")
     with pytest.raises(client.exceptions.InvalidRequestContentException):
         client.invoke(FunctionName=names["echo"], Payload=b"not json")
+
+
+def test_the_gateways_metrics_count_its_answers_by_function_and_status(
+    gateway: Serve, names: dict[str, str]
+) -> None:
+    client = lambda_client(gateway)
+    missing = unique("missing")
+    before = _gateway_figures(gateway)
+    for n in range(3):
+        client.invoke(FunctionName=names["echo"], Payload=json.dumps({"n": n}).encode())
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName=missing, Payload=b"{}")
+    after = _gateway_figures(gateway)
+    ok = ("lambdakit_gateway_requests_total", (names["echo"], "RequestResponse", "200"))
+    assert after[ok] - before.get(ok, 0) == 3
+    assert after[("lambdakit_gateway_requests_total", (missing, "RequestResponse", "404"))] == 1
+    trips = ("lambdakit_gateway_response_seconds_count", (names["echo"],))
+    assert after[trips] - before.get(trips, 0) == 3
+    assert after[("lambdakit_gateway_broker_connected", ())] == 1
+
+
+def _gateway_figures(gateway: Serve) -> dict[tuple[str, tuple[str, ...]], float]:
+    connection = gateway.connection()
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    keys = ("function", "type", "status")
+    return {
+        (sample.name, tuple(sample.labels[k] for k in keys if k in sample.labels)): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if "le" not in sample.labels
+    }
 
 
 def test_boto3_dry_run_checks_the_function_exists(gateway: Serve, names: dict[str, str]) -> None:
