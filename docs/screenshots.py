@@ -1,8 +1,9 @@
 """Take docs/live-view.png: the live view of a real ``lambdakit serve`` in headless Chromium.
 
 Run from the repository with the venv: ``.venv/bin/python docs/screenshots.py [OUT.png]``.
-Three functions (tests/fixtures/functions/live): ``checkout`` works after its response,
-``thumbnails`` fails now and then, ``reports`` runs into its 1 s timeout once.  The browser is
+Four functions (tests/fixtures/functions/live): ``checkout`` works after its response,
+``thumbnails`` fails now and then, ``reports`` runs into its 1 s timeout once, and ``batch``
+(Lambda Managed Instances) runs several invocations at once in one environment.  The browser is
 Debian's ``chromium`` (``make chromium``), driven by Playwright.
 """
 
@@ -32,6 +33,8 @@ def traffic(serve: Serve) -> str:
     calls += [(0.2, "reports", {"seconds": 0.4}), (2.5, "reports", {"seconds": 3})]
     calls += [(5.5, "reports", {"seconds": 0.5}), (7.0, "reports", {"seconds": 0.3})]
     calls += [(n * 0.75 + 0.1, "checkout", {"n": 20 + n, "after": 0.4}) for n in (1, 2, 5, 7, 9)]
+    calls += [(1.0 + n * 0.35, "batch", {"n": n, "before": 1.2, "after": 0}) for n in range(3)]
+    calls += [(5.0 + n * 0.2, "batch", {"n": n, "before": 0.9, "after": 0}) for n in range(3)]
     start = time.monotonic()
 
     def call(at: float, function: str, payload: dict[str, object]) -> tuple[str, str]:
@@ -39,7 +42,7 @@ def traffic(serve: Serve) -> str:
         _, headers, _ = serve.invoke(function, json.dumps(payload).encode())
         return function, headers.get("x-amzn-requestid", "")
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(12) as pool:
         done = list(pool.map(lambda c: call(*c), sorted(calls, key=lambda c: c[0])))
     return [rid for function, rid in done if function == "checkout"][-3]
 

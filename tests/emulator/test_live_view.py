@@ -88,7 +88,7 @@ def test_state_json(serve: Serve) -> None:
     assert 0.16 <= inv["ended"] - inv["responded"] <= 0.4
     assert inv["billed_duration_ms"] >= 200 and inv["max_memory_used_mb"] > 0
     functions = {f["name"]: f for f in state(serve)["functions"]}
-    assert set(functions) == {"checkout", "thumbnails", "reports"}
+    assert set(functions) == {"checkout", "thumbnails", "reports", "batch"}
     assert functions["checkout"]["counters"]["invocations"] >= 1
     assert functions["checkout"]["environments"]
     conn = serve.connection(10)
@@ -196,3 +196,36 @@ def test_the_page_shows_invocations_and_their_phases(serve: Serve) -> None:
         finally:
             browser.close()
     print(f"browser test: {time.monotonic() - started:.1f} s")
+
+
+@needs_browser
+def test_overlapping_invocations_of_one_environment_get_lanes(serve: Serve) -> None:
+    """Managed Instances: invocations at once in one environment are drawn one above another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(serve.url + "/_lambdakit/")
+            page.wait_for_selector('#conn[data-connected="true"]', timeout=10_000)
+            invoke(serve, "batch", {"n": 0, "after": 0})  # Init first: one environment
+            payload = {"n": 1, "before": 1.0, "after": 0}
+            with ThreadPoolExecutor(3) as pool:
+                ids = [rid for rid, _ in pool.map(lambda _: invoke(serve, "batch", payload), "abc")]
+            bars = [f'.inv[data-request-id="{rid}"][data-status="success"]' for rid in ids]
+            for bar in bars:
+                page.wait_for_selector(bar, timeout=10_000)
+            page.click("#pause")
+            rows = {
+                page.locator(bar).evaluate("n => n.closest('.row').dataset.environment")
+                for bar in bars
+            }
+            lanes = sorted(int(page.get_attribute(bar, "data-lane") or -1) for bar in bars)
+            tops = {page.locator(bar).bounding_box()["y"] for bar in bars}  # type: ignore[index]
+        finally:
+            browser.close()
+    assert len(rows) == 1  # one environment ran all three
+    assert lanes == [0, 1, 2] and len(tops) == 3
