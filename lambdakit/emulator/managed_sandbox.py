@@ -71,7 +71,8 @@ class ManagedSandbox(SandboxBase):
         self._machine = ManagedMachine(f"{function.name}#{number}", limit)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._started: dict[str, float] = {}
-        self._init_reported = False
+        #: The invocation that found the environment cold: its REPORT has the Init Duration.
+        self._cold_request = ""
         super().__init__(service, function, sink, listener, host_environ, number, activity)
 
     def runtime_target(self) -> runtime_api.RuntimeApiTarget:
@@ -104,6 +105,8 @@ class ManagedSandbox(SandboxBase):
         assigned = self._machine.invoke(invocation, deadline_ms)
         request_id = invocation.request_id
         self.invocations += 1
+        if self.invocations == 1:
+            self._cold_request = request_id
         self._started[request_id] = time.monotonic()
         self._timers[request_id] = self._loop.call_later(
             timeout, self._guarded(self._invocation_timed_out), request_id
@@ -116,7 +119,7 @@ class ManagedSandbox(SandboxBase):
         waiter.deliver(Delivered(invocation, deadline_ms))
 
     def _invoke_done(self, invocation: Invocation, status: str) -> None:
-        """END and REPORT of one invocation (Init Duration on the first to end)."""
+        """END and REPORT of one invocation (Init Duration on the one that found it cold)."""
         request_id = invocation.request_id
         timer = self._timers.pop(request_id, None)
         if timer is not None:
@@ -124,8 +127,7 @@ class ManagedSandbox(SandboxBase):
         started = self._started.pop(request_id, time.monotonic())
         duration = (time.monotonic() - started) * 1000
         self._processes.drain_output()
-        init_duration = None if self._init_reported else self._init_duration_ms
-        self._init_reported = True
+        init_duration = self._init_duration_ms if request_id == self._cold_request else None
         used = self._processes.max_rss_mb()
         report = Report(request_id, duration, self.function.memory, used, init_duration, status)
         self._log.end_of(invocation, report)

@@ -180,7 +180,7 @@ def test_python_runtimes_serve_concurrent_invocations(runtime: str) -> None:
     args = ("--function-name", "lmi", "--max-concurrency", "4", "--concurrency", "1")
     command = ("--code-dir", str(LMI_FUNCTIONS), *args, "--", *PYTHON_RUNTIMES[runtime])
     with running_serve(*command) as serve:
-        _invoke(serve, {"i": -1, "sleep": 0})  # Init
+        cold = _invoke(serve, {"i": -1, "sleep": 0})[1]["x-amzn-requestid"]  # Init
         started = time.monotonic()
         answers = _together(serve, [{"i": i, "sleep": 1.0} for i in range(4)])
         elapsed = time.monotonic() - started
@@ -193,6 +193,8 @@ def test_python_runtimes_serve_concurrent_invocations(runtime: str) -> None:
     inits = output.count("LMI-INIT")
     assert inits == (4 if runtime == "awslambdaric" else 1)  # awslambdaric imports per worker
     assert output.count("Init Duration") == 1
+    report = next(line for line in output.splitlines() if "Init Duration" in line)
+    assert f"REPORT RequestId: {cold}\t" in report  # on the invocation that found it cold
 
 
 def test_extensions_and_telemetry_behave_as_in_managed_instances(

@@ -299,9 +299,9 @@ class InvokeApi:
         version = accepted.pool.function.version
 
         def done(result: InvocationResult) -> None:
-            self._finished()
             if reply.pending:  # else the caller went away; the invocation still ran
                 reply.give(buffered_response(result, request_id, version))
+            self._finished()  # after the answer left: bookkeeping is not the caller's wait
 
         refused = self._submit(Invocation(accepted.request, done, request_id), accepted.pool)
         return refused or reply
