@@ -11,7 +11,10 @@ answer), one ``next`` time for the runtime and for each extension (who asked las
 after the response) and ``ended`` (END and REPORT).  The model is bounded: :data:`HISTORY`
 invocations, :data:`LINES` lines each, :data:`DEAD_KEPT` stopped environments per function.
 
-Output lines cost the warm path, so the view asks for them (a second subscription, with
+Nobody looks most of the time, so while no page is open the view only queues the events
+(a bounded :class:`~collections.deque`, :data:`UNREAD_KEPT`) and applies them when someone asks
+(``/state``, a new event stream); with a page open it applies each at once.  Output lines cost
+the warm path more, so the view asks for them (a second subscription, with
 ``lines=True``) only while some browser holds ``/_lambdakit/events`` open.  A line that names no
 invocation, or names one the view does not know, goes to its environment's current invocation.
 
@@ -30,7 +33,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -54,6 +57,8 @@ PING_INTERVAL = 15.0
 SWEEP_INTERVAL = 1.0
 #: Bytes an event stream may fall behind before it is closed.
 BACKLOG_LIMIT = 1 << 20
+#: Events kept unread while nobody looks (about a dozen per invocation: enough for HISTORY).
+UNREAD_KEPT = HISTORY * 12
 
 Json = dict[str, Any]
 _JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
@@ -172,6 +177,9 @@ class LiveView:
         self._timer: asyncio.TimerHandle | None = None
         self._last_ping = 0.0
         self._lines_unsubscribe: Callable[[], None] | None = None
+        #: Events not yet applied to the model: while no page is open, the warm path only
+        #: appends here, and the model catches up when someone asks (bounded: the oldest go).
+        self._unread: deque[ActivityEvent] = deque(maxlen=UNREAD_KEPT)
         #: What each kind of event does to the model (one lookup per event on the warm path).
         self._dispatch: dict[type, Callable[[Any], None]] = {
             events.InvocationStarted: self._invocation_started,
@@ -198,6 +206,7 @@ class LiveView:
 
     def state(self) -> Json:
         """The whole model, as ``/_lambdakit/state`` answers it."""
+        self._catch_up()
         return {
             "now": self._clock(),
             "started": self._started_at,
@@ -330,6 +339,17 @@ class LiveView:
         self._broadcast("function", {"name": function.name, "counters": function.counters})
 
     def _on_event(self, event: ActivityEvent) -> None:
+        if self._streams:
+            self._apply(event)  # someone watches: at once
+        else:
+            self._unread.append(event)  # nobody does: when someone asks
+
+    def _catch_up(self) -> None:
+        unread = self._unread
+        while unread:
+            self._apply(unread.popleft())
+
+    def _apply(self, event: ActivityEvent) -> None:
         apply = self._dispatch.get(type(event))
         if apply is None:
             return

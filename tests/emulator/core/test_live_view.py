@@ -335,3 +335,25 @@ def test_a_broken_event_does_not_unsubscribe_the_view() -> None:
     )
     invocation(activity, clock, "r1")
     assert [i["request_id"] for i in state(view)["invocations"]] == ["r1"]
+
+
+def test_unwatched_events_wait_unapplied_and_bounded_until_someone_asks() -> None:
+    activity, clock = Activity(), Clock()
+    view = LiveView(activity, ["fn"], clock=clock)
+    invocation(activity, clock, "r-1")
+    assert len(view._unread) == 7 and not view._invocations  # queued, the model untouched
+    assert [i["request_id"] for i in state(view)["invocations"]] == ["r-1"]  # caught up
+    assert not view._unread
+    writer = open_stream(view)  # a page is open: each event is applied at once
+    invocation(activity, clock, "r-2")
+    assert not view._unread and "r-2" in view._invocations
+    assert any(
+        kind == "invocation" and data["request_id"] == "r-2" for kind, data in writer.events()
+    )
+    writer.gone()
+    view.sweep()
+    for n in range(live_view.UNREAD_KEPT):  # far more than is kept: the oldest go
+        activity.publish(ev.Throttled("fn", clock.now + n))
+    invocation(activity, clock, "r-3")
+    assert len(view._unread) == live_view.UNREAD_KEPT
+    assert state(view)["invocations"][-1]["request_id"] == "r-3"
