@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeAlias
+
+from lambdakit.emulator.values import value
 
 logger = logging.getLogger("lambdakit.activity")
 
@@ -45,7 +46,7 @@ DEAD = "dead"
 STATES = (STARTING, IDLE, BUSY, AFTER_RESPONSE, FROZEN, STOPPING, DEAD)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EnvironmentState:
     """An environment moved to ``state`` (one of :data:`STATES`)."""
 
@@ -55,7 +56,7 @@ class EnvironmentState:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InitEnded:
     """Init is over: ``error_type`` is empty when it succeeded."""
 
@@ -66,7 +67,7 @@ class InitEnded:
     error_type: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InvocationStarted:
     """An environment took an invocation (START); ``cold`` when it is its first."""
 
@@ -78,7 +79,7 @@ class InvocationStarted:
     payload_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InvocationResponded:
     """The runtime answered: the caller has its response (``error_type`` set for an error)."""
 
@@ -90,7 +91,7 @@ class InvocationResponded:
     response_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NextCalled:
     """During an invocation's phase, the runtime (``who`` empty) or an extension asked for its
     next event: its work after the response is over."""
@@ -102,7 +103,7 @@ class NextCalled:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InvocationEnded:
     """END and REPORT: the invoke phase is over (``status``: success, error, timeout, failure)."""
 
@@ -117,7 +118,7 @@ class InvocationEnded:
     init_duration_ms: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class OutputLine:
     """A line of the log stream: ``kind`` is function, extension or platform."""
 
@@ -129,7 +130,7 @@ class OutputLine:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Throttled:
     """An invocation was refused with 429: every environment busy and the queue full."""
 
@@ -137,7 +138,7 @@ class Throttled:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EventRetried:
     """An Event invocation failed and will be tried again (``attempt`` is the one that failed)."""
 
@@ -151,7 +152,7 @@ class EventRetried:
 AMQP_OUTCOMES = ("run", "replied", "refused", "dropped", "handed-back", "lost")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AmqpMessage:
     """The AMQP door (``serve --amqp``) took a message (``run``), answered it (``replied``),
     refused or dropped a malformed one, handed one back to the broker, or finished one whose

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from lambdakit.emulator.lifecycle import (
@@ -19,10 +18,11 @@ from lambdakit.emulator.lifecycle import (
     InvocationState,
     Lifecycle,
 )
+from lambdakit.emulator.values import value
 from lambdakit.wire import errors
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InvocationRequest:
     """What a door accepted: the payload and the context the runtime will see."""
 
@@ -36,7 +36,7 @@ class InvocationRequest:
     log_tail: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InvocationResult:
     """How an invocation ended, as the caller sees it.
 

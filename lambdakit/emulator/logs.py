@@ -15,14 +15,15 @@ import asyncio
 import datetime
 import json
 import math
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from lambdakit.emulator.values import value
 
 #: Longest a line waits in the buffer, seconds.
 FLUSH_DELAY = 0.01
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Report:
     """The figures of one REPORT line."""
 

@@ -30,7 +30,6 @@ typed outcome, and a move the tables do not allow raises
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Protocol
 
 from lambdakit.emulator.invocation import Invocation
@@ -57,6 +56,7 @@ from lambdakit.emulator.sandbox_machine import (
     UnknownRequest,
     WrongState,
 )
+from lambdakit.emulator.values import value
 
 _OVER = frozenset({SandboxState.STOPPING, SandboxState.DEAD})
 #: Timed-out request ids remembered for their late results (AWS's RIE keeps a cache too).
@@ -92,7 +92,7 @@ class Slot:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Assigned:
     """Deliver ``slot``'s event on ``waiter``."""
 
@@ -100,7 +100,7 @@ class Assigned:
     waiter: Waiter
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Ended:
     """An invocation left the environment; ``idle`` when it was the last in flight."""
 

@@ -23,7 +23,6 @@ never a runtime's misbehaviour (those get outcomes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from lambdakit.emulator.invocation import (
@@ -41,9 +40,10 @@ from lambdakit.emulator.lifecycle import (
     SandboxEvent,
     SandboxState,
 )
+from lambdakit.emulator.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Delivered:
     """The runtime gets this invocation's event now."""
 
@@ -51,26 +51,26 @@ class Delivered:
     deadline_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Held:
     """The ``GET next`` waits until an invocation is assigned."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Accepted:
     """The call was applied; ``invocation`` is the one it concerned, if any."""
 
     invocation: Invocation | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UnknownRequest:
     """The request id is not the invocation in flight (Runtime API 400 ``InvalidRequestID``)."""
 
     request_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Expired:
     """Managed Instances: the result of an invocation that already timed out (410
     ``InvokeTimeout``, once; later calls for it are unknown)."""
@@ -78,7 +78,7 @@ class Expired:
     request_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class WrongState:
     """The call is not allowed now (Runtime API 403 ``InvalidStateTransition``), in RIE's words."""
 
@@ -86,24 +86,24 @@ class WrongState:
     wanted: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Gone:
     """The environment is shutting down: the runtime should exit (500 ``Runtime.Unknown``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InitEnded:
     """Init is over: the environment is idle."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InvokeEnded:
     """The invoke phase of ``invocation`` is over: the environment is idle."""
 
     invocation: Invocation
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InitFailure:
     """Why an environment never became ready; becomes the waiting invocation's error."""
 

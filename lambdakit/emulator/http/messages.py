@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
+from lambdakit.emulator.values import value
+
 
 class BodyConsumer(Protocol):
     """Receives a streamed request body as it arrives."""
@@ -86,7 +88,7 @@ class BodyStream:
             consumer.body_abort()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Request:
     """One complete HTTP request; header and trailer names are lower-case."""
 
@@ -108,7 +110,7 @@ class Request:
     http10: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Response:
     """One complete HTTP response; ``Content-Length`` is added by the codec."""
 
