@@ -116,6 +116,9 @@ class InvocationEnded:
     billed_duration_ms: int
     max_memory_used_mb: int
     init_duration_ms: float | None
+    #: False where the end is the response itself (Managed Instances: the Runtime API cannot
+    #: tell which worker does what afterwards), so there is no after-response time to count.
+    after_response_known: bool = True
 
 
 @value
@@ -148,15 +151,28 @@ class EventRetried:
     at: float
 
 
-#: What the AMQP door did with a message of a function's queue.
-AMQP_OUTCOMES = ("run", "replied", "refused", "dropped", "handed-back", "lost")
+#: What the AMQP door did with a message of a function's queue: ``run`` (an environment took it),
+#: then one of ``replied`` (a RequestResponse answered, or an Event ended well), ``retried`` or
+#: ``failed`` (an Event that failed: another attempt queued, or given up), ``handed-back`` (to the
+#: broker: a reply it did not take, or a stop), ``lost`` (its connection went away first: the
+#: broker requeued it); or, without running, ``refused`` or ``dropped`` (malformed; ``dropped``
+#: also for an answer that cannot be written) and ``expired`` (an Event past its maximum age).
+AMQP_OUTCOMES = (
+    "run",
+    "replied",
+    "retried",
+    "failed",
+    "handed-back",
+    "lost",
+    "refused",
+    "dropped",
+    "expired",
+)
 
 
 @value
 class AmqpMessage:
-    """The AMQP door (``serve --amqp``) took a message (``run``), answered it (``replied``),
-    refused or dropped a malformed one, handed one back to the broker, or finished one whose
-    connection was lost meanwhile (the broker requeued it): one of :data:`AMQP_OUTCOMES`."""
+    """What the AMQP door (``serve --amqp``) did with a message: one of :data:`AMQP_OUTCOMES`."""
 
     function: str
     outcome: str

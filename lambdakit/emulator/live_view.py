@@ -12,8 +12,8 @@ after the response) and ``ended`` (END and REPORT).  The model is bounded: :data
 invocations, :data:`LINES` lines each, :data:`DEAD_KEPT` stopped environments per function.
 
 Nobody looks most of the time, so while no page is open the view only queues the events
-(a bounded :class:`~collections.deque`, :data:`UNREAD_KEPT`) and applies them when someone asks
-(``/state``, a new event stream); with a page open it applies each at once.  Output lines cost
+(up to :data:`UNREAD_KEPT`) and applies them when someone asks (``/state``, a new event stream)
+or the queue is full; with a page open it applies each at once.  Output lines cost
 the warm path more, so the view asks for them (a second subscription, with
 ``lines=True``) only while some browser holds ``/_lambdakit/events`` open.  A line that names no
 invocation, or names one the view does not know, goes to its environment's current invocation.
@@ -178,8 +178,8 @@ class LiveView:
         self._last_ping = 0.0
         self._lines_unsubscribe: Callable[[], None] | None = None
         #: Events not yet applied to the model: while no page is open, the warm path only
-        #: appends here, and the model catches up when someone asks (bounded: the oldest go).
-        self._unread: deque[ActivityEvent] = deque(maxlen=UNREAD_KEPT)
+        #: appends here, and the model catches up when someone asks or it is full.
+        self._unread: deque[ActivityEvent] = deque()
         #: What each kind of event does to the model (one lookup per event on the warm path).
         self._dispatch: dict[type, Callable[[Any], None]] = {
             events.InvocationStarted: self._invocation_started,
@@ -341,8 +341,11 @@ class LiveView:
     def _on_event(self, event: ActivityEvent) -> None:
         if self._streams:
             self._apply(event)  # someone watches: at once
-        else:
-            self._unread.append(event)  # nobody does: when someone asks
+        else:  # nobody does: when someone asks, or when the queue is full (nothing is lost)
+            unread = self._unread
+            if len(unread) == UNREAD_KEPT:
+                self._catch_up()
+            unread.append(event)
 
     def _catch_up(self) -> None:
         unread = self._unread

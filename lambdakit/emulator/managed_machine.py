@@ -61,13 +61,6 @@ from lambdakit.emulator.values import value
 _OVER = frozenset({SandboxState.STOPPING, SandboxState.DEAD})
 #: Timed-out request ids remembered for their late results (AWS's RIE keeps a cache too).
 _EXPIRED_KEPT = 1024
-# Slot states in InvalidStateTransition messages, as the Runtime API words the runtime's.
-_SLOT_STATE_NAMES = {
-    SlotState.INVOKED: "Running",
-    SlotState.STREAMING: "Running",
-    SlotState.RESPONDED: "InvocationResponse",
-    SlotState.TIMED_OUT: "Running",
-}
 
 
 class Waiter(Protocol):
@@ -186,7 +179,8 @@ class ManagedMachine:
                 return Expired(request_id)
             return UnknownRequest(request_id)
         if not slot.lifecycle.allows(event):
-            return WrongState(_SLOT_STATE_NAMES[slot.lifecycle.state], "InvocationResponse")
+            # A second /response while one is in progress (AWS's RIE answers these 400 too).
+            return UnknownRequest(request_id)
         slot.lifecycle.fire(event)
         return Accepted(slot.invocation)
 

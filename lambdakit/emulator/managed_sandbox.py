@@ -21,7 +21,8 @@ As on Lambda, what differs from an on-demand environment:
   API subscriptions need schema 2025-01-29, and there is no Logs API and no
   ``platform.runtimeDone``;
 * a timeout fails that invocation alone; a process exiting fails every invocation in flight and
-  the environment is replaced.
+  the environment is replaced, as is one whose every worker is still stuck in an invocation that
+  timed out (:data:`STUCK_GRACE` later), so that no caller waits for it forever.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ from lambdakit.emulator.sandbox_machine import (
 )
 from lambdakit.emulator.spindown import SPINDOWN_GRACE
 from lambdakit.wire import errors
+
+#: Seconds after a timeout before an environment with no free worker and nothing in flight (all
+#: its workers stuck in timed-out invocations) is replaced.
+STUCK_GRACE = 1.0
 
 
 class ManagedSandbox(SandboxBase):
@@ -184,6 +189,18 @@ class ManagedSandbox(SandboxBase):
         self._invoke_done(invocation, "timeout")
         if ended.idle:
             self._now_idle()
+        self._loop.call_later(STUCK_GRACE, self._guarded(self._check_stuck))
+
+    def _check_stuck(self) -> None:
+        """After a timeout: an environment whose every worker is still busy with invocations
+        that timed out can never take work again (Lambda would refuse callers with
+        ``Runtime.Unavailable``); it is replaced, so that callers waiting for it are served."""
+        machine = self._machine
+        if machine.over or machine.waiting or machine.slots:
+            return
+        detail = "every worker is still running an invocation that timed out"
+        self._log.platform(f"{detail}: replacing the environment")
+        self._reset(errors.SANDBOX_TIMEDOUT, detail)
 
     def _reset(self, error_type: str, detail: str) -> None:
         """A process failed after Init: every invocation in flight fails; the pool replaces us."""

@@ -33,9 +33,9 @@ Metrics (label ``function`` on all of them)
 ``lambdakit_event_retries_total`` (counter)
     Event invocations that failed and will be tried again.
 ``lambdakit_amqp_messages_total`` (counter, label ``outcome``; only with ``serve --amqp``)
-    What the AMQP door did with the messages of the function's queue: ``run``, ``replied``,
-    ``refused`` or ``dropped`` (malformed), ``handed-back`` (a reply the broker did not take),
-    ``lost`` (finished after its connection was lost; the broker requeued it).
+    What the AMQP door did with the messages of the function's queue: ``run``, then
+    ``replied``, ``retried``, ``failed``, ``handed-back`` or ``lost``; or, without running,
+    ``refused``, ``dropped`` or ``expired`` (see ``lambdakit.emulator.activity.AMQP_OUTCOMES``).
 ``lambdakit_init_duration_seconds`` (histogram, label ``result``: ok, error)
     The Init phase of each environment (INIT_REPORT / ``initDurationMs``).
 ``lambdakit_response_seconds`` (histogram)
@@ -43,7 +43,8 @@ Metrics (label ``function`` on all of them)
     has its invocation (not the time queued before it).
 ``lambdakit_after_response_seconds`` (histogram)
     From the runtime's answer to END: the work after the response, until the runtime and every
-    extension asked for their next event.
+    extension asked for their next event (not counted in Managed Instances mode, where an
+    invocation ends with its answer).
 ``lambdakit_invocation_duration_seconds`` (histogram)
     The ``Duration`` of each REPORT.
 ``lambdakit_environments`` (gauge, label ``state``: starting, idle, busy, after-response, frozen,
@@ -255,7 +256,7 @@ class Metrics:
             at = self._responded.pop(event.request_id, None)
             if at is None:  # no answer (a timeout, a crash): it never reached "responded"
                 self._started.pop(event.request_id, None)
-            else:
+            elif event.after_response_known:  # not in Managed Instances mode
                 now = event.at
                 seconds = now - at if now > at else 0.0
                 histogram = figures.after_response

@@ -63,8 +63,8 @@ class PhaseLog:
         #: The invocation whose phase runs (one at a time; "" between), for output lines.
         self._current = ""
         self._cold = True
-        #: Invocations in their phase whose runtime answered with an error.
-        self._errors: dict[str, bool] = {}
+        #: Invocations in their phase whose runtime answered with an error: its type.
+        self._errors: dict[str, str] = {}
 
     # The activity stream ----------------------------------------------------------------------
     def state(self, state: str) -> None:
@@ -98,9 +98,9 @@ class PhaseLog:
             )
         )
 
-    def _ended(self, report: Report) -> None:
+    def _ended(self, report: Report, error_type: str, after_response_known: bool = True) -> None:
         status = report.status
-        if self._errors.pop(report.request_id, False) and status == "success":
+        if error_type and status == "success":
             status = "error"  # the function's error (its REPORT says nothing of it, as Lambda's)
         self._activity.publish(
             events.InvocationEnded(
@@ -113,6 +113,7 @@ class PhaseLog:
                 report.billed_duration_ms,
                 report.max_memory_used_mb,
                 report.init_duration_ms,
+                after_response_known,
             )
         )
 
@@ -177,7 +178,7 @@ class PhaseLog:
     def responded(self, request_id: str, result: InvocationResult, elapsed_ms: float) -> None:
         self.telemetry.runtime_done(request_id, result.ok, elapsed_ms, len(result.body))
         if not result.ok:
-            self._errors[request_id] = True
+            self._errors[request_id] = result.error_type or "Unhandled"
         self._activity.publish(
             events.InvocationResponded(
                 self._name,
@@ -194,9 +195,10 @@ class PhaseLog:
         self.tail.add(self._sink.end(self._name, invocation.request_id))
         self.tail.add(self._sink.report(self._name, report))
         self.tail.release(invocation)
-        self.telemetry.report(report)
+        error_type = self._errors.pop(invocation.request_id, "")
+        self.telemetry.report(report, error_type)
         self._current = ""
-        self._ended(report)
+        self._ended(report, error_type)
 
     # Several invocations at once (Managed Instances) -----------------------------------------
     def start_of(self, invocation: Invocation) -> None:
@@ -236,8 +238,9 @@ class PhaseLog:
             tail.add(end)
             tail.add(line)
             tail.release(invocation)
-        self.telemetry.report(report)
-        self._ended(report)
+        error_type = self._errors.pop(request_id, "")
+        self.telemetry.report(report, error_type)
+        self._ended(report, error_type, after_response_known=False)
 
     def flush(self) -> None:
         self._sink.flush()

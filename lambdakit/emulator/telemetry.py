@@ -331,9 +331,15 @@ class TelemetryHub:
                 },
             )
 
-    def report(self, report: Report) -> None:
+    def report(self, report: Report, error_type: str = "") -> None:
+        """``platform.report``; ``error_type`` is a function error's (its status is then
+        ``error``, with ``errorType``, as the Telemetry API reports it)."""
         if self.subscriptions:
-            self.emit("platform.report", report.record())
+            record = report.record()
+            if error_type and report.status == "success":
+                record["status"] = "error"
+                record["errorType"] = error_type
+            self.emit("platform.report", record)
 
     def line(self, kind: str, line: str) -> None:
         """A ``function`` or ``extension`` output line."""

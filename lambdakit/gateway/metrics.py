@@ -9,8 +9,9 @@ one's round trip through the broker goes into a histogram (the buckets of
 (https://prometheus.io/docs/instrumenting/exposition_formats/).
 
 ``lambdakit_gateway_requests_total`` (counter; labels function, type, status)
-    Answers sent: 200 replies, 202 Events accepted, 404 for a function no queue takes, 500 for
-    a reply that did not come within ``--reply-timeout`` or a lost broker, ...
+    Answers sent: 200 replies, 202 Events accepted, 404 for a function no queue takes (all
+    under ``function="(not found)"``: clients may ask for any name), 500 for a reply that did
+    not come within ``--reply-timeout`` or a lost broker, ...
 ``lambdakit_gateway_response_seconds`` (histogram; label function)
     RequestResponse round trips: from the request to the worker's reply.
 ``lambdakit_gateway_broker_connected`` (gauge)
@@ -33,6 +34,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from lambdakit.emulator.http import Response
 from lambdakit.emulator.metrics import Histogram
 
+#: The ``function`` label of answers for functions that do not exist (bounded series).
+NOT_FOUND = "(not found)"
+
 
 class GatewayMetrics:
     """The gateway's answers, counted as they leave."""
@@ -46,6 +50,8 @@ class GatewayMetrics:
         self._registry.register(_Collector(self))
 
     def answered(self, function: str, invocation_type: str, status: int, seconds: float) -> None:
+        if status == 404:  # any name may be asked for: those no queue takes share one series
+            function = NOT_FOUND
         key = (function, invocation_type, status)
         self.answers[key] = self.answers.get(key, 0) + 1
         if invocation_type == "RequestResponse" and status == 200:

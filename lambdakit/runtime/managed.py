@@ -27,6 +27,7 @@ mode, a failed ``GET next`` is retried with backoff and a failed post is logged,
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
@@ -72,6 +73,8 @@ def run(runtime: Runtime, config: cfg.RuntimeConfig) -> int:
         return _run_threads(runtime, config, count)
     from lambdakit.runtime.supervisor import Supervisor
 
+    _warn_about_what_forks_share()
+
     def serve(slot: int) -> int:
         del slot
         worker = runtime.worker(RetryingClient(config.api_address), trace_in_environ=True)
@@ -79,6 +82,28 @@ def run(runtime: Runtime, config: cfg.RuntimeConfig) -> int:
         return 0
 
     return Supervisor(count, serve).run()
+
+
+def _warn_about_what_forks_share() -> None:
+    """Init ran once, before the fork: sockets it opened are shared by every worker (their bytes
+    would interleave on one connection) and threads it started exist in none."""
+    import os
+    import threading
+
+    sockets = 0
+    with contextlib.suppress(OSError):
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    threads = threading.active_count() - 1
+    if sockets or threads:
+        _log().warning(
+            "the handler's module opened %d socket(s) and started %d thread(s) at import; "
+            "forked workers share those sockets and have none of those threads: open "
+            "connections in the handler (or lazily), or set LAMBDAKIT_WORKERS=threads",
+            sockets,
+            threads,
+        )
 
 
 def _is_async(handler: Callable[..., object]) -> bool:

@@ -204,8 +204,9 @@ def test_extensions_and_telemetry_behave_as_in_managed_instances(
     extensions = REPO / "tests" / "fixtures" / "extensions" / "managed"
     args = ("--extensions-dir", str(extensions), "--env", f"TELEMETRY_PORT={port}")
     with running_serve(*_managed(*args, "--concurrency", "1", limit=2)) as serve:
-        answers = _together(serve, [{"sleep": 0.3, "echo": n} for n in range(2)])
+        answers = _together(serve, [{"sleep": 0.3, "echo": 0}, {"sleep": 0.3, "error": True}])
         ids = sorted(headers["x-amzn-requestid"] for _, headers, _ in answers)
+        failed_id = answers[1][1]["x-amzn-requestid"]
         deadline = time.monotonic() + 10
         while sum(1 for r in records if r["type"] == "platform.report") < 2:
             assert time.monotonic() < deadline, records
@@ -227,6 +228,10 @@ def test_extensions_and_telemetry_behave_as_in_managed_instances(
         got = sorted(str(r["record"]["requestId"]) for r in by_type[kind])  # type: ignore[index]
         assert got == ids, (kind, records)
     assert "platform.runtimeDone" not in by_type  # not emitted in this mode
+    reports = {r["record"]["requestId"]: r["record"] for r in by_type["platform.report"]}  # type: ignore[index]
+    assert reports[failed_id]["status"] == "error"  # type: ignore[index]
+    assert reports[failed_id]["errorType"] == "Boom"  # type: ignore[index]
+    assert reports[answers[0][1]["x-amzn-requestid"]]["status"] == "success"  # type: ignore[index]
     init = by_type["platform.initStart"][0]["record"]
     assert init["initializationType"] == "lambda-managed-instances"  # type: ignore[index]
 
@@ -242,3 +247,34 @@ def test_the_example_runs_eight_invocations_at_once_in_one_environment() -> None
     assert elapsed < 2.0, f"8 x 0.5 s took {elapsed:.2f} s"
     assert len({answer[2]["request_id"] for answer in answers}) == 8
     assert all(0 < int(str(answer[2]["remaining"])) <= 3000 for answer in answers)
+
+
+def test_an_environment_whose_every_worker_is_stuck_is_replaced() -> None:
+    """A handler that never returns holds its worker; callers after it are still served."""
+    with running_serve(*_managed("--timeout", "1", "--concurrency", "1", limit=1)) as serve:
+        with ThreadPoolExecutor(2) as pool:
+            stuck = pool.submit(_invoke, serve, {"sleep": 60, "echo": "stuck"})
+            time.sleep(0.3)
+            started = time.monotonic()
+            waiting = _invoke(serve, {"echo": "next"})
+            waited = time.monotonic() - started
+            assert stuck.result()[2]["errorType"] == "Sandbox.Timedout"
+        assert serve.wait_for_output(r"init pid=", count=2)
+        output = serve.output()
+    assert waiting[0] == 200 and waiting[2]["echo"] == "next"
+    assert waited < 10, f"the caller waited {waited:.1f} s"
+    assert "every worker is still running an invocation that timed out" in output
+
+
+def test_a_socket_opened_at_import_is_a_warning_in_process_mode(tmp_path: Path) -> None:
+    """Forked workers would share it: the runtime says so once, at start."""
+    (tmp_path / "shared.py").write_text(
+        "import socket\nCONNECTION = socket.socket()\n\n"
+        "def handler(event, context):\n    return {'ok': True}\n"
+    )
+    args = ("shared.handler", "--code-dir", str(tmp_path), "--function-name", "lmi")
+    with running_serve(*args, "--max-concurrency", "2") as serve:
+        answer = _invoke(serve, {})
+        assert serve.wait_for_output(r"forked workers share those sockets")
+    assert answer[2] == {"ok": True}
+    assert "opened 1 socket(s)" in serve.output()

@@ -58,7 +58,7 @@ from pamqp import commands as spec
 from lambdakit.amqp import contract, queues
 from lambdakit.amqp.link import BrokerLink, Connection, ReopeningChannel, declare, publish
 from lambdakit.amqp.uri import BrokerAddress
-from lambdakit.emulator.activity import AmqpMessage
+from lambdakit.emulator.activity import AmqpMessage, EventRetried
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.doors.async_queue import (
     EVENT_AGE_EXCEEDED,
@@ -285,6 +285,7 @@ class AmqpDoor:
         if decision.invocation_type == headers.EVENT and self._too_old(pool.function, decision):
             await self._event_outcome(delivery, decision, EVENT_AGE_EXCEEDED, None)
             await self._settle(delivery)
+            self._tell(pool.function.name, "expired")
             return
         self._run(pool, delivery, decision)
 
@@ -300,15 +301,16 @@ class AmqpDoor:
             request, functools.partial(self._done, delivery, rpc), rpc.request_id
         )
         delivery.request_id = rpc.request_id
-        self._tell(pool.function.name, "run")
         self._held.add(delivery)
         self._ids.add(rpc.request_id)
         self._in_flight.started()
         try:
             pool.submit(invocation, bounded=False)
+            self._tell(pool.function.name, "run")
         except Throttled:  # stopping: another instance will run it
             self._release(delivery)
             delivery.task = asyncio.ensure_future(self._settle(delivery, requeue=True))
+            self._tell(pool.function.name, "handed-back")
         except Exception as exc:  # a bug or an environment problem: answer, never hang
             logger.exception("could not start invocation %s", rpc.request_id)
             invocation.resolve(
@@ -375,6 +377,7 @@ class AmqpDoor:
             if outcome is not _Published.OK:
                 logger.error("%s: the reply to %s cannot be sent", rpc.request_id, rpc.reply_to)
             await self._settle(delivery)
+            self._tell(delivery.function.name, "replied" if outcome is _Published.OK else "dropped")
         elif outcome is _Published.FAILED:
             await self._hand_back(delivery)
         else:
@@ -424,6 +427,7 @@ class AmqpDoor:
         function = delivery.function
         if result.ok:
             await self._event_outcome(delivery, rpc, SUCCESS, result)
+            self._tell(function.name, "replied")  # an Event's "reply" is its destination
         elif rpc.attempt <= function.max_retry_attempts:
             delay = function.retry_backoff * 2 ** (rpc.attempt - 1)
             logger.info(
@@ -433,12 +437,18 @@ class AmqpDoor:
                 rpc.attempt,
                 delay,
             )
+            self._pools[function.name].activity.publish(
+                EventRetried(function.name, rpc.request_id, rpc.attempt, time.time())
+            )
             if not await self._retry(function.name, rpc, delay):
                 await self._settle(delivery, requeue=True)  # the broker gives it out again
+                self._tell(function.name, "handed-back")
                 return
+            self._tell(function.name, "retried")
         else:
             logger.warning("event %s failed %d time(s), giving up", rpc.request_id, rpc.attempt)
             await self._event_outcome(delivery, rpc, RETRIES_EXHAUSTED, result)
+            self._tell(function.name, "failed")
         await self._settle(delivery)
 
     async def _retry(self, function: str, rpc: contract.RpcRequest, delay: float) -> bool:

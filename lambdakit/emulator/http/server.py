@@ -95,7 +95,11 @@ class _ChunkedWriter:
         if self.resume is not None:
             self.resume()  # nothing more to hold back
         self.pause = self.resume = None
-        self._protocol.reply_done(close=not self._protocol.keep_alive)
+        protocol = self._protocol
+        if protocol._reader.requests:  # a pipelined request is served from the loop, never on
+            protocol._loop.call_soon(protocol.reply_done, not protocol.keep_alive)  # our stack
+        else:
+            protocol.reply_done(close=not protocol.keep_alive)
 
 
 class HttpProtocol(asyncio.Protocol):

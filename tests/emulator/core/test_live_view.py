@@ -337,7 +337,7 @@ def test_a_broken_event_does_not_unsubscribe_the_view() -> None:
     assert [i["request_id"] for i in state(view)["invocations"]] == ["r1"]
 
 
-def test_unwatched_events_wait_unapplied_and_bounded_until_someone_asks() -> None:
+def test_unwatched_events_wait_unapplied_until_someone_asks_or_the_queue_is_full() -> None:
     activity, clock = Activity(), Clock()
     view = LiveView(activity, ["fn"], clock=clock)
     invocation(activity, clock, "r-1")
@@ -352,8 +352,11 @@ def test_unwatched_events_wait_unapplied_and_bounded_until_someone_asks() -> Non
     )
     writer.gone()
     view.sweep()
-    for n in range(live_view.UNREAD_KEPT):  # far more than is kept: the oldest go
+    for n in range(live_view.UNREAD_KEPT):  # a full queue is applied, never dropped
         activity.publish(ev.Throttled("fn", clock.now + n))
     invocation(activity, clock, "r-3")
-    assert len(view._unread) == live_view.UNREAD_KEPT
-    assert state(view)["invocations"][-1]["request_id"] == "r-3"
+    assert len(view._unread) < live_view.UNREAD_KEPT
+    figures = state(view)
+    assert figures["invocations"][-1]["request_id"] == "r-3"
+    assert figures["functions"][0]["counters"]["throttles"] == live_view.UNREAD_KEPT
+    assert figures["functions"][0]["counters"]["invocations"] == 3

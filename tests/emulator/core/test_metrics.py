@@ -388,3 +388,18 @@ def test_amqp_outcomes_by_function_only_when_the_door_reports_them() -> None:
     assert value(samples, "lambdakit_amqp_messages_total", function="f", outcome="replied") == 1
     assert value(samples, "lambdakit_amqp_messages_total", function="f", outcome="refused") == 1
     assert value(samples, "lambdakit_amqp_messages_total", function="f", outcome="lost") == 1
+
+
+def test_managed_instances_ends_count_no_after_response_time() -> None:
+    activity = Activity()
+    metrics = Metrics(activity)
+    activity.publish(InvocationStarted("f", "f#1", "r1", 1000.0, False, 10))
+    activity.publish(InvocationResponded("f", "f#1", "r1", 1000.5, "", 2))
+    activity.publish(
+        InvocationEnded("f", "f#1", "r1", 1000.5, "success", 500.0, 500, 20, None, False)
+    )
+    samples = scrape(metrics)
+    assert value(samples, "lambdakit_response_seconds_count", function="f") == 1
+    assert value(samples, "lambdakit_after_response_seconds_count", function="f") == 0
+    assert value(samples, "lambdakit_invocations_total", function="f") == 1
+    assert not metrics.pending  # nothing kept for r1
