@@ -11,9 +11,11 @@ answer), one ``next`` time for the runtime and for each extension (who asked las
 after the response) and ``ended`` (END and REPORT).  The model is bounded: :data:`HISTORY`
 invocations, :data:`LINES` lines each, :data:`DEAD_KEPT` stopped environments per function.
 
-Nobody looks most of the time, so while no page is open the view only queues the events
-(up to :data:`UNREAD_KEPT`) and applies them when someone asks (``/state``, a new event stream)
-or the queue is full; with a page open it applies each at once.  Output lines cost
+Nobody looks most of the time, so while no page is open the view keeps its counters exact (a few
+additions per invocation) and only queues the events that build the rest, applying them when
+someone asks (``/state``, a new event stream); the queue holds :data:`UNREAD_KEPT`, enough for the
+:data:`HISTORY` invocations shown, and each environment's last change is kept apart.  With a page
+open it applies each event at once.  Output lines cost
 the warm path more, so the view asks for them (a second subscription, with
 ``lines=True``) only while some browser holds ``/_lambdakit/events`` open.  A line that names no
 invocation, or names one the view does not know, goes to its environment's current invocation.
@@ -177,9 +179,10 @@ class LiveView:
         self._timer: asyncio.TimerHandle | None = None
         self._last_ping = 0.0
         self._lines_unsubscribe: Callable[[], None] | None = None
-        #: Events not yet applied to the model: while no page is open, the warm path only
-        #: appends here, and the model catches up when someone asks or it is full.
-        self._unread: deque[ActivityEvent] = deque()
+        #: Events not yet applied to the model: while no page is open, the warm path only counts
+        #: and appends here; the model catches up when someone asks (bounded: the oldest go,
+        #: and with them only invocations older than the HISTORY kept anyway).
+        self._unread: deque[ActivityEvent] = deque(maxlen=UNREAD_KEPT)
         #: What each kind of event does to the model (one lookup per event on the warm path).
         self._dispatch: dict[type, Callable[[Any], None]] = {
             events.InvocationStarted: self._invocation_started,
@@ -188,9 +191,19 @@ class LiveView:
             events.InvocationEnded: self._invocation_ended,
             events.EnvironmentState: self._environment_state,
             events.InitEnded: self._init_ended,
-            events.Throttled: self._throttled,
-            events.EventRetried: self._retried,
+            events.Throttled: self._counted_only,
+            events.EventRetried: self._counted_only,
         }
+        #: The counters each kind of event moves: kept exact at once, watched or not.
+        self._tallies: dict[type, Callable[[Any], None]] = {
+            events.InvocationStarted: self._tally_started,
+            events.InvocationEnded: self._tally_ended,
+            events.InitEnded: self._tally_init,
+            events.Throttled: self._tally_throttled,
+            events.EventRetried: self._tally_retried,
+        }
+        #: Each environment's last state, applied after a catch-up whatever the queue dropped.
+        self._last_state: dict[str, events.EnvironmentState] = {}
         self._unsubscribe: Callable[[], None] | None = activity.subscribe(self._on_event)
 
     # Reading ---------------------------------------------------------------------------------
@@ -339,18 +352,27 @@ class LiveView:
         self._broadcast("function", {"name": function.name, "counters": function.counters})
 
     def _on_event(self, event: ActivityEvent) -> None:
+        kind = type(event)
+        tally = self._tallies.get(kind)
+        if tally is not None:
+            tally(event)  # the counters, always at once (a few additions)
         if self._streams:
-            self._apply(event)  # someone watches: at once
-        else:  # nobody does: when someone asks, or when the queue is full (nothing is lost)
-            unread = self._unread
-            if len(unread) == UNREAD_KEPT:
-                self._catch_up()
-            unread.append(event)
+            self._apply(event)  # someone watches: the model too, at once
+        else:  # nobody does: the model when someone asks
+            if isinstance(event, events.EnvironmentState):
+                self._last_state[event.environment] = event
+            self._unread.append(event)
 
     def _catch_up(self) -> None:
         unread = self._unread
         while unread:
             self._apply(unread.popleft())
+        last, self._last_state = self._last_state, {}
+        for event in last.values():  # in case the queue dropped an environment's last change
+            function = self._functions.get(event.function)
+            env = function.environments.get(event.environment) if function else None
+            if env is None or env["since"] < event.at:
+                self._environment_state(event)
 
     def _apply(self, event: ActivityEvent) -> None:
         apply = self._dispatch.get(type(event))
@@ -384,31 +406,42 @@ class LiveView:
 
     def _init_ended(self, event: events.InitEnded) -> None:
         if event.error_type:
-            self._count(event.function, "init_errors")
+            self._counted(self._function(event.function))
         else:
             self._init_ms[event.environment] = event.duration_ms
 
-    def _throttled(self, event: events.Throttled) -> None:
-        self._count(event.function, "throttles")
+    def _counted_only(self, event: events.Throttled | events.EventRetried) -> None:
+        self._counted(self._function(event.function))
 
-    def _retried(self, event: events.EventRetried) -> None:
-        self._count(event.function, "retries")
+    # The counters ----------------------------------------------------------------------------
+    def _tally_started(self, event: events.InvocationStarted) -> None:
+        function = self._function(event.function)
+        counters = function.counters
+        counters["invocations"] += 1
+        if event.cold:
+            counters["cold_starts"] += 1
+        self._environment(function, event.environment, event.at)["invocations"] += 1
 
-    def _count(self, name: str, counter: str) -> None:
-        function = self._function(name)
-        function.counters[counter] += 1
-        self._counted(function)
+    def _tally_ended(self, event: events.InvocationEnded) -> None:
+        if event.status in _ERRORS:
+            self._function(event.function).counters["errors"] += 1
+
+    def _tally_init(self, event: events.InitEnded) -> None:
+        if event.error_type:
+            self._function(event.function).counters["init_errors"] += 1
+
+    def _tally_throttled(self, event: events.Throttled) -> None:
+        self._function(event.function).counters["throttles"] += 1
+
+    def _tally_retried(self, event: events.EventRetried) -> None:
+        self._function(event.function).counters["retries"] += 1
 
     def _invocation_started(self, event: events.InvocationStarted) -> None:
         function = self._function(event.function)
         env = self._environment(function, event.environment, event.at)
-        env["invocations"] += 1
         env["current"] = event.request_id
         self._current.setdefault(event.environment, []).append(event.request_id)
-        function.counters["invocations"] += 1
         init_ms = self._init_ms.pop(event.environment, None)
-        if event.cold:
-            function.counters["cold_starts"] += 1
         invocation: Json = {
             "request_id": event.request_id,
             "function": event.function,
@@ -444,10 +477,6 @@ class LiveView:
             env["current"] = current[-1] if current else None
         invocation = self._invocations.get(event.request_id)
         status = event.status
-        if status == "success" and invocation is not None and invocation["error_type"]:
-            status = "error"  # a function error's REPORT says success, as Lambda's does
-        if status in _ERRORS:
-            function.counters["errors"] += 1
         if invocation is not None:
             invocation["ended"] = event.at
             invocation["status"] = status

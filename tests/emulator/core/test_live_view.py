@@ -126,8 +126,8 @@ def test_the_state_holds_environments_counters_and_invocations() -> None:
     activity.publish(ev.EnvironmentState("fn", "fn#1", ev.STARTING, clock.now))
     activity.publish(ev.InitEnded("fn", "fn#1", clock.now + 0.05, 50.0))
     invocation(activity, clock, "r1", cold=True, extension="audit")
-    # A function error: REPORT's status says success, the response its error type.
-    invocation(activity, clock, "r2", error="Function.Unhandled")
+    # A function error: the response has its type, the end says "error" (as PhaseLog publishes).
+    invocation(activity, clock, "r2", error="Function.Unhandled", status="error")
     activity.publish(ev.Throttled("fn", clock.now))
     activity.publish(ev.EventRetried("fn", "r2", 1, clock.now))
     activity.publish(ev.InitEnded("other", "other#1", clock.now, 12.0, "Runtime.ExitError"))
@@ -337,7 +337,7 @@ def test_a_broken_event_does_not_unsubscribe_the_view() -> None:
     assert [i["request_id"] for i in state(view)["invocations"]] == ["r1"]
 
 
-def test_unwatched_events_wait_unapplied_until_someone_asks_or_the_queue_is_full() -> None:
+def test_unwatched_events_wait_unapplied_until_someone_asks_and_counters_stay_exact() -> None:
     activity, clock = Activity(), Clock()
     view = LiveView(activity, ["fn"], clock=clock)
     invocation(activity, clock, "r-1")
@@ -352,11 +352,16 @@ def test_unwatched_events_wait_unapplied_until_someone_asks_or_the_queue_is_full
     )
     writer.gone()
     view.sweep()
-    for n in range(live_view.UNREAD_KEPT):  # a full queue is applied, never dropped
+    activity.publish(ev.EnvironmentState("fn", "fn#2", ev.FROZEN, clock.now))
+    for n in range(live_view.UNREAD_KEPT):  # far more than the queue keeps: the oldest go
         activity.publish(ev.Throttled("fn", clock.now + n))
     invocation(activity, clock, "r-3")
-    assert len(view._unread) < live_view.UNREAD_KEPT
+    assert len(view._unread) == live_view.UNREAD_KEPT
     figures = state(view)
     assert figures["invocations"][-1]["request_id"] == "r-3"
-    assert figures["functions"][0]["counters"]["throttles"] == live_view.UNREAD_KEPT
-    assert figures["functions"][0]["counters"]["invocations"] == 3
+    counters = figures["functions"][0]["counters"]
+    assert counters["throttles"] == live_view.UNREAD_KEPT  # counters are exact all the same
+    assert counters["invocations"] == 3
+    environments = {e["name"]: e for e in figures["functions"][0]["environments"]}
+    assert environments["fn#2"]["state"] == ev.FROZEN  # its change fell out of the queue
+    assert environments["fn#1"]["invocations"] == 3
