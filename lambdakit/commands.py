@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if argv and argv[0] in COMMANDS:
         module = importlib.import_module(COMMANDS[argv[0]][0])
         return int(module.main(argv[1:], environ))
+    if not argv:  # `lambdakit` alone: what there is to run
+        _main_parser().print_help()
+        return 0
     try:
         _main_parser().parse_args(argv[:1] if argv else [])
     except UsageError as exc:

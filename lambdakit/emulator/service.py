@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -193,8 +194,11 @@ async def _listen(server: HttpServer, host: str, port: int, what: str) -> tuple[
     try:
         return await server.start(host, port)
     except OSError as exc:
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (another lambdakit serve? choose another port, or 0 for a free one)"
         raise OSError(
-            exc.errno, f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}"
+            exc.errno, f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}{hint}"
         ) from None
 
 

@@ -102,6 +102,23 @@ def test_top_level_help_and_unknown_commands() -> None:
         [sys.executable, "-m", "lambdakit", "dance"], capture_output=True, text=True, timeout=30
     )
     assert bad.returncode == 2 and "invalid choice: 'dance'" in bad.stderr
+    alone = subprocess.run(
+        [sys.executable, "-m", "lambdakit"], capture_output=True, text=True, timeout=30
+    )
+    assert alone.returncode == 0 and "serve" in alone.stdout and "top" in alone.stdout
+
+
+def test_a_port_in_use_is_one_line_with_a_hint() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve(*bash_function(), "--port", str(port))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "choose another port, or 0 for a free one" in result.stderr
 
 
 def test_environment_variables_configure_a_single_function() -> None:
