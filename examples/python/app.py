@@ -36,8 +36,15 @@ def _flush() -> None:
     print(json.dumps({"audit_entries": len(_audit_log)}))
 
 
+def _name(event: dict[str, object]) -> str:
+    """``{"name": ...}`` from the Invoke API, or ``?name=...`` through the Function URL."""
+    query = event.get("queryStringParameters")
+    from_url = query.get("name") if isinstance(query, dict) else None
+    return str(event.get("name") or from_url or "world")
+
+
 def handler(event: dict[str, object], context: object) -> dict[str, object]:
-    name = str(event.get("name", "world"))
+    name = _name(event)
     after_response(_record, name, time.time())
     return {"message": f"Hello, {name}!"}
 
@@ -47,4 +54,4 @@ async def async_handler(event: dict[str, object], context: object) -> dict[str, 
     import asyncio
 
     await asyncio.sleep(0)
-    return {"message": f"Hello, {event.get('name', 'world')}!", "async": True}
+    return {"message": f"Hello, {_name(event)}!", "async": True}
