@@ -18,6 +18,8 @@ serve: $(BIN)/.installed
 	@echo "  curl -s -XPOST http://127.0.0.1:$(PORT)/2015-03-31/functions/echo/invocations -d '{\"hello\": \"world\"}'"
 	@echo "  curl -s -XPOST http://127.0.0.1:$(PORT)/2015-03-31/functions/hello/invocations -d '{\"name\": \"Zoë\"}'"
 	@echo "  curl -s 'http://127.0.0.1:8081/any/path?name=url'"
+	@echo "  for i in 1 2 3 4; do curl -s -XPOST http://127.0.0.1:$(PORT)/2015-03-31/functions/many/invocations -d '{\"sleep\": 1}' & done; wait"
+	@echo "  open http://127.0.0.1:$(PORT)/_lambdakit/ (the live view), or run: $(BIN)/lambdakit top"
 	@echo "  $(BIN)/python -c \"import boto3; c = boto3.client('lambda', endpoint_url='http://127.0.0.1:$(PORT)', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); print(c.invoke(FunctionName='hello', Payload=b'{\\\"name\\\": \\\"boto3\\\"}')['Payload'].read())\""
 	@echo
 	$(BIN)/lambdakit serve --config examples/lambdakit.toml --port $(PORT)
