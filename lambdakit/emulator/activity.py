@@ -16,8 +16,11 @@ An invocation's phases follow from its events
 :class:`InvocationStarted` to :class:`InvocationResponded` the caller waits; from there to
 :class:`InvocationEnded` is the work after the response, during which the runtime and each
 extension ask for their next event (:class:`NextCalled`) — the phase ends when the last one has.
-An environment's :class:`EnvironmentState` tells when it starts, is busy, works after a
-response, waits, is frozen and stops.
+An on-demand environment's invocation events move it too, without an event of their own (three
+fewer per invocation): :class:`InvocationStarted` makes it busy, :class:`InvocationResponded`
+after-response and :class:`InvocationEnded` idle.  :class:`EnvironmentState` tells the rest: it
+starts, is idle after Init, is frozen, stops, is gone; and a Managed Instances environment
+(``concurrent`` starts) says itself when it becomes busy and idle again.
 
 Publishing costs a few object creations and calls per invocation; output lines, the bulk, are
 published only while some subscriber asked for them (``lines=True``).  Times are wall-clock
@@ -77,6 +80,8 @@ class InvocationStarted:
     at: float
     cold: bool
     payload_bytes: int
+    #: In a Managed Instances environment (several at once): its state is not this one's.
+    concurrent: bool = False
 
 
 @value

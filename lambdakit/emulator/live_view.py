@@ -204,6 +204,9 @@ class LiveView:
         }
         #: Each environment's last state, applied after a catch-up whatever the queue dropped.
         self._last_state: dict[str, events.EnvironmentState] = {}
+        #: Managed Instances environments: they report busy and idle themselves, while an
+        #: on-demand environment's state follows its invocation's events.
+        self._concurrent: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = activity.subscribe(self._on_event)
 
     # Reading ---------------------------------------------------------------------------------
@@ -359,9 +362,26 @@ class LiveView:
         if self._streams:
             self._apply(event)  # someone watches: the model too, at once
         else:  # nobody does: the model when someone asks
-            if isinstance(event, events.EnvironmentState):
-                self._last_state[event.environment] = event
+            implied = self._implied_state(event)
+            if implied is not None:
+                self._last_state[implied.environment] = implied
             self._unread.append(event)
+
+    def _implied_state(self, event: ActivityEvent) -> events.EnvironmentState | None:
+        """The state an event puts its environment in (see activity.py), if any."""
+        if isinstance(event, events.EnvironmentState):
+            return event
+        if isinstance(event, events.InvocationStarted):
+            state = events.BUSY
+        elif isinstance(event, events.InvocationResponded):
+            state = events.AFTER_RESPONSE
+        elif isinstance(event, events.InvocationEnded) and event.after_response_known:
+            state = events.IDLE
+        else:
+            return None
+        if event.environment in self._concurrent:
+            return None
+        return events.EnvironmentState(event.function, event.environment, state, event.at)
 
     def _catch_up(self) -> None:
         unread = self._unread
@@ -391,6 +411,8 @@ class LiveView:
                 logger.exception("live view: could not apply %r", event)
 
     def _responded(self, event: events.InvocationResponded) -> None:
+        if event.environment not in self._concurrent:
+            self._moved(event.function, event.environment, events.AFTER_RESPONSE, event.at)
         invocation = self._invocations.get(event.request_id)
         if invocation is not None:
             invocation["responded"] = event.at
@@ -415,6 +437,8 @@ class LiveView:
 
     # The counters ----------------------------------------------------------------------------
     def _tally_started(self, event: events.InvocationStarted) -> None:
+        if event.concurrent:
+            self._concurrent.add(event.environment)
         function = self._function(event.function)
         counters = function.counters
         counters["invocations"] += 1
@@ -440,6 +464,8 @@ class LiveView:
         function = self._function(event.function)
         env = self._environment(function, event.environment, event.at)
         env["current"] = event.request_id
+        if not event.concurrent:
+            env["state"], env["since"] = events.BUSY, event.at
         self._current.setdefault(event.environment, []).append(event.request_id)
         init_ms = self._init_ms.pop(event.environment, None)
         invocation: Json = {
@@ -475,6 +501,8 @@ class LiveView:
         env = function.environments.get(event.environment)
         if env is not None:
             env["current"] = current[-1] if current else None
+            if event.after_response_known:  # on demand: the end of its phase
+                env["state"], env["since"] = events.IDLE, event.at
         invocation = self._invocations.get(event.request_id)
         status = event.status
         if invocation is not None:
@@ -490,6 +518,11 @@ class LiveView:
             self._broadcast("environment", env)
         if status in _ERRORS:
             self._counted(function)
+
+    def _moved(self, function_name: str, environment: str, state: str, at: float) -> None:
+        env = self._environment(self._function(function_name), environment, at)
+        env["state"], env["since"] = state, at
+        self._broadcast("environment", env)
 
     def _environment_state(self, event: events.EnvironmentState) -> None:
         function = self._function(event.function)

@@ -49,7 +49,8 @@ Metrics (label ``function`` on all of them)
     The ``Duration`` of each REPORT.
 ``lambdakit_environments`` (gauge, label ``state``: starting, idle, busy, after-response, frozen,
 stopping)
-    The environments of each function by the state each last reported.
+    The environments of each function by the state each last reported, or its invocations
+    imply (on demand: busy from START, after-response from the answer, idle from END).
 ``lambdakit_event_queue_depth`` (gauge)
     Event invocations accepted and waiting for an environment (or for their retry), read from the
     ``backlog`` callable at scrape time (the event store's ``pending_by_function``).
@@ -124,6 +125,7 @@ LIVE_STATES = tuple(state for state in activity.STATES if state != activity.DEAD
 #: Request ids kept, per map, while their invocation runs (see the module's docstring).
 PENDING_LIMIT = 10_000
 _DEAD = activity.DEAD
+_BUSY, _AFTER_RESPONSE, _IDLE = activity.BUSY, activity.AFTER_RESPONSE, activity.IDLE
 
 
 class Histogram:
@@ -199,7 +201,11 @@ class Metrics:
         self._limit = pending_limit
         self.functions: dict[str, FunctionFigures] = {}
         #: The last state of each live environment, by environment name (the event itself).
-        self._environments: dict[str, EnvironmentState] = {}
+        #: Environment -> (function, state): the last EnvironmentState, or what its on-demand
+        #: invocations imply (busy, after-response, idle).
+        self._environments: dict[str, tuple[str, str]] = {}
+        #: Managed Instances environments: they report busy and idle themselves.
+        self._concurrent: set[str] = set()
         #: ``InvocationStarted.at`` of invocations without a response yet, by request id.
         self._started: dict[str, float] = {}
         #: ``InvocationResponded.at`` of invocations not ended yet, by request id.
@@ -225,12 +231,11 @@ class Metrics:
         return figures
 
     def _on_event(self, event: ActivityEvent) -> None:
-        if isinstance(event, EnvironmentState):
-            if event.state == _DEAD:
-                self._environments.pop(event.environment, None)
+        if isinstance(event, InvocationStarted):
+            if event.concurrent:
+                self._concurrent.add(event.environment)
             else:
-                self._environments[event.environment] = event
-        elif isinstance(event, InvocationStarted):
+                self._environments[event.environment] = (event.function, _BUSY)
             started = self._started
             started[event.request_id] = event.at
             if len(started) > self._limit:
@@ -239,6 +244,8 @@ class Metrics:
                 figures = self.functions.get(event.function) or self._new_figures(event.function)
                 figures.cold_starts += 1
         elif isinstance(event, InvocationResponded):
+            if event.environment not in self._concurrent:
+                self._environments[event.environment] = (event.function, _AFTER_RESPONSE)
             at = self._started.pop(event.request_id, None)
             if at is not None:
                 responded = self._responded
@@ -252,6 +259,8 @@ class Metrics:
                 histogram.counts[bisect_left(BUCKETS, seconds)] += 1
                 histogram.sum += seconds
         elif isinstance(event, InvocationEnded):
+            if event.after_response_known:  # on demand: the end of its phase, idle again
+                self._environments[event.environment] = (event.function, _IDLE)
             figures = self.functions.get(event.function) or self._new_figures(event.function)
             at = self._responded.pop(event.request_id, None)
             if at is None:  # no answer (a timeout, a crash): it never reached "responded"
@@ -274,7 +283,13 @@ class Metrics:
 
     def _on_rare_event(self, event: ActivityEvent) -> None:
         """Events that are not part of every invocation (output lines never come here)."""
-        if isinstance(event, InitEnded):
+        if isinstance(event, EnvironmentState):
+            if event.state == _DEAD:
+                self._environments.pop(event.environment, None)
+                self._concurrent.discard(event.environment)
+            else:
+                self._environments[event.environment] = (event.function, event.state)
+        elif isinstance(event, InitEnded):
             figures = self.functions.get(event.function) or self._new_figures(event.function)
             init = figures.init_error if event.error_type else figures.init_ok
             init.observe(event.duration_ms / 1000)
@@ -383,8 +398,7 @@ class Metrics:
 
     def _environment_family(self) -> GaugeMetricFamily:
         counts: dict[tuple[str, str], int] = {}
-        for environment in self._environments.values():
-            key = (environment.function, environment.state)
+        for key in self._environments.values():
             counts[key] = counts.get(key, 0) + 1
         names = {*self.functions, *(function for function, _ in counts)}
         family = GaugeMetricFamily(

@@ -85,7 +85,7 @@ class PhaseLog:
             events.OutputLine(self._name, self._environment, request_id, kind, line, time.time())
         )
 
-    def _started(self, invocation: Invocation) -> None:
+    def _started(self, invocation: Invocation, concurrent: bool = False) -> None:
         cold, self._cold = self._cold, False
         self._activity.publish(
             events.InvocationStarted(
@@ -95,6 +95,7 @@ class PhaseLog:
                 time.time(),
                 cold,
                 len(invocation.request.payload),
+                concurrent,
             )
         )
 
@@ -210,7 +211,7 @@ class PhaseLog:
             tail.begin(True)
             tail.add(line)
         self.telemetry.start(request_id, self._version)
-        self._started(invocation)
+        self._started(invocation, concurrent=True)
 
     def settle_of(self, invocation: Invocation, result: InvocationResult) -> None:
         """Deliver the result now, or hold it until END and REPORT are in its tail."""

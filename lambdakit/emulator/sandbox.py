@@ -97,9 +97,9 @@ class Sandbox(SandboxBase):
         self._deadline.clear()
         if isinstance(ended, InitEnded):
             self._init_over()
+            self._log.state(states.IDLE)
         else:
-            self._invoke_done(ended.invocation)
-        self._log.state(states.IDLE)
+            self._invoke_done(ended.invocation)  # its end tells it is idle again
         self.idle_since = time.monotonic()
         self._freezer.freeze_soon()
         self._listener.sandbox_idle(self)
@@ -115,8 +115,7 @@ class Sandbox(SandboxBase):
         waiter, self._waiter = self._waiter, None
         if waiter is not None and waiter.alive:
             waiter.deliver(self._machine.delivered())  # the event goes out first
-        self._log.start(invocation)
-        self._log.state(states.BUSY)
+        self._log.start(invocation)  # its start tells the environment is busy
         request = invocation.request
         self.extensions.invoke(
             invocation.request_id, deadline_ms, request.invoked_arn, request.trace_id
@@ -153,8 +152,7 @@ class Sandbox(SandboxBase):
         if isinstance(outcome, Accepted) and outcome.invocation is not None:
             self._log.tail.settle(outcome.invocation, result)
             elapsed = (time.monotonic() - self._invoke_started) * 1000
-            self._log.responded(request_id, result, elapsed)
-            self._log.state(states.AFTER_RESPONSE)
+            self._log.responded(request_id, result, elapsed)  # tells: after the response
         return outcome
 
     def stream_started(self, request_id: str) -> Accepted | UnknownRequest | WrongState:

@@ -365,3 +365,31 @@ def test_unwatched_events_wait_unapplied_until_someone_asks_and_counters_stay_ex
     environments = {e["name"]: e for e in figures["functions"][0]["environments"]}
     assert environments["fn#2"]["state"] == ev.FROZEN  # its change fell out of the queue
     assert environments["fn#1"]["invocations"] == 3
+
+
+def test_an_on_demand_environment_follows_its_invocations_events() -> None:
+    activity, clock = Activity(), Clock()
+    view = LiveView(activity, ["fn"], clock=clock)
+
+    def env_state(name: str) -> str:
+        environments = state(view)["functions"][0]["environments"]
+        return str(next(e["state"] for e in environments if e["name"] == name))
+
+    at = clock.now
+    activity.publish(ev.EnvironmentState("fn", "fn#1", ev.IDLE, at))
+    activity.publish(ev.InvocationStarted("fn", "fn#1", "r1", at + 1, True, 10))
+    assert env_state("fn#1") == ev.BUSY  # unwatched: caught up on asking
+    activity.publish(ev.InvocationResponded("fn", "fn#1", "r1", at + 2, "", 3))
+    assert env_state("fn#1") == ev.AFTER_RESPONSE
+    writer = open_stream(view)  # watched: at once, and sent to the page
+    activity.publish(ev.InvocationEnded("fn", "fn#1", "r1", at + 3, "success", 2e3, 2000, 9, None))
+    assert env_state("fn#1") == ev.IDLE
+    assert any(k == "environment" and d["state"] == ev.IDLE for k, d in writer.events())
+    # Managed Instances: the environment says busy and idle itself.
+    activity.publish(ev.EnvironmentState("fn", "fn#2", ev.BUSY, at + 4))
+    activity.publish(ev.InvocationStarted("fn", "fn#2", "r2", at + 4, True, 10, True))
+    activity.publish(ev.InvocationResponded("fn", "fn#2", "r2", at + 5, "", 3))
+    activity.publish(
+        ev.InvocationEnded("fn", "fn#2", "r2", at + 5, "success", 1e3, 1000, 9, None, False)
+    )
+    assert env_state("fn#2") == ev.BUSY

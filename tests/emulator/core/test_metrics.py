@@ -403,3 +403,28 @@ def test_managed_instances_ends_count_no_after_response_time() -> None:
     assert value(samples, "lambdakit_after_response_seconds_count", function="f") == 0
     assert value(samples, "lambdakit_invocations_total", function="f") == 1
     assert not metrics.pending  # nothing kept for r1
+
+
+def test_on_demand_environments_are_moved_by_their_invocations() -> None:
+    """No EnvironmentState per invocation: START, the answer and END say busy, after, idle."""
+    activity = Activity()
+    metrics = Metrics(activity)
+    activity.publish(EnvironmentState("f", "f#1", states.IDLE, 999.0))  # after Init
+    activity.publish(InvocationStarted("f", "f#1", "r1", 1000.0, True, 10))
+    assert value(scrape(metrics), "lambdakit_environments", function="f", state="busy") == 1
+    activity.publish(InvocationResponded("f", "f#1", "r1", 1000.1, "", 2))
+    samples = scrape(metrics)
+    assert value(samples, "lambdakit_environments", function="f", state="after-response") == 1
+    assert value(samples, "lambdakit_environments", function="f", state="busy") == 0
+    activity.publish(InvocationEnded("f", "f#1", "r1", 1000.3, "success", 300.0, 300, 20, 5.0))
+    assert value(scrape(metrics), "lambdakit_environments", function="f", state="idle") == 1
+    # A Managed Instances environment says busy and idle itself; its answers move nothing.
+    activity.publish(EnvironmentState("f", "f#2", states.BUSY, 1001.0))
+    activity.publish(InvocationStarted("f", "f#2", "r2", 1001.0, True, 10, True))
+    activity.publish(InvocationResponded("f", "f#2", "r2", 1001.1, "", 2))
+    activity.publish(
+        InvocationEnded("f", "f#2", "r2", 1001.1, "success", 100.0, 100, 20, 5.0, False)
+    )
+    samples = scrape(metrics)
+    assert value(samples, "lambdakit_environments", function="f", state="busy") == 1
+    assert value(samples, "lambdakit_environments", function="f", state="after-response") == 0
