@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -329,3 +330,24 @@ def test_close_wakes_every_thread_and_leaves_none_behind() -> None:
         assert polling.at_eof() and idle.at_eof()
         polling.close()
         idle.close()
+
+
+def test_both_sides_of_the_proxy_send_small_writes_at_once_tcp_nodelay() -> None:
+    """Nagle off on the runtime's connection and on upstream's (issue 15).
+
+    Each proxied message goes out in one write; with Nagle on, a write made while an earlier
+    small one is unacknowledged waits for the peer's (possibly delayed) ACK.
+    """
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)  # held upstream: both of its connections are open now
+        assert upstream.got_request.wait(TIMEOUT)
+        downstream = list(proxy._connections)
+        upward = [connection._sock for connection in proxy.pool._all]
+        assert len(downstream) == 1 and len(upward) == 1
+        for sock in downstream + upward:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), sock
+        client.close()
+
+    run_scenario(scenario, None, never_answer_next)
