@@ -30,7 +30,7 @@ seconds (``time.time()``) so that a browser can place them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import TypeAlias
 
 from lambdakit.emulator.values import value
@@ -197,6 +197,20 @@ ActivityEvent: TypeAlias = (
     | AmqpMessage
 )
 Subscriber: TypeAlias = Callable[[ActivityEvent], None]
+
+
+def implied_state(event: ActivityEvent, concurrent: Container[str]) -> str:
+    """The state an on-demand invocation's event puts its environment in ("": none).
+
+    ``concurrent`` holds the Managed Instances environments, which say busy and idle themselves.
+    """
+    if isinstance(event, InvocationStarted):
+        return "" if event.concurrent else BUSY
+    if isinstance(event, InvocationResponded):
+        return "" if event.environment in concurrent else AFTER_RESPONSE
+    if isinstance(event, InvocationEnded) and event.after_response_known:
+        return IDLE
+    return ""
 
 
 class Activity:

@@ -371,16 +371,12 @@ class LiveView:
         """The state an event puts its environment in (see activity.py), if any."""
         if isinstance(event, events.EnvironmentState):
             return event
-        if isinstance(event, events.InvocationStarted):
-            state = events.BUSY
-        elif isinstance(event, events.InvocationResponded):
-            state = events.AFTER_RESPONSE
-        elif isinstance(event, events.InvocationEnded) and event.after_response_known:
-            state = events.IDLE
-        else:
+        state = events.implied_state(event, self._concurrent)
+        if not state:
             return None
-        if event.environment in self._concurrent:
-            return None
+        assert isinstance(
+            event, events.InvocationStarted | events.InvocationResponded | events.InvocationEnded
+        )
         return events.EnvironmentState(event.function, event.environment, state, event.at)
 
     def _catch_up(self) -> None:

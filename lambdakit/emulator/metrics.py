@@ -74,6 +74,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from lambdakit.emulator import activity
 from lambdakit.emulator.activity import (
+    BUSY,
     Activity,
     ActivityEvent,
     AmqpMessage,
@@ -85,6 +86,7 @@ from lambdakit.emulator.activity import (
     InvocationStarted,
     NextCalled,
     Throttled,
+    implied_state,
 )
 from lambdakit.emulator.http import Response
 
@@ -125,7 +127,6 @@ LIVE_STATES = tuple(state for state in activity.STATES if state != activity.DEAD
 #: Request ids kept, per map, while their invocation runs (see the module's docstring).
 PENDING_LIMIT = 10_000
 _DEAD = activity.DEAD
-_BUSY, _AFTER_RESPONSE, _IDLE = activity.BUSY, activity.AFTER_RESPONSE, activity.IDLE
 
 
 class Histogram:
@@ -235,7 +236,7 @@ class Metrics:
             if event.concurrent:
                 self._concurrent.add(event.environment)
             else:
-                self._environments[event.environment] = (event.function, _BUSY)
+                self._environments[event.environment] = (event.function, BUSY)
             started = self._started
             started[event.request_id] = event.at
             if len(started) > self._limit:
@@ -244,8 +245,8 @@ class Metrics:
                 figures = self.functions.get(event.function) or self._new_figures(event.function)
                 figures.cold_starts += 1
         elif isinstance(event, InvocationResponded):
-            if event.environment not in self._concurrent:
-                self._environments[event.environment] = (event.function, _AFTER_RESPONSE)
+            if state := implied_state(event, self._concurrent):
+                self._environments[event.environment] = (event.function, state)
             at = self._started.pop(event.request_id, None)
             if at is not None:
                 responded = self._responded
@@ -259,8 +260,8 @@ class Metrics:
                 histogram.counts[bisect_left(BUCKETS, seconds)] += 1
                 histogram.sum += seconds
         elif isinstance(event, InvocationEnded):
-            if event.after_response_known:  # on demand: the end of its phase, idle again
-                self._environments[event.environment] = (event.function, _IDLE)
+            if state := implied_state(event, self._concurrent):  # on demand: idle again
+                self._environments[event.environment] = (event.function, state)
             figures = self.functions.get(event.function) or self._new_figures(event.function)
             at = self._responded.pop(event.request_id, None)
             if at is None:  # no answer (a timeout, a crash): it never reached "responded"
