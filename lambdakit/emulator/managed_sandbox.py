@@ -41,6 +41,7 @@ from lambdakit.emulator.logs import LogSink, Report
 from lambdakit.emulator.managed_machine import ManagedMachine
 from lambdakit.emulator.sandbox_base import SandboxBase, SandboxListener
 from lambdakit.emulator.sandbox_machine import (
+    GONE,
     Accepted,
     Delivered,
     Held,
@@ -148,6 +149,8 @@ class ManagedSandbox(SandboxBase):
     # Runtime API (runtime_api.RuntimeApiTarget) ---------------------------------------------------
     def runtime_next(self, waiter: runtime_api.HeldNext) -> NextOutcome:
         outcome = self._machine.runtime_next(waiter)
+        if outcome is GONE and self._machine.state is SandboxState.STOPPING:
+            return self._hold_until_reaped(waiter)
         if isinstance(outcome, Held):
             if self._machine.state is SandboxState.STARTING:
                 self._phase_maybe_over()

@@ -28,6 +28,7 @@ from lambdakit.emulator.lifecycle import RuntimeState, SandboxEvent, SandboxStat
 from lambdakit.emulator.logs import LogSink, Report
 from lambdakit.emulator.sandbox_base import SandboxBase, SandboxListener
 from lambdakit.emulator.sandbox_machine import (
+    GONE,
     Accepted,
     Held,
     InitEnded,
@@ -138,6 +139,8 @@ class Sandbox(SandboxBase):
         if current is not None and self._machine.runtime_state is RuntimeState.RESPONDED:
             self._log.next_called(current.request_id, "")  # its work after the response is over
         outcome = self._machine.runtime_next()
+        if outcome is GONE and self._machine.state is SandboxState.STOPPING:
+            return self._hold_until_reaped(waiter)
         if isinstance(outcome, Held):
             old, self._waiter = self._waiter, waiter
             if old is not None:

@@ -43,7 +43,7 @@ from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.phase_log import PhaseLog
 from lambdakit.emulator.processes import describe_exit
-from lambdakit.emulator.sandbox_machine import Accepted, InitFailure, WrongState
+from lambdakit.emulator.sandbox_machine import HELD, Accepted, Held, InitFailure, WrongState
 from lambdakit.emulator.sandbox_processes import SandboxProcesses, external_extensions
 from lambdakit.emulator.spindown import SPINDOWN_GRACE, shut_down
 from lambdakit.emulator.telemetry import TelemetryHub
@@ -132,6 +132,8 @@ class SandboxBase:
         )
         self._deadline = Deadline(self._loop, self._guarded(self._on_timeout))
         self._init_failure: InitFailure | None = None
+        #: ``GET next`` calls that came once the environment was shutting down.
+        self._late_nexts: list[runtime_api.HeldNext] = []
         self._stopping: asyncio.Future[None] = self._loop.create_future()
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self._started_at = 0.0
@@ -328,6 +330,15 @@ class SandboxBase:
         self._init_failure = failure
         self._shutdown("failure", grace=0)
 
+    def _hold_until_reaped(self, waiter: runtime_api.HeldNext) -> Held:
+        """A ``GET next`` once the environment is shutting down: held, never answered.
+
+        Lambda stops a runtime (SIGTERM, then SIGKILL), it does not tell it to exit: a runtime
+        told so would exit before its SIGTERM arrives, and skip its shutdown hooks.
+        """
+        self._late_nexts.append(waiter)
+        return HELD
+
     # Stop -----------------------------------------------------------------------------------------
     def kill(self) -> None:
         """SIGKILL every process now; reaping follows through the usual path."""
@@ -355,6 +366,9 @@ class SandboxBase:
             # Close the APIs and tell the pool, whatever happened above.  A held GET next is
             # let go only now: a runtime is stopped, as on Lambda, not told its next failed.
             self._drop_waiters()
+            for waiter in self._late_nexts:
+                waiter.cancel()
+            self._late_nexts.clear()
             self.extensions.close()
             self._server.stop_accepting()
             self._server.close_connections()

@@ -213,3 +213,42 @@ def _in_group(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+_ASKS_NEXT_ON_SIGTERM = r"""#!/usr/bin/env bash
+# Answers every event with "ok"; on SIGTERM asks for the next event once more and writes the
+# HTTP status it got (000: no answer within a second) to $MARKER, then exits.
+api="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+head=$(mktemp)
+on_term() {
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "$api/invocation/next")
+  echo "$code" >"$MARKER"
+  exit 0
+}
+trap on_term TERM
+while :; do
+  curl -sS -D "$head" -o /dev/null "$api/invocation/next" &
+  wait $!
+  id=$(sed -n 's/^lambda-runtime-aws-request-id: *\([^[:space:]]*\).*/\1/ip' "$head")
+  curl -sS -o /dev/null -d '"ok"' "$api/invocation/$id/response"
+done
+"""
+
+
+def test_a_runtime_asking_for_next_while_shut_down_is_held_not_told_to_exit(
+    tmp_path: Path,
+) -> None:
+    # A runtime told "exit promptly" exits before its SIGTERM arrives, skipping its shutdown
+    # hooks; Lambda stops it instead, so a next during Shutdown is never answered.
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    bootstrap = code_dir / "bootstrap"
+    bootstrap.write_text(_ASKS_NEXT_ON_SIGTERM)
+    bootstrap.chmod(0o755)
+    marker = tmp_path / "next-status"
+    args = ("--code-dir", str(code_dir), "--function-name", "f", "--env", f"MARKER={marker}")
+    with running_serve(*args) as serve:
+        status, _, body = serve.invoke("f")
+        assert (status, body) == (200, b'"ok"')
+        assert serve.stop(signal.SIGTERM) == 0
+    assert marker.read_text().strip() == "000"
