@@ -66,6 +66,9 @@ class FunctionConfig:
     version: str = "$LATEST"
     #: The local stand-in for /opt/extensions: every executable in it is started before the runtime.
     extensions_dir: Path | None = DEFAULTS["extensions_dir"]
+    #: Layer directories, each laid out as ``/opt`` would be, in Lambda's order (a later layer
+    #: wins): their ``python``, ``bin`` and ``lib`` on the paths, their ``extensions`` started.
+    layers: tuple[Path, ...] = DEFAULTS["layers"]
     #: Freeze the environment's processes (SIGSTOP) between invocations, as Lambda does.
     freeze: bool = DEFAULTS["freeze"]
     #: Serve a Function URL on this port (0: a free one); None: no URL.

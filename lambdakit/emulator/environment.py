@@ -3,7 +3,8 @@
 Reserved and default variables follow
 https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html.  On this machine there
 is no ``/var/task``: ``LAMBDA_TASK_ROOT`` is the function's code directory, and ``PATH`` and
-``HOME`` come from the host so that local tools (bash, curl, a virtualenv's python) resolve.
+``HOME`` come from the host so that local tools (bash, curl, a virtualenv's python) resolve;
+layers add their directories to the search paths (:mod:`lambdakit.emulator.layers`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Mapping
 
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.layers import layer_environment
 
 #: Host variables passed through to every environment when the user has not set them.
 _HOST_PASSTHROUGH = (
@@ -67,6 +69,7 @@ def sandbox_environment(
         # Lambda's LoggingConfig: LogFormat JSON reaches the runtime as this variable; Managed
         # Instances log in JSON only.
         env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+    env.update(layer_environment(function.layers, env))
     env.update(function.env)
     if function.max_concurrency is not None:
         # https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html (Managed Instances)

@@ -9,7 +9,9 @@ name for the setting: ``--timeout``, ``AWS_LAMBDA_FUNCTION_TIMEOUT`` or
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +189,27 @@ class Directory(Kind[Path | None]):
 
 
 @dataclass(frozen=True)
+class Directories(Kind[tuple[Path, ...]]):
+    """Existing directories, in order, relative to the source's base: a list in a file, one
+    per flag (``--layer``, repeatable)."""
+
+    def parse(self, value: object, source: Source) -> tuple[Path, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{source.name}: expected a list of directories, got {value!r}")
+        return tuple(
+            directory(source.name, str(_scalar(item, source, "a directory")), source.base)
+            for item in items
+        )
+
+    def describe(self) -> str:
+        return "directories, in order"
+
+    def arguments(self) -> dict[str, Any]:
+        return {"action": "append"}
+
+
+@dataclass(frozen=True)
 class Location(Kind[Path]):
     """A path that need not exist yet, relative to the source's base."""
 
@@ -242,6 +265,91 @@ class VariablesFile(Kind[dict[str, str]]):
         if value == "":
             return {}
         return read_env_file(source.name, source.base / str(_scalar(value, source, "a path")))
+
+
+@dataclass(frozen=True)
+class ParameterValues(Kind[dict[str, str]]):
+    """CloudFormation parameter values: ``KEY=VALUE`` texts (several per flag, separated by
+    spaces, as ``sam --parameter-overrides`` takes them; ``ParameterKey=K,ParameterValue=V``
+    too), or a table."""
+
+    def parse(self, value: object, source: Source) -> dict[str, str]:
+        if isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, (list, tuple)):
+            raise ConfigError(f"{source.name}: expected KEY=VALUE pairs, got {value!r}")
+        values: dict[str, str] = {}
+        for text in texts:
+            try:
+                pairs = shlex.split(str(text))
+            except ValueError as exc:
+                raise ConfigError(f"{source.name}: {exc} in {text!r}") from None
+            for pair in pairs:
+                key, parameter = _parameter_pair(source.name, pair)
+                values[key] = parameter
+        return values
+
+    def arguments(self) -> dict[str, Any]:
+        return {"action": "append"}
+
+
+_LONG_PARAMETER = re.compile(r"^ParameterKey=([^,]+),ParameterValue=(.*)$")
+_PARAMETER_KEY = re.compile(r"^[a-zA-Z0-9]+$")
+
+
+def _parameter_pair(name: str, pair: str) -> tuple[str, str]:
+    long = _LONG_PARAMETER.match(pair)
+    key, sep, value = (long.group(1), "=", long.group(2)) if long else pair.partition("=")
+    if not sep:
+        raise ConfigError(f"{name}: expected KEY=VALUE, got {pair!r}")
+    if not _PARAMETER_KEY.match(key):
+        raise ConfigError(f"{name}: {key!r} is not a template parameter name (letters, digits)")
+    return key, value
+
+
+@dataclass(frozen=True)
+class EnvVarsFile(Kind[dict[str, dict[str, str]]]):
+    """A JSON file of environment variables in SAM's ``--env-vars`` format, read at once:
+    ``{"Parameters": {NAME: value}, "FunctionName": {NAME: value}}`` (each section a table of
+    variables; text, numbers and booleans as Lambda would show them)."""
+
+    def parse(self, value: object, source: Source) -> dict[str, dict[str, str]]:
+        if value == "":
+            return {}
+        path = source.base / str(_scalar(value, source, "a path"))
+        try:
+            document = json.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"{source.name}: cannot read {str(path)!r}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{source.name}: {path} is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise ConfigError(
+                f"{source.name}: {path} must hold an object of sections "
+                '({"Parameters": {...}, "FunctionName": {...}})'
+            )
+        sections: dict[str, dict[str, str]] = {}
+        for section, variables in document.items():
+            where = f"{source.name} ({path} {section})"
+            if not isinstance(variables, dict):
+                raise ConfigError(f"{where}: expected an object of NAME: value, got {variables!r}")
+            sections[section] = {
+                env_key(where, str(key)): _variable_text(where, key, variable)
+                for key, variable in variables.items()
+            }
+        return sections
+
+    def describe(self) -> str:
+        return "a JSON file"
+
+
+def _variable_text(where: str, key: object, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ConfigError(f"{where}: {key}: expected text, a number or a boolean, got {value!r}")
 
 
 @dataclass(frozen=True)

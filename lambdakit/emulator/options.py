@@ -11,8 +11,9 @@ prints it).
 
 A setting's ``name`` is its field in ``FunctionConfig`` or ``ServiceConfig``; the few that only
 choose the runtime (``runtime``, ``bootstrap``, ``command``), read a file (``env_file``,
-``config``) or set ``log_level`` have no field.  Function settings with a variable read it only
-when the function is given by flags, as AWS's RIE does; service settings read theirs always.
+``config``, ``template``, ``env_vars``), give a template's parameters (``parameter_overrides``)
+or set ``log_level`` have no field.  Function settings with a variable read it only when the
+function is given by flags, as AWS's RIE does; service settings read theirs always.
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ from lambdakit.emulator.option_kinds import (
     CommandLine,
     ConfigError,
     Destination,
+    Directories,
     Directory,
+    EnvVarsFile,
     FunctionName,
     Given,
     Integer,
     Kind,
     Location,
     Number,
+    ParameterValues,
     Pattern,
     Source,
     Switch,
@@ -60,6 +64,7 @@ FUNCTION_GROUP = "function (single-function mode)"
 EVENTS_GROUP = "Event (asynchronous) invocations"
 SERVICE_GROUP = "service"
 AMQP_GROUP = "scale-out over RabbitMQ (see docs/scale-out.md)"
+SAM_GROUP = "AWS SAM templates (see docs/sam-templates.md)"
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,16 @@ OPTIONS: tuple[Option, ...] = (
         toml="extensions_dir",
     ),
     _function(
+        "layers",
+        Directories(),
+        (),
+        "layer directories, laid out as /opt would be (python/, bin/, lib/, extensions/); "
+        "a later layer wins, as on Lambda (--layer is repeatable; a list in the file)",
+        flag="--layer",
+        metavar="DIR",
+        toml="layers",
+    ),
+    _function(
         "freeze",
         Switch(default=True),
         True,
@@ -321,6 +336,36 @@ OPTIONS: tuple[Option, ...] = (
         "a lambdakit.toml declaring several functions (and the [service] table)",
         flag="--config",
         metavar="FILE",
+    ),
+    _service(
+        "template",
+        Text(),
+        None,
+        "an AWS SAM template: serve its AWS::Serverless::Function resources",
+        flag="--template",
+        metavar="FILE",
+        group=SAM_GROUP,
+    ),
+    _service(
+        "parameter_overrides",
+        ParameterValues(),
+        MappingProxyType({}),
+        "values of the template's Parameters (KEY=VALUE, several per flag, repeatable)",
+        flag="--parameter-overrides",
+        metavar="KEY=VALUE",
+        group=SAM_GROUP,
+    ),
+    _service(
+        "env_vars",
+        EnvVarsFile(),
+        None,
+        "a JSON file of environment variables in sam local's --env-vars format: "
+        '"Parameters" for every function, a function\'s own section over it; only '
+        "variables the function declares are overridden",
+        flag="--env-vars",
+        metavar="FILE",
+        toml="env_vars",
+        group=SAM_GROUP,
     ),
     _service(
         "host",

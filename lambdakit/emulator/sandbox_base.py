@@ -39,6 +39,7 @@ from lambdakit.emulator.extension_registry import Extension, ExtensionRegistry, 
 from lambdakit.emulator.freezer import Freezer
 from lambdakit.emulator.http.server import HttpServer
 from lambdakit.emulator.invocation import Invocation, InvocationResult
+from lambdakit.emulator.layers import extension_directories
 from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink
 from lambdakit.emulator.phase_log import PhaseLog
@@ -228,7 +229,9 @@ class SandboxBase:
         """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
         self._started_at = time.monotonic()
         try:
-            extensions = external_extensions(self.function.extensions_dir)
+            extensions = external_extensions(
+                extension_directories(self.function.layers, self.function.extensions_dir)
+            )
         except OSError as exc:
             detail = f"cannot read the extensions directory: {exc.strerror or exc}"
             self._cannot_start(errors.EXTENSION_LAUNCH_ERROR, detail)

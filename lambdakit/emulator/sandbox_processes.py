@@ -2,7 +2,8 @@
 
 Lambda launches every executable of ``/opt/extensions`` in name order, then the runtime
 (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html#runtimes-extensions-api-lifecycle);
-here the extensions directory is the function's ``extensions_dir``.  Each process leads its own
+here the extensions directories are the ``extensions`` of the function's layers and its
+``extensions_dir`` (:mod:`lambdakit.emulator.layers`).  Each process leads its own
 :class:`~lambdakit.emulator.processes.ProcessGroup`; this class keeps them together so that
 freezing, killing, draining output and reading peak memory reach all of them.
 """
@@ -25,12 +26,19 @@ logger = logging.getLogger("lambdakit.sandbox")
 OnExit = Callable[[str, "asyncio.Future[int]"], None]
 
 
-def external_extensions(directory: Path | None) -> list[Path]:
-    """The executables of an extensions directory, in name order, as Lambda launches them."""
-    if directory is None:
-        return []
+def external_extensions(directories: Sequence[Path]) -> list[Path]:
+    """The executables of the extensions directories, in name order, as Lambda launches them.
+
+    The directories are merged as Lambda merges its layers into ``/opt/extensions``: a file of
+    a later directory replaces an earlier one's of the same name.
+    """
+    merged: dict[str, Path] = {}
+    for directory in directories:
+        for path in directory.iterdir():
+            merged[path.name] = path
     found = []
-    for path in sorted(directory.iterdir()):
+    for name in sorted(merged):
+        path = merged[name]
         if path.is_file() and os.access(path, os.X_OK):
             found.append(path)
         else:

@@ -9,16 +9,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdakit.command_support import EXIT_USAGE, Parser, UsageError, fail, setup_logging
 from lambdakit.emulator import config as cfg
 from lambdakit.emulator import options
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
-from lambdakit.emulator.option_kinds import Given
+from lambdakit.emulator.option_kinds import Given, Source
+
+if TYPE_CHECKING:
+    from lambdakit.emulator.sam_template import SamTemplate
+
+logger = logging.getLogger("lambdakit.config")
 
 _SERVE_EPILOG = """\
 runtime selection (one of):
@@ -31,6 +38,7 @@ examples:
   lambdakit serve --code-dir examples/echo-bash --handler function.handler
   lambdakit serve --port 0 app.handler
   lambdakit serve --config lambdakit.toml
+  lambdakit serve --template template.yaml --env-vars env.json
   lambdakit serve --function-name echo -- ./bootstrap
   lambdakit serve --config lambdakit.toml --amqp amqp://guest:guest@127.0.0.1:5672/
 
@@ -54,8 +62,11 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _refuse_function_flags(args: argparse.Namespace, command: Sequence[str]) -> None:
-    """With ``--config``, the functions' settings are in the file (but for ``--no-freeze``)."""
+def _refuse_function_flags(
+    args: argparse.Namespace, command: Sequence[str], file_flag: str = "--config"
+) -> None:
+    """With ``--config`` or ``--template``, the functions' settings are in the file (but for
+    ``--no-freeze``)."""
     given = [
         option.flag
         for option in options.scoped("function")
@@ -65,7 +76,7 @@ def _refuse_function_flags(args: argparse.Namespace, command: Sequence[str]) -> 
     given += ["-- COMMAND"] if command else []
     if given:
         raise cfg.ConfigError(
-            f"{given[0]}: cannot be combined with --config; set it per function in the file"
+            f"{given[0]}: cannot be combined with {file_flag}; set it per function in the file"
         )
 
 
@@ -85,8 +96,27 @@ def _for_every_function(
     return functions
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What ``serve``'s arguments say: the configuration, and what was read beside it."""
+
+    service: ServiceConfig
+    log_level: str
+    #: Settings read but not used (a template's unsupported properties, --env-vars names that
+    #: no function declares): logged as warnings at start.
+    warnings: tuple[str, ...] = ()
+    #: The SAM template of ``--template`` (its API routes), if one was given.
+    template: SamTemplate | None = None
+
+
 def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[ServiceConfig, str]:
     """Parse ``serve``'s arguments: (ServiceConfig, log level); raises ConfigError/UsageError."""
+    loaded = load_config(argv, environ)
+    return loaded.service, loaded.log_level
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> Loaded:
+    """Parse ``serve``'s arguments into a :class:`Loaded`; raises ConfigError/UsageError."""
     argv = list(argv)
     command: list[str] = []
     if "--" in argv:
@@ -96,7 +126,18 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Servi
             raise cfg.ConfigError("-- COMMAND: expected a COMMAND after '--'")
     args = _serve_parser("lambdakit serve").parse_args(argv)
     file: dict[str, Given] = {}
-    if args.config:
+    template: SamTemplate | None = None
+    logical_ids: Mapping[str, str] = {}
+    if args.template and args.config:
+        raise cfg.ConfigError("--template: cannot be combined with --config")
+    if args.parameter_overrides and not args.template:
+        raise cfg.ConfigError("--parameter-overrides: only with --template")
+    if args.template:
+        _refuse_function_flags(args, command, "--template")
+        template = _read_template(args, environ)
+        functions = _for_every_function(dict(template.functions), args, environ)
+        logical_ids = {detail.logical_id: name for name, detail in template.details.items()}
+    elif args.config:
         _refuse_function_flags(args, command)
         path = Path(args.config)
         document = cfg.load_toml(path)
@@ -107,18 +148,54 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Servi
         function = cfg.function_from_flags(args, command, environ)
         functions = {function.name: function}
     given = cfg.service_settings(args, environ, file)
+    warnings = list(template.warnings) if template else []
+    if "env_vars" in given:
+        option = options.BY_NAME["env_vars"]
+        env_vars = given["env_vars"]
+        sections = options.read(option, env_vars, env_vars.source)
+        from lambdakit.emulator.env_overrides import apply_env_vars
+
+        functions, more = apply_env_vars(
+            functions, sections, f"{env_vars.source.name} {env_vars.value}", logical_ids
+        )
+        warnings += more
     service = cfg.build_service(functions, given, environ)
-    return service, args.log_level or options.DEFAULTS["log_level"]
+    level = args.log_level or options.DEFAULTS["log_level"]
+    return Loaded(service, level, tuple(warnings), template)
+
+
+def _read_template(args: argparse.Namespace, environ: Mapping[str, str]) -> SamTemplate:
+    """The template of ``--template``, read with the service's region and account and the
+    parameters of ``--parameter-overrides``."""
+    from lambdakit.emulator.sam_template import read_template
+
+    given = cfg.service_settings(args, environ, {})
+    base = Path.cwd()
+
+    def setting(name: str) -> Any:
+        option = options.BY_NAME[name]
+        return options.read(option, given.get(name), Source(option.flag or name, base, environ))
+
+    return read_template(
+        Path(args.template),
+        parameters=setting("parameter_overrides") or {},
+        region=setting("region"),
+        account_id=setting("account_id"),
+        environ=environ,
+    )
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """Run ``lambdakit serve ARGV``; the exit status."""
     try:
-        config, level = build_config(argv, environ)
+        loaded = load_config(argv, environ)
     except (cfg.ConfigError, UsageError) as exc:
         fail(f"lambdakit serve: error: {exc}")
         return EXIT_USAGE
+    config, level = loaded.service, loaded.log_level
     setup_logging(level)
+    for warning in loaded.warnings:
+        logger.warning("%s", warning)
     if config.amqp is not None and config.amqp.password:
         from lambdakit.undumpable import make_undumpable
 

@@ -43,6 +43,8 @@ class Sample:
     get: Callable[[Loaded], object] | None = None
     #: More lines for the function's table.
     extra_toml: str = ""
+    #: More flags beside the setting's.
+    extra_args: tuple[str, ...] = ()
 
 
 def _function(loaded: Loaded) -> FunctionConfig:
@@ -88,6 +90,7 @@ def _samples(work: Path) -> dict[str, Sample]:
             ("vars.env",), '"vars.env"', {"B": "2"}, get=lambda loaded: _function(loaded).env
         ),
         "extensions_dir": Sample(("ext",), '"ext"', work / "ext"),
+        "layers": Sample(("ext",), '["ext"]', (work / "ext",)),
         "freeze": Sample((), "false", False),
         "url_port": Sample(("9001",), "9001", 9001),
         "max_retry_attempts": Sample(("1",), "1", 1),
@@ -96,6 +99,24 @@ def _samples(work: Path) -> dict[str, Sample]:
         "on_success": Sample((f"function:{NAME}",), f'"function:{NAME}"', f"function:{NAME}"),
         "on_failure": Sample(("out.jsonl",), '"out.jsonl"', str(work / "out.jsonl")),
         "config": Sample(("other.toml",), "", ["from-file"], get=lambda s: sorted(s[0].functions)),
+        "template": Sample(
+            ("template.yaml",), "", ["FromTemplate"], get=lambda s: sorted(s[0].functions)
+        ),
+        "parameter_overrides": Sample(
+            ("Code=other",),
+            "",
+            work / "other",
+            get=lambda loaded: _function(loaded).code_dir,
+            extra_args=("--template", "template.yaml"),
+        ),
+        "env_vars": Sample(
+            ("env.json",),
+            '"env.json"',
+            {"A": "from-env-vars"},
+            get=lambda loaded: _function(loaded).env,
+            extra_toml='env = { A = "declared" }',
+            extra_args=("--env", "A=declared"),
+        ),
         "host": Sample(("0.0.0.0",), '"0.0.0.0"', "0.0.0.0"),
         "port": Sample(("9000",), "9000", 9000),
         "state_dir": Sample(("state",), '"state"', work / "state"),
@@ -134,6 +155,12 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "ext").mkdir()
     (tmp_path / "vars.env").write_text("B=2\n")
     (tmp_path / "other.toml").write_text("[functions.from-file]\ncode_dir = 'other'\n")
+    (tmp_path / "env.json").write_text('{"Parameters": {"A": "from-env-vars"}}')
+    (tmp_path / "template.yaml").write_text(
+        "Parameters:\n  Code: {Type: String, Default: .}\n"
+        "Resources:\n  FromTemplate:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {Runtime: provided.al2023, CodeUri: !Ref Code}\n"
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -199,7 +226,8 @@ def test_names_flags_variables_and_keys_are_unique_and_spelled_alike() -> None:
 @pytest.mark.parametrize("name", [o.name for o in OPTIONS if o.flag], ids=str)
 def test_every_option_round_trips_from_its_flag(work: Path, name: str) -> None:
     option, sample = BY_NAME[name], _samples(work)[name]
-    assert _value(option, sample, _flags(option, *sample.args)) == sample.expected
+    loaded = _flags(option, *sample.args, *sample.extra_args)
+    assert _value(option, sample, loaded) == sample.expected
 
 
 @pytest.mark.parametrize("name", [o.name for o in OPTIONS if o.toml], ids=str)
