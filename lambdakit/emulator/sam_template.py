@@ -29,7 +29,7 @@ import platform
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +124,6 @@ class SamTemplate:
     apis: Mapping[str, sam_apis.ApiSettings]
     #: One line each: the property or value, and why it is not used.
     warnings: tuple[str, ...]
-    #: The names a ``--env-vars`` section may give a function (its logical id, its name).
-    aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 def read_template(
@@ -250,10 +248,6 @@ class _Reader:
         apis = sam_apis.read_apis(
             str(self.path), resources, globals_section, events, self.resolver, self.warn
         )
-        aliases = {
-            logical_id: names[logical_id] for logical_id in ids if names[logical_id] in functions
-        }
-        aliases.update({name: name for name in functions})
         return SamTemplate(
             path=self.path,
             functions=functions,
@@ -261,7 +255,6 @@ class _Reader:
             api_events=tuple(events),
             apis=apis,
             warnings=tuple(self.warnings),
-            aliases=aliases,
         )
 
     def _parameters(self, declared: Any) -> dict[str, Any]:
@@ -387,6 +380,13 @@ class _Reader:
             "code_dir": self._code(values.get("CodeUri", "."), origin("CodeUri")),
             **chosen,
         }
+        code_dir = self.base / str(given["code_dir"].value)
+        if "runtime" not in chosen and code_dir.is_dir() and not (code_dir / "bootstrap").exists():
+            raise ConfigError(
+                f"{origin('CodeUri')}: Runtime {runtime} runs the 'bootstrap' of CodeUri, and "
+                f"{str(code_dir.resolve())!r} has none (build it first; after sam build, serve "
+                ".aws-sam/build/template.yaml)"
+            )
         for prop, setting in (
             ("Timeout", "timeout"),
             ("MemorySize", "memory"),

@@ -5,7 +5,11 @@ its layers (a Python package, a tool on PATH, an extension), Globals, parameters
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.serving import REPO, lambda_client, running_serve
 
@@ -62,10 +66,39 @@ def test_the_example_template_serves_both_functions_with_their_layers_and_env_va
         assert warning in errors, errors
 
 
-def test_parameter_overrides_reach_the_functions_environment() -> None:
+def test_parameter_overrides_reach_the_functions_environment(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
     with running_serve(
         "--template", TEMPLATE, "--parameter-overrides", "Stage=prod TableName=orders-prod"
     ) as serve:
         body = json.loads(str(_invoke(lambda_client(serve), "OrdersFunction", GET_ORDER)["body"]))
+        cli = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "aws"),
+                "lambda",
+                "invoke",
+                "--endpoint-url",
+                serve.url,
+                "--region",
+                "us-east-1",
+                "--function-name",
+                "NotifyFunction",
+                "--payload",
+                '{"id": "9"}',
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                **os.environ,
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+                "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            },
+        )
     assert (body["stage"], body["audit"], body["log_level"]) == ("prod", "strict", "INFO")
     assert body["order"]["table"] == "orders-prod"
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(out.read_text()) == {"notified": "9", "stage": "prod", "level": "INFO"}

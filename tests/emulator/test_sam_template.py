@@ -379,6 +379,15 @@ def test_destinations_map_to_functions_of_the_template_or_are_named(tmp_path: Pa
     assert "FunctionUrlConfig.Cors: ignored" in warnings
 
 
+def test_a_layer_that_is_not_in_the_template_is_named(tmp_path: Path) -> None:
+    arn = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:7"
+    path = _template(tmp_path, _one_python_function(f"Layers: [{arn}]"))
+    template = _read(path)
+    assert template.functions["Fn"].layers == ()
+    (warning,) = [w for w in template.warnings if "Layers" in w]
+    assert f"layer {arn} is not a layer of this template; not used" in warning
+
+
 def test_reserved_concurrency_and_architectures(tmp_path: Path) -> None:
     other = "arm64" if HERE == "x86_64" else "x86_64"
     path = _template(
@@ -447,7 +456,7 @@ ERRORS = [
             Type: AWS::Serverless::Function
             Properties: {Runtime: provided.al2, CodeUri: src}
         """,
-        "CodeUri: no runtime given and no 'bootstrap' in '{tmp}/src'; Runtime provided.al2 runs",
+        "CodeUri: Runtime provided.al2 runs the 'bootstrap' of CodeUri, and '{tmp}/src' has none",
     ),
 ]
 
