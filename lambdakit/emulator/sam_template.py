@@ -355,11 +355,13 @@ class _Reader:
                 return self.where("Globals", "Function", prop)
             return self.where("Resources", logical_id, "Properties", prop)
 
+        # Only what is read is resolved: an ignored property's unknowns are not worth a warning.
         values = {
             prop: self.resolver.resolve(value, origin(prop))
             for prop, value in merged.items()
-            if prop not in ("Events", "Layers")
+            if prop in _READ and prop not in ("Events", "Layers")
         }
+        values.update((prop, merged[prop]) for prop in ("InlineCode", "ImageUri") if prop in merged)
         for prop in merged:
             if prop not in _READ:
                 why = _WHY_IGNORED.get(prop, "not supported locally")

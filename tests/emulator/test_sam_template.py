@@ -186,6 +186,8 @@ def test_intrinsics_resolve_what_is_local_and_warn_for_the_rest(tmp_path: Path) 
                 TABLE: !GetAtt Table.Arn
                 SECRET: !Ref Secret
                 GONE: !If [Never, x, !Ref "AWS::NoValue"]
+            Policies:
+              - Statement: [{Effect: Allow, Action: "*", Resource: !GetAtt Table.StreamArn}]
             """,
             extra="""\
         Parameters:
@@ -220,6 +222,9 @@ def test_intrinsics_resolve_what_is_local_and_warn_for_the_rest(tmp_path: Path) 
         warnings
     )
     assert "not emulated locally: Table (AWS::DynamoDB::Table)" in warnings
+    # An ignored property's unknowns are not reported: the property itself is.
+    assert "Policies: ignored (IAM is not enforced locally)" in warnings
+    assert "!GetAtt Table.StreamArn" not in warnings
 
 
 def test_a_function_whose_condition_is_false_is_not_served(tmp_path: Path) -> None:
@@ -528,3 +533,39 @@ def test_parameter_overrides_take_sams_forms(tmp_path: Path) -> None:
     )
     assert loaded.service.functions["Fn"].env == {"A": "1", "B": "two words", "C": "3"}
     assert any("Unknown is not a parameter" in warning for warning in loaded.warnings)
+
+
+def test_conditions_combine_and_an_undecidable_one_is_named(tmp_path: Path) -> None:
+    path = _template(
+        tmp_path,
+        _one_python_function(
+            """\
+            Environment:
+              Variables:
+                BOTH: !If [Both, y, n]
+                EITHER: !If [Either, y, n]
+                NEITHER: !If [Neither, y, n]
+                UNKNOWN: !If [Unknown, y, n]
+            """,
+            extra="""\
+            Parameters:
+              Stage: {Type: String, Default: dev}
+              Region: {Type: AWS::SSM::Parameter::Value<String>, Default: /config/region}
+            Conditions:
+              IsDev: !Equals [!Ref Stage, dev]
+              IsProd: !Equals [!Ref Stage, prod]
+              Both: !And [!Condition IsDev, !Not [!Condition IsProd]]
+              Either: !Or [!Condition IsProd, !Condition IsDev]
+              Neither: !Not [!Condition Either]
+              Unknown: !Equals [!Ref Region, eu-west-1]
+            """,
+        ),
+    )
+    template = _read(path)
+    assert template.functions["Fn"].env == {
+        "BOTH": "y",
+        "EITHER": "y",
+        "NEITHER": "n",
+        "UNKNOWN": "",
+    }
+    assert any("!Ref Region cannot be resolved locally" in w for w in template.warnings)
