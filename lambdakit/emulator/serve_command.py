@@ -119,6 +119,9 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         fail(f"lambdakit serve: error: {exc}")
         return EXIT_USAGE
     setup_logging(level)
+    for function in config.functions.values():
+        for warning in function.warnings:
+            fail(f"lambdakit serve: warning: {warning}")
     if config.amqp is not None and config.amqp.password:
         from lambdakit.undumpable import make_undumpable
 
