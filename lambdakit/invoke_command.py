@@ -18,7 +18,8 @@ Exit statuses (``EXIT_*`` below): 0 the function returned (or an Event was accep
 said yes); 1 the function failed (its error JSON on stdout, a summary on stderr); 2 a usage
 error (flags, the event file, the configuration); 3 the Invoke API refused the request (no such
 function, throttled, payload too large, a broken stream); 4 no service: nothing listens at the
-endpoint, or the one-shot serve did not start.
+endpoint, or the one-shot serve did not start; 130 interrupted (Ctrl-C: a one-shot serve is
+stopped at once, its grace periods skipped).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ EXIT_OK = 0
 EXIT_FUNCTION_ERROR = 1
 EXIT_SERVICE_ERROR = 3
 EXIT_NO_SERVICE = 4
+#: Ctrl-C, as a shell reports it (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 ENDPOINT_VARIABLE = "LAMBDAKIT_ENDPOINT"
@@ -72,7 +75,7 @@ examples:
 
 exit status: 0 ok; 1 the function failed; 2 usage error; 3 the Invoke API refused the
 request (e.g. no such function); 4 no service at the endpoint ({ENDPOINT_VARIABLE}, default
-{DEFAULT_ENDPOINT}), or the one-shot serve did not start.
+{DEFAULT_ENDPOINT}), or the one-shot serve did not start; 130 Ctrl-C.
 """
 
 
@@ -119,7 +122,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """Run ``lambdakit invoke ARGV``; the exit status (see the module's docstring)."""
-    argv = list(argv)
+    try:
+        return _main(list(argv), environ)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str], environ: Mapping[str, str]) -> int:
     command: list[str] = []
     if "--" in argv:
         split = argv.index("--")
@@ -255,22 +264,19 @@ def _one_shot(
         serve_args[:0] = ["--log-level", "warning"]
     from lambdakit.one_shot import ServeFailed, owned_serve
 
-    try:
-        with owned_serve(serve_args, {**os.environ, **environ}) as serve:
-            try:
-                url = serve.wait_listening()
-            except ServeFailed as exc:
-                fail(f"lambdakit invoke: error: {exc}")
-                return EXIT_NO_SERVICE
-            timeout = config.functions[args.name].timeout + REPORT_MARGIN
+    with owned_serve(serve_args, {**os.environ, **environ}) as serve:
+        try:
+            url = serve.wait_listening()
+        except ServeFailed as exc:
+            fail(f"lambdakit invoke: error: {exc}")
+            return EXIT_NO_SERVICE
+        timeout = config.functions[args.name].timeout + REPORT_MARGIN
 
-            def then(reply: Reply) -> None:
-                if reply.request_id and reply.status != 204:
-                    serve.wait_report(reply.request_id, timeout)
+        def then(reply: Reply) -> None:
+            if reply.request_id and reply.status != 204:
+                serve.wait_report(reply.request_id, timeout)
 
-            return _invoke(args, payload, Endpoint.parse(url), then)
-    except KeyboardInterrupt:
-        return 130
+        return _invoke(args, payload, Endpoint.parse(url), then)
 
 
 def _invoke(
@@ -306,8 +312,6 @@ def _invoke(
     except ServiceError as exc:
         fail(f"lambdakit invoke: error: {exc}")
         return EXIT_SERVICE_ERROR
-    except KeyboardInterrupt:
-        return 130
     if then is not None:
         then(reply)
     if reply.log_tail:

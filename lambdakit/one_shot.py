@@ -36,6 +36,8 @@ _REPORT = re.compile(rb'REPORT RequestId: ([\w-]+)|"platform\.report".*?"request
 START_TIMEOUT = 30.0
 #: Seconds after SIGTERM before SIGKILL: serve's own shutdown budget (10 s) and a margin.
 STOP_GRACE = 15.0
+#: Seconds between the two SIGTERMs of a stop in a hurry.
+HURRY_GRACE = 0.5
 
 
 class ServeFailed(Exception):
@@ -99,10 +101,19 @@ class OwnedServe:
                 lambda: wanted in self._reported or self.process.poll() is not None, timeout
             )
 
-    def stop(self) -> int:
-        """Politely (SIGTERM), then firmly (SIGKILL); always reaped. The exit status."""
+    def stop(self, hurry: bool = False) -> int:
+        """Politely (SIGTERM), then firmly (SIGKILL); always reaped. The exit status.
+
+        In a ``hurry`` (Ctrl-C), a second SIGTERM a moment later tells serve to skip its grace
+        periods, as a second Ctrl-C does.
+        """
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            if hurry:
+                try:
+                    self.process.wait(HURRY_GRACE)
+                except subprocess.TimeoutExpired:
+                    self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
@@ -140,8 +151,10 @@ def owned_serve(
         serve = OwnedServe(process, sys.stderr.buffer)
         try:
             yield serve
-        finally:
-            serve.stop()
+        except BaseException:  # Ctrl-C above all: stop now, not after the invocation
+            serve.stop(hurry=True)
+            raise
+        serve.stop()
     finally:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)

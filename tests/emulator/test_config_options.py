@@ -173,7 +173,10 @@ def test_every_option_has_a_sample(work: Path) -> None:
 
 
 def test_every_field_of_the_configuration_is_an_option_with_its_default() -> None:
-    for cls, not_settings in ((FunctionConfig, {"version", "warnings"}), (ServiceConfig, {"functions"})):
+    for cls, not_settings in (
+        (FunctionConfig, {"version", "warnings"}),
+        (ServiceConfig, {"functions"}),
+    ):
         for field in dataclasses.fields(cls):
             if field.name in not_settings:
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -232,6 +233,8 @@ def test_one_shot_flags_before_name_and_a_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [1, 2]
+    # serve is stopped only once the runtime asked for its next event: the phase is complete.
+    assert b"REPORT RequestId:" in result.stderr and b"Status: failure" not in result.stderr
 
 
 def test_one_shot_with_a_config_file(tmp_path: Path) -> None:
@@ -285,3 +288,40 @@ def test_event_piped_into_invoke_against_a_real_serve() -> None:
     assert piped.returncode == 0, piped.stderr
     record = json.loads(piped.stdout)["Records"][0]
     assert record["eventSource"] == "aws:sqs" and record["body"] == "order 7"
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+def test_ctrl_c_stops_a_one_shot_serve_at_once_and_reaps_it() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lambdakit", "invoke", "f", "--timeout", "60",
+         *bash_function(handler="function.sleep_long")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        seen = b""
+        while b"START RequestId" not in seen:  # the invocation runs (its log is copied)
+            line = process.stderr.readline()
+            assert line, seen
+            seen += line
+        (serve,) = _children(process.pid)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 130
+        assert time.monotonic() - started < 10  # not serve's 10 s grace for the invocation
+        assert not process_alive(serve)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
