@@ -23,6 +23,7 @@ from lambdakit.emulator.option_kinds import Given
 _SERVE_EPILOG = """\
 runtime selection (one of):
   HANDLER                 a Python handler such as app.handler, run by lambdakit's runtime
+                          (or --handler app.handler --runtime python)
   --bootstrap PATH        a custom runtime's executable (as provided.al2023 runs it)
   -- COMMAND [ARGS...]    any command as the runtime (as AWS's RIE takes it)
   (none)                  the 'bootstrap' file in --code-dir, as Lambda looks for it
@@ -34,7 +35,8 @@ examples:
   lambdakit serve --function-name echo -- ./bootstrap
   lambdakit serve --config lambdakit.toml --amqp amqp://guest:guest@127.0.0.1:5672/
 
-Invoke with curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI (--endpoint-url):
+Invoke with lambdakit invoke NAME, curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI
+(--endpoint-url):
   curl -XPOST http://127.0.0.1:8080/2015-03-31/functions/NAME/invocations -d '{}'
 """
 

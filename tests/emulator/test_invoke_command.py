@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -325,3 +326,19 @@ def test_ctrl_c_stops_a_one_shot_serve_at_once_and_reaps_it() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def _documented(path: Path, prefix: str) -> list[list[str]]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [shlex.split(line, comments=True) for line in lines if line.startswith(prefix)]
+
+
+def test_the_documented_one_shot_examples_run() -> None:
+    examples = _documented(REPO / "docs" / "invoke.md", "lambdakit invoke ")
+    examples += _documented(REPO / "README.md", "lambdakit invoke hello --code-dir")
+    one_shot = [e for e in examples if "--config" in e or "--code-dir" in e]
+    assert len(one_shot) >= 4
+    for example in one_shot:
+        result = _lambdakit(*example[1:])
+        assert result.returncode == 0, (example, result.stderr)
+        json.loads(result.stdout)  # the response, alone on stdout
