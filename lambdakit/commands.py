@@ -1,7 +1,9 @@
 """The ``lambdakit`` command line: one command per package, each imported when it runs.
 
-``lambdakit serve`` runs the local Lambda service, ``lambdakit gateway`` an Invoke API in front
-of ``serve --amqp`` workers, ``lambdakit events`` lists its stored Event invocations,
+``lambdakit serve`` runs the local Lambda service, ``lambdakit invoke`` invokes a function once
+(on a running serve or one-shot), ``lambdakit event`` prints sample events of AWS sources,
+``lambdakit gateway`` an Invoke API in front of ``serve --amqp`` workers, ``lambdakit events``
+lists its stored Event invocations,
 ``lambdakit top`` shows its live view's figures in the terminal, ``lambdakit post-run`` and
 ``lambdakit layer`` are the post-runner's, and ``lambdakit extension`` runs a Python external
 extension.
@@ -25,9 +27,17 @@ COMMANDS = {
         "lambdakit.emulator.serve_command",
         "run Lambda functions locally, as Lambda runs them",
     ),
+    "invoke": (
+        "lambdakit.invoke_command",
+        "invoke a function once (on a running serve, or started just for it)",
+    ),
+    "event": (
+        "lambdakit.event_command",
+        "print a sample event of an AWS source (SQS, S3, API Gateway...) to invoke with",
+    ),
     "events": (
         "lambdakit.emulator.events_command",
-        "list the Event invocations serve has pending or failed",
+        "list the Event (asynchronous) invocations serve has stored, pending or failed",
     ),
     "top": (
         "lambdakit.top_command",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdakit.amqp.uri import BrokerAddress
+from lambdakit.emulator.handler_check import check_python_handler
 from lambdakit.emulator.option_kinds import (
     ConfigError,
     Given,
@@ -80,6 +81,8 @@ class FunctionConfig:
     #: Event destinations: ``function:NAME`` or a ``.jsonl`` file path; "" for none.
     on_success: str = DEFAULTS["on_success"]
     on_failure: str = DEFAULTS["on_failure"]
+    #: What serve says at start about this function (a handler its module may not define).
+    warnings: tuple[str, ...] = ()
 
     @property
     def capacity(self) -> int:
@@ -232,8 +235,15 @@ def build_function(
         o.name: given[o.name].source if o.name in given else spelling(o) for o in scoped("function")
     }
     values = {o.name: read(o, given.get(o.name), sources[o.name]) for o in scoped("function")}
-    if python_handler is None and values["runtime"] == "python" and values["handler"]:
+    if python_handler is None and values["runtime"] == "python":
+        if not values["handler"]:
+            raise ConfigError(
+                f"{sources['runtime'].name}: python needs a handler: give "
+                f"{sources['handler'].name} MODULE.FUNCTION"
+            )
         python_handler = Given(values["handler"], sources["handler"])
+    if python_handler is None:
+        _runtime_for_handler(values, sources)
     env = {**(values["env_file"] or {}), **values["env"]}
     runtime = Runtime(
         command=values["command"],
@@ -259,7 +269,40 @@ def build_function(
         env=env,
         handler=values["handler"] or runtime.python_handler,
     )
+    if runtime.python_handler:
+        settings["warnings"] = check_python_handler(
+            runtime.python_handler,
+            values["code_dir"],
+            {**environ, **env},
+            key=runtime.names["python_handler"],
+            code_dir_key=sources["code_dir"].name,
+        )
     return FunctionConfig(**settings)
+
+
+def _runtime_for_handler(values: Mapping[str, Any], sources: Mapping[str, Source]) -> None:
+    """A handler given with no runtime, where none can be chosen: say which setting to add."""
+    code_dir: Path = values["code_dir"]
+    if (
+        not values["handler"]
+        or values["runtime"]
+        or values["command"]
+        or values["bootstrap"]
+        or (code_dir / "bootstrap").exists()
+    ):
+        return
+    on_command_line = sources["runtime"].name.startswith("--")
+    add = (
+        "add --runtime python to run it on lambdakit's Python runtime (or give it as HANDLER), "
+        "or give --bootstrap PATH or -- COMMAND"
+        if on_command_line
+        else f'add {sources["runtime"].name.rpartition("] ")[2]} = "python" to run it on '
+        "lambdakit's Python runtime, or set bootstrap or command"
+    )
+    raise ConfigError(
+        f"{sources['handler'].name}: {values['handler']} names no runtime, and "
+        f"{str(code_dir)!r} has no 'bootstrap': {add}"
+    )
 
 
 def function_from_flags(

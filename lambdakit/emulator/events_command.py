@@ -19,9 +19,10 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
 
     parser = Parser(
         prog="lambdakit events",
-        description="List the Event invocations that "
+        description="List the Event (asynchronous) invocations that "
         "lambdakit serve has accepted and not yet run (pending, running) or given "
-        "up on (failed).",
+        "up on (failed). (lambdakit event, without an s, prints sample events of AWS "
+        "sources.)",
     )
     default_dir = DEFAULTS["state_dir"]  # serve's, from the one table of its settings
     parser.add_argument(

@@ -7,6 +7,11 @@ follow Lambda's JSON log format, whose platform records share the Telemetry API'
 buffered and written once per event-loop iteration, so a busy service makes one ``write`` for
 many lines: a flush waits up to :data:`FLUSH_DELAY` so that START, END and REPORT of a short
 invocation leave together.
+
+A runtime joins the lines of one multi-line record (a traceback) with ``\\r``, as Lambda's
+CloudWatch form keeps it one event (:mod:`lambdakit.runtime.logs`).  A terminal would draw each
+line over the last, so the text format prints them as lines, the later ones indented
+(:data:`CONTINUATION`); the JSON format, the log tail and the Telemetry API keep Lambda's form.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from lambdakit.emulator.values import value
 
 #: Longest a line waits in the buffer, seconds.
 FLUSH_DELAY = 0.01
+#: What starts each later line of a multi-line record in the text format.
+CONTINUATION = "  "
 
 
 @value
@@ -106,9 +113,16 @@ class LogSink:
         """One line the runtime (or anything in its environment) wrote."""
         if self._json:
             self._record(function, "function", line)
+        elif "\r" in line:
+            self._emit(function, self._as_lines(function, line))
         else:
             self._emit(function, line)
         return line
+
+    def _as_lines(self, function: str, line: str) -> str:
+        """A record joined with ``\\r`` as terminal lines: the later ones indented (and tagged)."""
+        prefix = f"[{function}] " if self._tag else ""
+        return line.rstrip("\r").replace("\r", "\n" + prefix + CONTINUATION)
 
     def start(self, function: str, request_id: str, version: str) -> str:
         line = f"START RequestId: {request_id} Version: {version}"

@@ -129,10 +129,10 @@ OPTIONS: tuple[Option, ...] = (
         "runtime",
         Choice(("python", "provided"), optional=True),
         "",
-        "python: run handler on lambdakit's Python runtime (on the command line: a HANDLER); "
-        "provided: a bootstrap or command",
+        "python: run handler on lambdakit's Python runtime (on the command line: a HANDLER, or "
+        "--handler with --runtime python); provided: a bootstrap or command",
+        flag="--runtime",
         toml="runtime",
-        argument="HANDLER",
     ),
     _function(
         "bootstrap",

@@ -30,6 +30,7 @@ logger = logging.getLogger("lambdakit.config")
 _SERVE_EPILOG = """\
 runtime selection (one of):
   HANDLER                 a Python handler such as app.handler, run by lambdakit's runtime
+                          (or --handler app.handler --runtime python)
   --bootstrap PATH        a custom runtime's executable (as provided.al2023 runs it)
   -- COMMAND [ARGS...]    any command as the runtime (as AWS's RIE takes it)
   (none)                  the 'bootstrap' file in --code-dir, as Lambda looks for it
@@ -42,7 +43,8 @@ examples:
   lambdakit serve --function-name echo -- ./bootstrap
   lambdakit serve --config lambdakit.toml --amqp amqp://guest:guest@127.0.0.1:5672/
 
-Invoke with curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI (--endpoint-url):
+Invoke with lambdakit invoke NAME, curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI
+(--endpoint-url):
   curl -XPOST http://127.0.0.1:8080/2015-03-31/functions/NAME/invocations -d '{}'
 """
 
@@ -196,6 +198,9 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     setup_logging(level)
     for warning in loaded.warnings:
         logger.warning("%s", warning)
+    for function in config.functions.values():
+        for warning in function.warnings:
+            fail(f"lambdakit serve: warning: {warning}")
     if config.amqp is not None and config.amqp.password:
         from lambdakit.undumpable import make_undumpable
 

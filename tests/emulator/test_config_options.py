@@ -59,7 +59,7 @@ def _samples(work: Path) -> dict[str, Sample]:
         "name": Sample(("orders",), "", "orders"),
         "handler": Sample(("app.handler",), '"app.handler"', "app.handler"),
         "runtime": Sample(
-            (),
+            ("python", "--handler", "app.handler"),
             '"python"',
             ("-m", "lambdakit.runtime", "app.handler"),
             get=lambda loaded: _function(loaded).command[-3:],
@@ -161,6 +161,7 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "Resources:\n  FromTemplate:\n    Type: AWS::Serverless::Function\n"
         "    Properties: {Runtime: provided.al2023, CodeUri: !Ref Code}\n"
     )
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return event\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -199,7 +200,10 @@ def test_every_option_has_a_sample(work: Path) -> None:
 
 
 def test_every_field_of_the_configuration_is_an_option_with_its_default() -> None:
-    for cls, not_settings in ((FunctionConfig, {"version"}), (ServiceConfig, {"functions"})):
+    for cls, not_settings in (
+        (FunctionConfig, {"version", "warnings"}),
+        (ServiceConfig, {"functions"}),
+    ):
         for field in dataclasses.fields(cls):
             if field.name in not_settings:
                 continue

@@ -34,6 +34,8 @@ def _template(tmp_path: Path, text: str, name: str = "template.yaml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
     (tmp_path / "src").mkdir(exist_ok=True)
+    for code_dir in (tmp_path, tmp_path / "src"):  # serve checks the handler's module exists
+        (code_dir / "app.py").write_text("def handler(event, context):\n    return event\n")
     return path
 
 
