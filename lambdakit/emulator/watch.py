@@ -25,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 logger = logging.getLogger("lambdakit.watch")
 
@@ -83,7 +83,7 @@ def describe_files(files: Sequence[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def code_filter(ignored: Iterable[Path]) -> object:
+def code_filter(ignored: Iterable[Path]) -> Callable[[Any, str], bool]:
     """watchfiles' default filter, also ignoring the ``ignored`` paths (the state directory)."""
     from watchfiles import DefaultFilter
 
@@ -112,10 +112,6 @@ class CodeWatcher:
         self._ignored = tuple(ignored)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: Set once the watcher watches (tests and the bench wait for it).
-        self.ready = asyncio.Event()
-        #: Reloads done, for the tests.
-        self.reloads = 0
 
     def start(self) -> None:
         # watchfiles says "N changes detected" at INFO for every batch; the reload line says it.
@@ -130,7 +126,7 @@ class CodeWatcher:
         try:
             batches = awatch(
                 *directories,
-                watch_filter=code_filter(self._ignored),  # type: ignore[arg-type]
+                watch_filter=code_filter(self._ignored),
                 debounce=DEBOUNCE_MS,
                 step=STEP_MS,
                 stop_event=self._stop,
@@ -140,7 +136,6 @@ class CodeWatcher:
             # from here on no change is missed.
             await asyncio.sleep(0)
             logger.info("watching %s for changes", listed)
-            self.ready.set()
             while True:
                 try:
                     changes = await batch
@@ -157,7 +152,6 @@ class CodeWatcher:
             files = changed_in(watched.directory, paths)
             if not files:
                 continue
-            self.reloads += 1
             logger.info(
                 "%s changed: reloading %s", describe_files(files), ", ".join(watched.functions)
             )
