@@ -10,6 +10,7 @@ from bench import (
     managed_instances,
     observe_cost,
     postrun_latency,
+    reload,
     runtime_coldstart,
     serve_vs_rie,
 )
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "amqp_scaleout": amqp_scaleout.main,
     "managed_instances": managed_instances.main,
     "observe_cost": observe_cost.main,
+    "reload": reload.main,
 }
 
 

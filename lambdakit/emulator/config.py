@@ -109,6 +109,10 @@ class ServiceConfig:
     amqp: BrokerAddress | None = DEFAULTS["amqp"]
     #: How the function queues are declared: transient (the daemon's), durable or quorum.
     amqp_queue: str = DEFAULTS["amqp_queue"]
+    #: Restart a function's environments when its code changes (``--watch``).
+    watch: bool = DEFAULTS["watch"]
+    #: Debugging (``--debug``): the functions run as :func:`for_debugging` makes them.
+    debug: bool = DEFAULTS["debug"]
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
@@ -420,7 +424,31 @@ def build_service(
         for option in scoped("service")
         if option.name in _SERVICE_FIELDS
     }
+    if settings["debug"]:
+        functions = {name: for_debugging(function) for name, function in functions.items()}
     return ServiceConfig(functions=dict(functions), **settings)
+
+
+#: Seconds an invocation, an Init or an idle environment may last under ``--debug``: a day.
+DEBUG_TIMEOUT = 86_400.0
+
+
+def for_debugging(function: FunctionConfig) -> FunctionConfig:
+    """``function`` as ``--debug`` runs it: one environment, never frozen, no timeouts.
+
+    A debugger attached to the runtime (debugpy) stops it at breakpoints for as long as a
+    person looks: the invocation and Init must not time out, SIGSTOP must not freeze the
+    debugger's own thread between invocations, and one environment means one process to
+    attach to (one port for ``debugpy --listen``).
+    """
+    return dataclasses.replace(
+        function,
+        concurrency=1,
+        freeze=False,
+        timeout=DEBUG_TIMEOUT,
+        init_timeout=DEBUG_TIMEOUT,
+        idle_timeout=DEBUG_TIMEOUT,
+    )
 
 
 def service_settings(
@@ -442,6 +470,7 @@ __all__ = [
     "ServiceConfig",
     "build_function",
     "build_service",
+    "for_debugging",
     "function_from_flags",
     "functions_from_file",
     "load_toml",

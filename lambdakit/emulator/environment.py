@@ -5,6 +5,9 @@ https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html.  On thi
 is no ``/var/task``: ``LAMBDA_TASK_ROOT`` is the function's code directory, and ``PATH`` and
 ``HOME`` come from the host so that local tools (bash, curl, a virtualenv's python) resolve;
 layers add their directories to the search paths (:mod:`lambdakit.emulator.layers`).
+Under ``serve --watch`` Python writes no bytecode caches (``PYTHONDONTWRITEBYTECODE``, unless
+the function sets it): a ``.pyc`` is trusted when its source's mtime (in whole seconds) and size
+match, so an edit of the same size within the second of an Init would go unseen.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ def sandbox_environment(
     )
     if function.handler:
         env["_HANDLER"] = function.handler
+    if service.watch:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     if service.log_format == "json" or function.max_concurrency is not None:
         # Lambda's LoggingConfig: LogFormat JSON reaches the runtime as this variable; Managed
         # Instances log in JSON only.

@@ -418,6 +418,29 @@ OPTIONS: tuple[Option, ...] = (
         toml="observe",
     ),
     _service(
+        "watch",
+        Switch(default=False),
+        False,
+        "restart a function's environments when a file under its code_dir changes; running "
+        "invocations finish on the old code, a new environment starts at once "
+        "(docs/daily-loop.md)",
+        flag="--watch",
+        flag_help="hot reload: restart a function's environments when a file under its code "
+        "directory changes (running invocations finish first; see docs/daily-loop.md)",
+        toml="watch",
+    ),
+    _service(
+        "debug",
+        Switch(default=False),
+        False,
+        "for a debugger: one environment per function, never frozen, no invocation, Init or "
+        "idle timeout (docs/daily-loop.md)",
+        flag="--debug",
+        flag_help="for a debugger (debugpy): one environment per function, never frozen, no "
+        "timeouts (see docs/daily-loop.md)",
+        toml="debug",
+    ),
+    _service(
         "region",
         Text(),
         "us-east-1",

@@ -14,6 +14,15 @@ A sandbox reports that it is idle on the stack of its runtime's ``GET next``: th
 hands it work there, but schedules the hand-over on the event loop (:meth:`Pool._drain`), so
 that no sandbox is re-entered while it is still handling a call.  Sandboxes are made by an
 injectable factory, so the pool's decisions can be tested without processes.
+
+A reload (``serve --watch``: the function's code changed, :mod:`lambdakit.emulator.watch`)
+makes every environment the pool has *stale*: the idle ones and those still in Init are
+stopped at once (the Shutdown phase, politely then firmly), those running an invocation finish
+it and are stopped when they ask for the next one, and none of them takes new work, which
+waits for, or starts, new environments.  One new environment is started at once (pre-warmed,
+if the function had any), so the next invocation does not pay Init; stale environments count
+against the function's concurrency until they are reaped, so that ``--concurrency 1`` (and
+``--debug``) never runs two environments at once.
 """
 
 from __future__ import annotations
@@ -106,6 +115,10 @@ class Pool:
         self._queue: deque[Invocation] = deque()
         #: Sandboxes whose Init has not finished; each will take one queued invocation.
         self._starting: set[Environment] = set()
+        #: Environments started before the last reload: they take no new work.
+        self._stale: set[Environment] = set()
+        #: Start one environment as soon as the concurrency allows (after a reload).
+        self._prewarm = False
         self._numbered = 0
         self._stopping = False
         self._drain_scheduled = False
@@ -148,9 +161,10 @@ class Pool:
     def _scale(self) -> None:
         while (
             not self._stopping
-            and len(self._starting) * self._per_environment < len(self._queue)
+            and (self._prewarm or len(self._starting) * self._per_environment < len(self._queue))
             and len(self.sandboxes) < self.function.concurrency
         ):
+            self._prewarm = False
             self._numbered += 1
             sandbox = self._factory(self, self._numbered)
             self.sandboxes.add(sandbox)
@@ -162,6 +176,12 @@ class Pool:
         self._starting.discard(sandbox)
         if self._stopping:
             sandbox.stop()
+            return
+        if sandbox in self._stale:  # its code is old: no new work; stopped once it is done
+            if sandbox in self._idle:
+                self._idle.remove(sandbox)
+            if not sandbox.in_flight:
+                sandbox.stop()
             return
         if sandbox in self._idle:  # a Managed Instances one with another free slot
             self._idle.remove(sandbox)
@@ -194,6 +214,7 @@ class Pool:
 
     def sandbox_dead(self, sandbox: Environment, failure: InitFailure | None) -> None:
         self.sandboxes.discard(sandbox)
+        self._stale.discard(sandbox)
         if sandbox in self._idle:
             self._idle.remove(sandbox)
         if sandbox in self._starting:
@@ -202,6 +223,33 @@ class Pool:
                 invocation = self._queue.popleft()
                 invocation.resolve(failure.result_for(invocation.request_id))
         self._scale()
+
+    # Reload ---------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """The function's code changed: new environments for new work, old ones stopped.
+
+        Invocations running finish in the environment they started in; the idle environments
+        and those still in Init are stopped now; one new environment is started at once if the
+        function had any (see the module's docstring).
+        """
+        if self._stopping:
+            return
+        had_environments = bool(self.sandboxes)
+        self._stale.update(self.sandboxes)
+        for sandbox in list(self._starting):  # its Init may have read the old code
+            self._starting.discard(sandbox)
+            sandbox.stop()
+        for sandbox in list(self._idle):
+            self._idle.remove(sandbox)
+            if not sandbox.in_flight:
+                sandbox.stop()
+        self._prewarm = had_environments
+        self._scale()
+
+    @property
+    def stale(self) -> int:
+        """Environments left from before the last reload, finishing their invocations."""
+        return len(self._stale)
 
     # Housekeeping ---------------------------------------------------------------------------------
     def reap_idle(self) -> None:

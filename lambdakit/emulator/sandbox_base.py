@@ -227,6 +227,8 @@ class SandboxBase:
     # Init -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind the APIs, launch extensions, then the runtime; failures end in ``sandbox_dead``."""
+        if self._machine.over:  # stopped before it began (a reload, the service stopping)
+            return
         self._started_at = time.monotonic()
         try:
             extensions = external_extensions(

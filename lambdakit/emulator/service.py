@@ -28,6 +28,7 @@ from lambdakit.wire import limits
 if TYPE_CHECKING:
     from lambdakit.emulator.doors.amqp_rpc import AmqpDoor
     from lambdakit.emulator.live_view import LiveView
+    from lambdakit.emulator.watch import CodeWatcher
 
 __all__ = ["BrokerUnavailable", "Service", "serve"]
 
@@ -90,6 +91,16 @@ class Service:
             self.amqp = AmqpDoor(config, self.pools, self.in_flight, config.amqp, config.amqp_queue)
         #: Where each function's URL listens, once started.
         self.url_addresses: dict[str, tuple[str, int]] = {}
+        #: The code watcher of ``--watch``, imported only when used (it starts a thread).
+        self.watcher: CodeWatcher | None = None
+        if config.watch:
+            from lambdakit.emulator.watch import CodeWatcher
+
+            self.watcher = CodeWatcher(
+                self.pools,
+                {name: function.code_dir for name, function in config.functions.items()},
+                ignored=(config.state_dir,),
+            )
         self._reaper: asyncio.Task[None] | None = None
         self._force = asyncio.Event()
         self.address: tuple[str, int] = ("", 0)
@@ -118,6 +129,13 @@ class Service:
                 raise
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="reaper")
         self.events.start()
+        if self.config.debug:
+            logger.info(
+                "debug mode: one environment per function, never frozen, no timeouts "
+                "(docs/daily-loop.md)"
+            )
+        if self.watcher is not None:
+            self.watcher.start()
         return self.address
 
     async def _reap_idle(self) -> None:
@@ -136,6 +154,8 @@ class Service:
         for server in self._url_servers.values():
             server.stop_accepting()
         self.in_flight.accepting = False
+        if self.watcher is not None:  # no reload starts environments while they stop
+            await self.watcher.stop()
         if self.amqp is not None:  # cancel the consumers: the broker sends work elsewhere
             await self.amqp.stop_consuming()
         # 2. Let in-flight invocations finish, bounded by the service's shutdown timeout.

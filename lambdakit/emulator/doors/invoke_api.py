@@ -11,7 +11,8 @@ with ``X-Amz-Function-Error``; service errors answer their status with a JSON bo
 ``RequestResponse`` (wait for the result), ``Event`` (stored durably by the event queue, 202 at
 once) or ``DryRun`` (204 after validation).  The streaming variant answers
 ``application/vnd.amazon.eventstream``: a ``PayloadChunk`` per chunk the runtime streams, then
-``InvokeComplete``.
+``InvokeComplete``.  ``GET`` under ``/2015-03-31/functions`` (ListFunctions, GetFunction,
+GetFunctionConfiguration) is :mod:`lambdakit.emulator.doors.function_info`'s.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ from urllib.parse import parse_qs, unquote
 
 from lambdakit.emulator.config import ServiceConfig
 from lambdakit.emulator.doors.tracking import InFlight
-from lambdakit.emulator.http import Deferred, Reply, Request, Response, ResponseWriter, Streamed
+from lambdakit.emulator.http import (
+    Deferred,
+    Handler,
+    Reply,
+    Request,
+    Response,
+    ResponseWriter,
+    Streamed,
+)
 from lambdakit.emulator.invocation import (
     Invocation,
     InvocationRequest,
@@ -50,6 +59,8 @@ _FUNCTION_NAME = re.compile(
 )
 _JSON = "application/json"
 _ALL_TYPES = (headers.REQUEST_RESPONSE, headers.EVENT, headers.DRY_RUN)
+#: ListFunctions, GetFunction and GetFunctionConfiguration (GET) live under this path.
+_READ_PREFIX = paths.INVOKE_PREFIX.rstrip("/")
 
 
 def service_error(
@@ -263,10 +274,19 @@ class InvokeApi:
         if operation == INDEX:
             return _index(self._pools)
         if operation is None:
+            if request.method == "GET" and request.path.startswith(_READ_PREFIX):
+                return self._function_info(request)
             return unknown_operation(request)
         kind, raw_name = operation
         handler = {INVOKE: self._invoke, STREAM: self._invoke_stream, ASYNC: self._invoke_async}
         return handler[kind](request, raw_name)
+
+    @functools.cached_property
+    def _function_info(self) -> Handler:
+        """ListFunctions, GetFunction, GetFunctionConfiguration (``doors/function_info.py``)."""
+        from lambdakit.emulator.doors.function_info import FunctionInfo
+
+        return FunctionInfo(self._service)
 
     # Validation -----------------------------------------------------------------------------------
     def _accept(

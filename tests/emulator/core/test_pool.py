@@ -236,3 +236,75 @@ SCENARIOS = [
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__.strip("_"))
 def test_scenario(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     _run(scenario)
+
+
+# --- reload (serve --watch) ---------------------------------------------------------------------
+async def _a_reload_lets_running_work_finish_and_stops_the_old_environments() -> None:
+    h = Harness(concurrency=3, max_queue=5)
+    h.submit("r-1")
+    (busy,) = h.made
+    busy.ready()
+    await _turn()
+    h.submit("r-2")
+    idle = h.made[1]
+    idle.ready()
+    await _turn()
+    idle.ready()  # r-2 answered: idle; busy still runs r-1
+    h.pool.reload()
+    assert idle.stopped and not busy.stopped
+    assert len(h.made) == 3 and h.pool.stale == 2  # one new environment at once (pre-warm)
+    fresh = h.made[2]
+    late = h.submit("r-3")  # new work never goes to an old environment
+    assert busy.invoked[-1].request_id == "r-1" and late not in busy.invoked
+    busy.ready()  # r-1 is over: the old environment stops instead of taking work
+    assert busy.stopped
+    await _turn()
+    fresh.ready()
+    await _turn()
+    assert fresh.invoked == [late]
+    assert "r-1" not in h.results  # r-1 was never cut off
+    busy.dead()
+    idle.dead()
+    assert h.pool.stale == 0 and len(h.made) == 3
+
+
+async def _a_reload_keeps_the_concurrency() -> None:
+    h = Harness(concurrency=1, max_queue=5)
+    h.submit("r-1")
+    (old,) = h.made
+    old.ready()
+    await _turn()
+    h.pool.reload()
+    h.submit("r-2")
+    assert len(h.made) == 1 and not old.stopped  # at most one environment, even now
+    old.ready()
+    assert old.stopped
+    await _turn()
+    assert [i.request_id for i in old.invoked] == ["r-1"]
+    old.dead()
+    assert len(h.made) == 2
+    h.made[1].ready()
+    await _turn()
+    assert [i.request_id for i in h.made[1].invoked] == ["r-2"]
+
+
+async def _a_reload_stops_an_environment_in_init_and_starts_none_for_an_unused_function() -> None:
+    h = Harness(concurrency=2, max_queue=5)
+    h.pool.reload()
+    assert h.made == []  # nothing was warm: nothing to warm again
+    h.submit("r-1")
+    (starting,) = h.made
+    h.pool.reload()  # its Init may have read the old code
+    assert starting.stopped and len(h.made) == 2
+    starting.dead(InitFailure("Runtime.ExitError", "stopped"))
+    assert "r-1" not in h.results  # its failure is not the waiting invocation's
+    h.made[1].ready()
+    await _turn()
+    assert [i.request_id for i in h.made[1].invoked] == ["r-1"]
+
+
+SCENARIOS += [
+    _a_reload_lets_running_work_finish_and_stops_the_old_environments,
+    _a_reload_keeps_the_concurrency,
+    _a_reload_stops_an_environment_in_init_and_starts_none_for_an_unused_function,
+]
