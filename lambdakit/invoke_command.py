@@ -249,7 +249,11 @@ def _one_shot(
     from lambdakit.emulator import config as cfg
     from lambdakit.emulator.serve_command import build_config
 
-    with_config = any(arg == "--config" or arg.startswith("--config=") for arg in serve_args)
+    with_config = any(
+        arg == flag or arg.startswith(f"{flag}=")
+        for arg in serve_args
+        for flag in ("--config", "--template")
+    )
     if not with_config:
         split = serve_args.index("--") if "--" in serve_args else len(serve_args)
         serve_args[split:split] = ["--function-name", args.name]
@@ -259,7 +263,9 @@ def _one_shot(
         raise UsageError(str(exc)) from None
     if args.name not in config.functions:
         names = ", ".join(sorted(config.functions))
-        raise UsageError(f"NAME: no function named {args.name!r} in --config (functions: {names})")
+        raise UsageError(
+            f"NAME: no function named {args.name!r} in the configuration (functions: {names})"
+        )
     if not any(arg.startswith("--log-level") for arg in serve_args):
         serve_args[:0] = ["--log-level", "warning"]
     from lambdakit.one_shot import ServeFailed, owned_serve

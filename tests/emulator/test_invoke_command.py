@@ -252,6 +252,20 @@ def test_one_shot_with_a_config_file(tmp_path: Path) -> None:
     assert b"no function named 'nope'" in missing.stderr and b"echo, other" in missing.stderr
 
 
+def test_one_shot_with_a_sam_template(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  Echo:\n"
+        "    Type: AWS::Serverless::Function\n"
+        f"    Properties: {{CodeUri: {BASH_RUNTIME}, Handler: function.echo_event,"
+        " Runtime: provided.al2023}\n"
+    )
+    result = _lambdakit("invoke", "Echo", "--template", str(template), "--payload", '{"t": 1}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"t": 1}
+
+
 def test_one_shot_function_error_exits_1(raising: Path) -> None:
     result = _lambdakit("invoke", "f", "--code-dir", str(raising), "app.handler")
     assert result.returncode == 1
