@@ -27,6 +27,7 @@ from typing import Any
 
 from lambdakit.amqp.uri import BrokerAddress
 from lambdakit.emulator.handler_check import check_python_handler
+from lambdakit.emulator.layers import layer_environment
 from lambdakit.emulator.option_kinds import (
     ConfigError,
     Given,
@@ -274,10 +275,11 @@ def build_function(
         handler=values["handler"] or runtime.python_handler,
     )
     if runtime.python_handler:
+        seen = {**environ, **env}
         settings["warnings"] = check_python_handler(
             runtime.python_handler,
             values["code_dir"],
-            {**environ, **env},
+            {**seen, **layer_environment(values["layers"], seen)},  # a module may be a layer's
             key=runtime.names["python_handler"],
             code_dir_key=sources["code_dir"].name,
         )

@@ -157,3 +157,15 @@ def test_bad_env_vars_files_name_the_flag(tmp_path: Path, text: str, message: st
     with pytest.raises(ConfigError, match=r"^--env-vars") as refused:
         load_config(["--env-vars", str(env), "--", "true"], {})
     assert message in str(refused.value)
+
+
+def test_a_handler_module_that_a_layer_provides_passes_serves_checks(tmp_path: Path) -> None:
+    code, layer = tmp_path / "code", tmp_path / "layer"
+    code.mkdir()
+    _write(layer / "python" / "shared_handlers.py", "def handler(event, context):\n    return 7\n")
+    args = ["--code-dir", str(code), "--layer", str(layer), "shared_handlers.handler"]
+    loaded = load_config(args, {})
+    assert loaded.service.functions["function"].warnings == ()
+    with running_serve(*args) as serve:
+        status, _, body = serve.invoke("function")
+    assert (status, body) == (200, b"7")
