@@ -25,6 +25,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 
 from lambdakit.emulator.api_routes import ApiConfig, ApiRoute, RouteMatch, RouteTable
 from lambdakit.emulator.config import ServiceConfig
@@ -83,7 +84,7 @@ class ApiGateway:
         self,
         service: ServiceConfig,
         api: ApiConfig,
-        pools: dict[str, Pool],
+        pools: Mapping[str, Pool],
         in_flight: InFlight,
     ) -> None:
         self._api = api

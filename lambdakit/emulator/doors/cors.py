@@ -19,13 +19,12 @@ from lambdakit.emulator.api_routes import Cors
 from lambdakit.emulator.http import Response
 
 _PREFIX = "access-control-"
+_REQUEST_METHOD = "access-control-request-method"
 
 
 def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
+    """A browser's CORS preflight: ``OPTIONS`` with ``Origin`` and the method it will use."""
     return method == "OPTIONS" and "origin" in headers and _REQUEST_METHOD in headers
-
-
-_REQUEST_METHOD = "access-control-request-method"
 
 
 def allowed_origin(cors: Cors, origin: str) -> str | None:
