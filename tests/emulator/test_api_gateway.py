@@ -291,3 +291,24 @@ def test_api_port_with_one_function_sends_every_request_to_it() -> None:
             event = answer.event()
             assert event["routeKey"] == "$default"
             assert event["requestContext"]["http"]["method"] == method
+
+
+def test_a_route_for_options_takes_the_preflight_instead(api: int) -> None:
+    answer = request(
+        api,
+        "OPTIONS",
+        "/rest/own-options/1",
+        headers={"Origin": "https://any.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert answer.status == 201
+    assert answer.event()["resource"] == "/rest/own-options/{id}"
+
+
+def test_a_streaming_functions_prelude_gives_status_headers_and_cookies() -> None:
+    streaming = REPO / "examples" / "streaming"
+    with running_serve("--code-dir", str(streaming), "--api-port", "0", "app.page") as serve:
+        answer = request(_api_port(serve), "GET", "/")
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+    assert answer.headers["set-cookie"] == "visited=1; Path=/"
+    assert answer.body.startswith(b"<!doctype html><ul>") and answer.body.endswith(b"</ul>\n")
