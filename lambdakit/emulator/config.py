@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from lambdakit.amqp.uri import BrokerAddress
+from lambdakit.emulator.api_kinds import PortOverride
+from lambdakit.emulator.api_routes import ApiConfig, ApiError, ApiRoute, check_api
 from lambdakit.emulator.handler_check import check_python_handler
 from lambdakit.emulator.layers import layer_environment
 from lambdakit.emulator.option_kinds import (
@@ -114,6 +116,8 @@ class ServiceConfig:
     watch: bool = DEFAULTS["watch"]
     #: Debugging (``--debug``): the functions run as :func:`for_debugging` makes them.
     debug: bool = DEFAULTS["debug"]
+    #: API Gateway routes served on their own port (``--api-port``, ``[api]``); None: none.
+    api: ApiConfig | None = DEFAULTS["api"]
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
@@ -356,7 +360,7 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
 
 
-_SECTIONS = ("service", "functions")
+_SECTIONS = ("service", "functions", "api")
 
 
 def functions_from_file(
@@ -367,7 +371,8 @@ def functions_from_file(
         if section not in _SECTIONS:
             raise ConfigError(
                 f"{path}: unknown section {section!r} "
-                f"(expected [service] and [functions.NAME]){_did_you_mean(section, _SECTIONS)}"
+                f"(expected [service], [functions.NAME] and [api])"
+                f"{_did_you_mean(section, _SECTIONS)}"
             )
     tables = document.get("functions")
     if not isinstance(tables, dict) or not tables:
@@ -401,7 +406,13 @@ def service_from_file(
     section = document.get("service", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [service] must be a table")
-    return file_values(path, "service", section, "service", environ)
+    given = file_values(path, "service", section, "service", environ)
+    base = path.parent.resolve()
+    for option in scoped("service"):
+        if option.own_table and option.toml and option.toml in document:
+            source = Source(in_file(path, option.toml), base, environ)
+            given[option.name] = Given(document[option.toml], source)
+    return given
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -428,6 +439,8 @@ def build_service(
     }
     if settings["debug"]:
         functions = {name: for_debugging(function) for name, function in functions.items()}
+    if settings["api"] is not None:
+        settings["api"] = _api_routes(settings["api"], functions)
     return ServiceConfig(functions=dict(functions), **settings)
 
 
@@ -453,17 +466,37 @@ def for_debugging(function: FunctionConfig) -> FunctionConfig:
     )
 
 
+def _api_routes(api: ApiConfig, functions: Mapping[str, FunctionConfig]) -> ApiConfig:
+    """``api`` checked against the functions; without routes, one function takes every request
+    (the ``$default`` route of an HTTP API)."""
+    if not api.routes:
+        if len(functions) != 1:
+            raise ConfigError(
+                f"{api.source}: no routes: add [[api.routes]] tables to lambdakit.toml, "
+                "each naming its function"
+            )
+        (name,) = functions
+        api = dataclasses.replace(api, routes=(ApiRoute(function=name, source=api.source),))
+    try:
+        check_api(api, functions)
+    except ApiError as exc:
+        raise ConfigError(str(exc)) from None
+    return api
+
+
 def service_settings(
     args: argparse.Namespace, environ: Mapping[str, str], file: Mapping[str, Given]
 ) -> dict[str, Given]:
     """The service settings given: by flag, else in the file, else by variable."""
     base = Path.cwd()
     options = scoped("service")
-    return {
-        **environ_values(options, base, environ),
-        **file,
-        **flag_values(args, options, base, environ),
-    }
+    flags = flag_values(args, options, base, environ)
+    given = {**environ_values(options, base, environ), **file, **flags}
+    for option in options:  # a flag for a table of the file: the table, with the flag's value
+        if option.own_table and option.name in file and option.name in flags:
+            override = PortOverride(file[option.name], flags[option.name])
+            given[option.name] = Given(override, flags[option.name].source)
+    return given
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from lambdakit.amqp.queues import DEFAULT_KIND as DEFAULT_QUEUE_KIND
 from lambdakit.amqp.queues import QUEUE_KINDS
+from lambdakit.emulator.api_kinds import ApiTable
 from lambdakit.emulator.option_kinds import (
     Broker,
     Choice,
@@ -65,6 +66,7 @@ EVENTS_GROUP = "Event (asynchronous) invocations"
 SERVICE_GROUP = "service"
 AMQP_GROUP = "scale-out over RabbitMQ (see docs/scale-out.md)"
 SAM_GROUP = "AWS SAM templates (see docs/sam-templates.md)"
+API_GROUP = "API Gateway (see docs/api-gateway.md)"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class Option:
     #: Why a setting without a TOML key is never read from a file (for the error).
     not_in_file: str = ""
     group: str = FUNCTION_GROUP
+    #: The setting is a top-level table of its own in ``lambdakit.toml`` (``[api]``), not a
+    #: key of ``[service]``.
+    own_table: bool = False
 
 
 def _function(name: str, kind: Kind[Any], default: object, help: str, **more: Any) -> Option:
@@ -462,6 +467,18 @@ OPTIONS: tuple[Option, ...] = (
         toml="shutdown_timeout",
     ),
     _service(
+        "api",
+        ApiTable(),
+        None,
+        "serve API Gateway routes (REST and HTTP APIs) on this port; with one function and no "
+        "routes, every request goes to it (an HTTP API's $default route)",
+        flag="--api-port",
+        metavar="PORT",
+        toml="api",
+        own_table=True,
+        group=API_GROUP,
+    ),
+    _service(
         "amqp",
         Broker(),
         None,
@@ -532,7 +549,7 @@ def file_values(
     Paths in it are relative to the file.  A key that is not a setting of ``scope`` is an error
     naming it, with the keys it may have meant.
     """
-    keys = {option.toml: option for option in scoped(scope) if option.toml}
+    keys = {option.toml: option for option in scoped(scope) if option.toml and not option.own_table}
     base = path.parent.resolve()
     given: dict[str, Given] = {}
     for key, value in values.items():
@@ -551,6 +568,8 @@ def in_file(path: Path, table: str, key: str = "") -> str:
 def _unknown_key(key: str, keys: Iterable[str]) -> str:
     """Why ``key`` is not one of ``keys``, and what may have been meant."""
     elsewhere = BY_NAME.get(key)
+    if elsewhere and elsewhere.own_table:
+        return f"unknown key here; it is a table of its own: [{key}]"
     if elsewhere and elsewhere.toml == key:
         home = "the [service] table" if elsewhere.scope == "service" else "a [functions.NAME] table"
         return f"unknown key here; it belongs in {home}"
@@ -636,6 +655,8 @@ def markdown_table() -> str:
 def _toml_cell(option: Option) -> str:
     if option.toml is None:  # a function setting without a key is the table's name
         return "`[functions.NAME]`" if option.scope == "function" else ""
+    if option.own_table:
+        return f"`[{option.toml}]` table"
     return f"`[service] {option.toml}`" if option.scope == "service" else f"`{option.toml}`"
 
 

@@ -42,6 +42,7 @@ examples:
   lambdakit serve --template template.yaml --env-vars env.json
   lambdakit serve --function-name echo -- ./bootstrap
   lambdakit serve --config lambdakit.toml --amqp amqp://guest:guest@127.0.0.1:5672/
+  lambdakit serve --api-port 3000 app.handler     (every request of port 3000 to app.handler)
 
 Invoke with lambdakit invoke NAME, curl, boto3 (endpoint_url=http://HOST:PORT) or the AWS CLI
 (--endpoint-url):
@@ -221,6 +222,15 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         lines = [f"lambdakit serve: listening on http://{host}:{port} (functions: {names})"]
         for name, (url_host, url_port) in sorted(service.url_addresses.items()):
             lines.append(f"lambdakit serve: function URL of {name}: http://{url_host}:{url_port}/")
+        if service.api_address is not None and config.api is not None:
+            api_host, api_port = service.api_address
+            lines.append(f"lambdakit serve: API Gateway: http://{api_host}:{api_port}")
+            for route in config.api.routes:
+                kind = "REST API" if route.kind == "rest" else "HTTP API"
+                lines.append(
+                    f"lambdakit serve:   {route.route_key} -> {route.function} "
+                    f"({kind}, payload {route.payload_format})"
+                )
         if config.amqp is not None:
             lines.append(
                 f"lambdakit serve: consuming queues {names} on {config.amqp.redacted()} "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from lambdakit.amqp.uri import BrokerUnavailable
 from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import ServiceConfig
+from lambdakit.emulator.doors.api_gateway import ApiGateway
 from lambdakit.emulator.doors.async_queue import EventQueue
 from lambdakit.emulator.doors.function_url import FunctionUrl
 from lambdakit.emulator.doors.invoke_api import InvokeApi
@@ -83,6 +84,13 @@ class Service:
             for name, function in config.functions.items()
             if function.url_port is not None
         }
+        #: API Gateway's routes on their own port (``--api-port``, ``[api]``).
+        self._api_server: HttpServer | None = None
+        if config.api is not None:
+            gateway = ApiGateway(config, config.api, self.pools, self.in_flight)
+            self._api_server = HttpServer(gateway, _INVOKE_MAX_BODY)
+        #: Where API Gateway listens, once started.
+        self.api_address: tuple[str, int] | None = None
         #: The AMQP-RPC door (``--amqp``), imported only when used (aiormq is not light).
         self.amqp: AmqpDoor | None = None
         if config.amqp is not None:
@@ -118,12 +126,15 @@ class Service:
             self.url_addresses[name] = await _listen(
                 server, self.config.host, port, f"the function URL of {name}"
             )
+        if self._api_server is not None and self.config.api is not None:
+            self.api_address = await _listen(
+                self._api_server, self.config.host, self.config.api.port, "API Gateway"
+            )
         if self.amqp is not None:
             try:
                 await self.amqp.start()
             except BrokerUnavailable:
-                self._server.stop_accepting()
-                for server in self._url_servers.values():
+                for server in self._servers():
                     server.stop_accepting()
                 self.events.close()
                 raise
@@ -150,8 +161,7 @@ class Service:
     async def stop(self) -> None:
         """Shut down in a fixed order; safe to call once the service has started."""
         # 1. Stop accepting: no new connections, and new invocations on open ones are refused.
-        self._server.stop_accepting()
-        for server in self._url_servers.values():
+        for server in self._servers():
             server.stop_accepting()
         self.in_flight.accepting = False
         if self.watcher is not None:  # no reload starts environments while they stop
@@ -198,10 +208,14 @@ class Service:
         if self.live_view is not None:
             self.live_view.close()
         await asyncio.sleep(0)
-        self._server.close_connections()
-        for server in self._url_servers.values():
+        for server in self._servers():
             server.close_connections()
         self.sink.flush()
+
+    def _servers(self) -> list[HttpServer]:
+        """Every listener: the Invoke API's, the Function URLs', API Gateway's."""
+        servers = [self._server, *self._url_servers.values()]
+        return servers if self._api_server is None else [*servers, self._api_server]
 
     def force_stop(self) -> None:
         """A second signal: skip the grace periods and kill every environment now."""

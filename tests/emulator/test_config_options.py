@@ -138,6 +138,12 @@ def _samples(work: Path) -> dict[str, Sample]:
             ),
         ),
         "amqp_queue": Sample(("durable",), '"durable"', "durable"),
+        "api": Sample(
+            ("3001",),
+            '{ port = 3001, routes = [{ path = "/a/{id}", function = "function" }] }',
+            3001,
+            get=lambda s: s[0].api.port if s[0].api else None,
+        ),
     }
 
 
@@ -183,10 +189,11 @@ def _flags(option: Option, *args: str, environ: Mapping[str, str] | None = None)
 def _from_file(option: Option, toml: str, extra: str = "") -> Loaded:
     assert option.toml is not None
     line = f"{option.toml} = {toml}"
+    own = [line] if option.own_table else []  # a table of its own: a key of the document
     function = [line] if option.scope == "function" else []
-    service = [line] if option.scope == "service" else []
+    service = [line] if option.scope == "service" and not option.own_table else []
     Path(FILE).write_text(
-        "\n".join([f"[functions.{NAME}]", *function, extra, "[service]", *service, ""])
+        "\n".join([*own, f"[functions.{NAME}]", *function, extra, "[service]", *service, ""])
     )
     return build_config(["--config", FILE], {})
 

@@ -14,18 +14,21 @@ prelude (status, headers, cookies) ended by 8 NUL bytes, then the body.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-import time
 import uuid
-from collections.abc import Callable, Mapping
-from email.utils import formatdate
-from urllib.parse import parse_qsl
+from collections.abc import Callable
 
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
-from lambdakit.emulator.doors.tracking import InFlight
+from lambdakit.emulator.doors.http_events import (
+    HTTP_INTEGRATION,
+    PRELUDE_END,
+    Malformed,
+    format2_event,
+    format2_response,
+    prelude_headers,
+)
+from lambdakit.emulator.doors.tracking import InFlight, Submitted, submit_counted
 from lambdakit.emulator.http import Reply, Request, Response, ResponseWriter, Streamed
 from lambdakit.emulator.invocation import (
     Invocation,
@@ -34,23 +37,11 @@ from lambdakit.emulator.invocation import (
     StreamSink,
     new_trace_id,
 )
-from lambdakit.emulator.pool import Pool, Throttled
-from lambdakit.wire import headers as wire_headers
+from lambdakit.emulator.pool import Pool
 
 logger = logging.getLogger("lambdakit.url")
 
-HTTP_INTEGRATION = wire_headers.HTTP_INTEGRATION_CONTENT_TYPE
-_PRELUDE_END = wire_headers.HTTP_INTEGRATION_DELIMITER
 _MAX_PRELUDE = 16 * 1024
-_TEXT_TYPES = (
-    "text/",
-    "application/json",
-    "application/xml",
-    "application/javascript",
-    "application/x-www-form-urlencoded",
-    "+json",
-    "+xml",
-)
 _JSON = (("Content-Type", "application/json"),)
 
 
@@ -60,101 +51,24 @@ def _message(status: int, message: str) -> Response:
 
 def url_event(request: Request, url_id: str, request_id: str, source_ip: str) -> bytes:
     """The payload format 2.0 event of one HTTP request."""
-    headers = dict(request.headers)
-    cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(request.query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value
-    content_type = headers.get("content-type", "")
-    text = not request.body or any(t in content_type for t in _TEXT_TYPES)
-    if text:
-        try:
-            body = request.body.decode()
-        except UnicodeDecodeError:
-            text = False
-    if not text:
-        body = base64.b64encode(request.body).decode()
-    now = time.time()
-    event: dict[str, object] = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": request.path,
-        "rawQueryString": request.query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": url_id,
-            "domainName": f"{url_id}.lambda-url.localhost",
-            "domainPrefix": url_id,
-            "http": {
-                "method": request.method,
-                "path": request.path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": request_id,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": formatdate(now, usegmt=True),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": not text,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if request.body:
-        event["body"] = body
-    return json.dumps(event).encode()
+    return format2_event(
+        request,
+        request_id=request_id,
+        api_id=url_id,
+        domain_name=f"{url_id}.lambda-url.localhost",
+        account_id="anonymous",
+        source_ip=source_ip,
+    )
 
 
 def url_response(result: InvocationResult) -> Response:
     """A function's result as its Function URL answers it."""
     if result.function_error:
         return _message(502, "Internal Server Error")
-    if result.content_type not in ("application/json", ""):
-        return Response(200, (("Content-Type", result.content_type),), result.body)
     try:
-        value = json.loads(result.body) if result.body else None
-    except (ValueError, RecursionError):
-        return Response(200, _JSON, result.body)
-    if not isinstance(value, dict) or "statusCode" not in value:
-        return Response(200, _JSON, result.body)
-    return _mapped(value)
-
-
-def _mapped(value: Mapping[str, object]) -> Response:
-    try:
-        status = int(value["statusCode"])  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return format2_response(result)
+    except Malformed:
         return _message(502, "Internal Server Error")
-    fields = prelude_headers(value)
-    body = value.get("body", "")
-    if not isinstance(body, str):
-        body = json.dumps(body)
-    data = body.encode()
-    if value.get("isBase64Encoded"):
-        try:
-            data = base64.b64decode(body)
-        except (binascii.Error, ValueError):
-            return _message(502, "Internal Server Error")
-    if not any(name.lower() == "content-type" for name, _ in fields):
-        fields.append(("Content-Type", "application/json"))
-    return Response(status, fields, data)
-
-
-def prelude_headers(value: Mapping[str, object]) -> list[tuple[str, str]]:
-    """Headers and ``Set-Cookie`` lines of a response object (or a streaming prelude)."""
-    fields: list[tuple[str, str]] = []
-    headers = value.get("headers")
-    if isinstance(headers, dict):
-        fields.extend((str(k), str(v)) for k, v in headers.items())
-    cookies = value.get("cookies")
-    if isinstance(cookies, list):
-        fields.extend(("Set-Cookie", str(c)) for c in cookies)
-    return fields
 
 
 class FunctionUrl:
@@ -182,15 +96,10 @@ class FunctionUrl:
             request_id,
             stream_sink=relay,
         )
-        self._in_flight.started()
-        try:
-            self._pool.submit(invocation)
-        except Throttled:
-            self._in_flight.finished()
+        submitted = submit_counted(self._pool, self._in_flight, invocation)
+        if submitted is Submitted.THROTTLED:
             return _message(429, "Rate Exceeded.")
-        except Exception:  # a bug or an environment problem: answer, never hang
-            logger.exception("could not start invocation %s", request_id)
-            self._in_flight.finished()
+        if submitted is Submitted.FAILED:
             return _message(500, "Internal Server Error")
         return Streamed(relay.attach)
 
@@ -220,7 +129,7 @@ class _UrlRelay(StreamSink):
     def stream_chunk(self, data: bytes) -> None:
         if self._prelude is not None:
             self._prelude.extend(data)
-            end = self._prelude.find(_PRELUDE_END)
+            end = self._prelude.find(PRELUDE_END)
             if end < 0 and len(self._prelude) <= _MAX_PRELUDE:
                 return
             if end < 0:  # no delimiter within 16 KB: no prelude after all, all of it is body
@@ -257,7 +166,7 @@ class _UrlRelay(StreamSink):
         if self._prelude is not None:  # the stream ended inside its prelude
             prelude = bytes(self._prelude)
             self._prelude = None
-            self._start_from_prelude(prelude.split(_PRELUDE_END, 1)[0])
+            self._start_from_prelude(prelude.split(PRELUDE_END, 1)[0])
         if not self._started:
             response = url_response(result)
             self._start(response.status, list(response.headers))

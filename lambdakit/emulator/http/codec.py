@@ -54,6 +54,7 @@ class RequestReader:
         self._url = b""
         self._target = ("", "")
         self._headers: dict[str, str] = {}
+        self._repeated: dict[str, list[str]] | None = None
         self._trailers: dict[str, str] = {}
         self._in_trailers = False
         self._head_bytes = 0
@@ -87,6 +88,7 @@ class RequestReader:
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = {}
+        self._repeated = None
         self._trailers = {}
         self._in_trailers = False
         self._head_bytes = 0
@@ -106,7 +108,16 @@ class RequestReader:
             self._fail("request header fields too large", 431)
         if len(target) >= MAX_HEADERS:
             self._fail("too many header fields", 431)
-        target[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = name.decode("latin-1").lower()
+        if key in target and target is self._headers:
+            self._repeat(key, value.decode("latin-1"))
+        target[key] = value.decode("latin-1")
+
+    def _repeat(self, key: str, value: str) -> None:
+        """A header field sent again: ``headers`` keeps the last value, ``repeated`` them all."""
+        if self._repeated is None:
+            self._repeated = {}
+        self._repeated.setdefault(key, [self._headers[key]]).append(value)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -165,6 +176,8 @@ class RequestReader:
         """Queue the request being parsed (with ``body`` and any other Request fields)."""
         path, query = self._target
         method = self._parser.get_method().decode("latin-1")
+        if self._repeated is not None:
+            fields["repeated_headers"] = {k: tuple(v) for k, v in self._repeated.items()}
         self.requests.append(
             Request(
                 method,

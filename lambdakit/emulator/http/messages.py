@@ -99,6 +99,8 @@ class Request:
     body: bytes
     #: Trailer fields sent after a chunked body (Runtime API streaming errors use them).
     trailers: Mapping[str, str] = field(default_factory=dict)
+    #: Every value of a header field sent more than once (``headers`` holds the last one).
+    repeated_headers: Mapping[str, Sequence[str]] = field(default_factory=dict)
     #: The body was larger than the server's limit: ``body`` is empty, ``body_size`` counts it.
     body_too_large: bool = False
     body_size: int = 0

@@ -72,6 +72,19 @@ def test_100_continue_is_flagged_and_a_refused_body_is_never_awaited() -> None:
     assert request.body_too_large and request.body_size == 50 and not request.keep_alive
 
 
+def test_a_repeated_header_keeps_its_last_value_and_every_value_apart() -> None:
+    reader = RequestReader(1024)
+    reader.feed(
+        b"GET /a HTTP/1.1\r\nHost: x\r\nX-Tag: one\r\nAccept: */*\r\nx-tag: two\r\n"
+        b"X-Tag: three\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nX-Tag: once\r\n\r\n"
+    )
+    first, second = reader.requests
+    assert first.headers["x-tag"] == "three"
+    assert first.repeated_headers == {"x-tag": ("one", "two", "three")}
+    assert second.headers["x-tag"] == "once"
+    assert second.repeated_headers == {}
+
+
 def test_a_body_over_the_limit_is_counted_not_kept() -> None:
     reader = RequestReader(max_body=4)
     reader.feed(b"POST /a HTTP/1.1\r\nContent-Length: 6\r\n\r\nabcdef")
