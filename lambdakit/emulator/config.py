@@ -94,6 +94,8 @@ class ServiceConfig:
     log_format: str = DEFAULTS["log_format"]
     #: Serve ``/metrics`` and the live view (``/_lambdakit/``).
     observe: bool = DEFAULTS["observe"]
+    #: Each environment's APIs answer only its own processes (docs/isolation.md).
+    isolation: bool = DEFAULTS["isolation"]
     region: str = DEFAULTS["region"]
     account_id: str = DEFAULTS["account_id"]
     shutdown_timeout: float = DEFAULTS["shutdown_timeout"]

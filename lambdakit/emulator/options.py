@@ -373,6 +373,16 @@ OPTIONS: tuple[Option, ...] = (
         toml="observe",
     ),
     _service(
+        "isolation",
+        Switch(default=True),
+        True,
+        "each environment's Runtime API answers only that environment's processes, checked "
+        "once per connection (docs/isolation.md)",
+        flag="--no-isolation",
+        flag_help="let any local process call any environment's Runtime API",
+        toml="isolation",
+    ),
+    _service(
         "region",
         Text(),
         "us-east-1",

@@ -149,6 +149,7 @@ class ProcessGroup:
         env: Mapping[str, str],
         cwd: str,
         on_line: Callable[[str], None],
+        preexec: Callable[[], None] = die_with_parent,
     ) -> ProcessGroup:
         """Start ``command`` as the leader of a new process group; raise ``OSError`` if it can't."""
         loop = asyncio.get_running_loop()
@@ -163,7 +164,7 @@ class ProcessGroup:
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=preexec,
             )
         except BaseException:
             output.abandon()

@@ -33,6 +33,7 @@ from lambdakit.emulator import activity as states
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.containment import UNCONTAINED, Containment
 from lambdakit.emulator.deadline import Deadline
 from lambdakit.emulator.environment import sandbox_environment
 from lambdakit.emulator.extension_registry import Extension, ExtensionRegistry, FunctionIdentity
@@ -97,6 +98,7 @@ class SandboxBase:
         host_environ: Mapping[str, str],
         number: int,
         activity: Activity,
+        containment: Containment = UNCONTAINED,
     ) -> None:
         self._service = service
         self.function = function
@@ -108,6 +110,7 @@ class SandboxBase:
             runtime_api.RuntimeApi(self.runtime_target()),
             limits.MAX_SYNC_PAYLOAD,
             runtime_api.streams,
+            self._admits,
         )
         self.extensions = ExtensionRegistry(
             FunctionIdentity(function.name, function.version, function.handler, service.account_id),
@@ -122,6 +125,9 @@ class SandboxBase:
         self._processes = SandboxProcesses(
             self.name, function.code_dir, self._guarded(self._exited)
         )
+        self._containment = containment
+        #: Its cgroup and the check of who connects (made at start; until then, neither).
+        self._enclosure = UNCONTAINED.enclosure(self.name, self._roots)
         self._freezer = Freezer(
             self.name,
             self.freezes(),
@@ -197,6 +203,15 @@ class SandboxBase:
     def state(self) -> SandboxState:
         return self._machine.state
 
+    def _roots(self) -> list[int]:
+        return [group.pid for group in self._processes.groups()]
+
+    def _admits(self, transport: asyncio.Transport) -> bool:
+        """Whether a new connection to the APIs comes from this environment's processes."""
+        return self._enclosure.admits(
+            transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        )
+
     def _idle(self) -> bool:  # for the freezer
         return self._machine.state is SandboxState.IDLE
 
@@ -237,6 +252,8 @@ class SandboxBase:
         self._deadline.set(self.function.init_timeout)
         self._log.state(states.STARTING)
         self._log.init_start()
+        self._enclosure = self._containment.enclosure(self.name, self._roots)
+        self._processes.preexec = self._enclosure.preexec
         try:
             host, port = await self._server.start("127.0.0.1", 0)
             if self._machine.state is not SandboxState.STARTING:  # stopped meanwhile
@@ -358,10 +375,15 @@ class SandboxBase:
         try:
             self._freezer.thaw()  # a stopped process cannot act on SIGTERM
             telemetry = self.telemetry
-            await shut_down(self._processes, self.extensions, telemetry, reason, grace)
+            try:
+                await shut_down(self._processes, self.extensions, telemetry, reason, grace)
+            except Exception:
+                logger.exception("%s: shutdown failed; killing every process", self.name)
+                self.kill()
+            # Last: whatever left the process groups (setsid) and outlived them.
+            await self._enclosure.sweep()
         except Exception:
-            logger.exception("%s: shutdown failed; killing every process", self.name)
-            self.kill()
+            logger.exception("%s: sweeping its processes failed", self.name)
         finally:
             # Close the APIs and tell the pool, whatever happened above.  A held GET next is
             # let go only now: a runtime is stopped, as on Lambda, not told its next failed.

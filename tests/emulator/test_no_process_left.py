@@ -1,0 +1,131 @@
+"""No process of a function outlives its environment, even one that left with setsid()."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.serving import BASH_RUNTIME, process_alive, running_serve
+
+# Handlers for the tests' bash runtime: each starts a process in a session of its own and a
+# daemon (double fork, new session, its parent gone), as a function's library might.
+_ESCAPE = """
+escape () {
+  setsid sleep 300 </dev/null >/dev/null 2>&1 &
+  ( setsid bash -c 'sleep 301 </dev/null >/dev/null 2>&1 & exit 0' & )
+  sleep 0.2
+  printf '{"escaped": true}'
+}
+
+escape_and_crash () {
+  escape >/dev/null
+  return 42
+}
+"""
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A value of ESCAPE_MARK for one test's functions; whatever carries it is killed after."""
+    token = uuid.uuid4().hex
+    yield token
+    for pid in _marked(token):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _marked(token: str) -> list[int]:
+    """Live processes whose environment holds ESCAPE_MARK=token."""
+    needle = f"ESCAPE_MARK={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if needle in environ.read().split(b"\0") and process_alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _escapees(token: str) -> list[int]:
+    """The marked ``sleep 300`` and ``sleep 301``: the processes that left their group."""
+    found = []
+    for pid in _marked(token):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if cmdline.read() in (b"sleep\x00300\x00", b"sleep\x00301\x00"):
+                found.append(pid)
+    return found
+
+
+def _gone(token: str, timeout: float = 10.0) -> list[int]:
+    """Wait until no marked process is alive; those still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while (left := _marked(token)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def _args(tmp_path: Path, token: str, handler: str) -> tuple[str, ...]:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "escape.sh").write_text(_ESCAPE)
+    return (
+        "--code-dir",
+        str(code),
+        "--bootstrap",
+        str(BASH_RUNTIME / "bootstrap"),
+        "--handler",
+        handler,
+        "--function-name",
+        "f",
+        "--env",
+        f"ESCAPE_MARK={token}",
+    )
+
+
+def test_processes_that_left_their_group_die_with_a_replaced_environment(
+    tmp_path: Path, marker: str
+) -> None:
+    with running_serve(*_args(tmp_path, marker, "escape.escape_and_crash")) as serve:
+        status, headers, _ = serve.invoke("f")
+        assert status == 200 and headers.get("x-amz-function-error") == "Unhandled"
+        assert _gone(marker) == []
+        assert "killed 2 process(es) left after its Shutdown phase" in serve.errors()
+
+
+def test_processes_that_left_their_group_die_when_serve_is_stopped(
+    tmp_path: Path, marker: str
+) -> None:
+    with running_serve(*_args(tmp_path, marker, "escape.escape")) as serve:
+        assert serve.invoke("f")[0] == 200
+        assert len(_escapees(marker)) == 2
+        assert serve.stop(signal.SIGTERM) == 0
+        assert _gone(marker, timeout=2.0) == []
+
+
+def test_the_next_serve_removes_what_a_killed_serve_left(tmp_path: Path, marker: str) -> None:
+    with running_serve(*_args(tmp_path, marker, "escape.escape")) as serve:
+        assert serve.invoke("f")[0] == 200
+        escaped = _escapees(marker)
+        assert len(escaped) == 2
+        serve.stop(signal.SIGKILL)
+        # SIGKILL lets serve do nothing: the runtime dies with it (PR_SET_PDEATHSIG), but
+        # processes in sessions of their own are not its children and live on.
+        time.sleep(0.3)
+        assert sorted(_marked(marker)) == sorted(escaped)
+    with running_serve(
+        "--code-dir", str(BASH_RUNTIME), "--handler", "function.echo_event"
+    ) as serve:
+        assert _gone(marker, timeout=2.0) == []
+        assert re.search(r"killed \d+ process\(es\) left by a lambdakit serve", serve.errors())
