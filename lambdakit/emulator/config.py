@@ -96,6 +96,8 @@ class ServiceConfig:
     observe: bool = DEFAULTS["observe"]
     #: Each environment's APIs answer only its own processes (docs/isolation.md).
     isolation: bool = DEFAULTS["isolation"]
+    #: Each environment's processes in a cgroup v2 of their own, where the system allows.
+    cgroups: bool = DEFAULTS["cgroups"]
     region: str = DEFAULTS["region"]
     account_id: str = DEFAULTS["account_id"]
     shutdown_timeout: float = DEFAULTS["shutdown_timeout"]

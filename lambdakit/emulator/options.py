@@ -383,6 +383,16 @@ OPTIONS: tuple[Option, ...] = (
         toml="isolation",
     ),
     _service(
+        "cgroups",
+        Switch(default=True),
+        True,
+        "put each environment's processes in a cgroup v2 of their own where the system allows, "
+        "so that none outlives it (docs/isolation.md)",
+        flag="--no-cgroups",
+        flag_help="find an environment's processes by process group and a marker variable",
+        toml="cgroups",
+    ),
+    _service(
         "region",
         Text(),
         "us-east-1",

@@ -259,8 +259,10 @@ class SandboxBase:
             if self._machine.state is not SandboxState.STARTING:  # stopped meanwhile
                 self._server.stop_accepting()
                 return
-            env = sandbox_environment(
-                self._service, self.function, f"{host}:{port}", self._host_environ
+            env = self._enclosure.mark(
+                sandbox_environment(
+                    self._service, self.function, f"{host}:{port}", self._host_environ
+                )
             )
             await self._processes.launch(
                 extensions, env, self.function.command, self._log.output, self._registered

@@ -58,7 +58,7 @@ class Service:
         #: What happens in every environment, for the metrics and the live view.
         self.activity = Activity()
         #: Every environment's cgroup and the check of who calls its APIs (docs/isolation.md).
-        self.containment = Containment.open(config.isolation)
+        self.containment = Containment.open(config.isolation, config.cgroups)
         self.pools = {
             name: Pool(
                 config,

@@ -81,6 +81,7 @@ def _samples(work: Path) -> dict[str, Sample]:
         "max_concurrency": Sample(("16",), "16", 16),
         "observe": Sample((), "false", False),
         "isolation": Sample((), "false", False),
+        "cgroups": Sample((), "false", False),
         "max_queue": Sample(("5",), "5", 5),
         "idle_timeout": Sample(("30",), "30", 30.0),
         "init_timeout": Sample(("4",), "4", 4.0),

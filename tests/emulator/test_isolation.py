@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.serving import BASH_RUNTIME, running_serve
 
 # Function a's handler: finds b's runtime, reads b's Runtime API address from its environment
@@ -102,9 +104,13 @@ def _wait_for(path: Path, timeout: float = 20.0) -> bool:
     return True
 
 
-def test_a_function_cannot_take_another_functions_invocations(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [(), ("--no-cgroups",)], ids=["cgroups", "no-cgroups"])
+def test_a_function_cannot_take_another_functions_invocations(
+    tmp_path: Path, mode: tuple[str, ...]
+) -> None:
+    # With cgroups the peer socket's cgroup tells; without, which process holds the socket.
     ready = tmp_path / "ready"
-    with running_serve("--config", str(_config(tmp_path))) as serve:
+    with running_serve("--config", str(_config(tmp_path)), *mode) as serve:
         # b is warm: its runtime waits in GET next.
         assert serve.invoke("b", b'{"warm": true}')[0] == 200
         thief: dict[str, object] = {}

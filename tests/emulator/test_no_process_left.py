@@ -32,6 +32,10 @@ escape_and_crash () {
 """
 
 
+#: Each test runs with a cgroup per environment, and with process groups and a marker variable.
+MODES = pytest.mark.parametrize("mode", [(), ("--no-cgroups",)], ids=["cgroups", "no-cgroups"])
+
+
 @pytest.fixture
 def marker() -> Iterator[str]:
     """A value of ESCAPE_MARK for one test's functions; whatever carries it is killed after."""
@@ -76,7 +80,7 @@ def _gone(token: str, timeout: float = 10.0) -> list[int]:
     return left
 
 
-def _args(tmp_path: Path, token: str, handler: str) -> tuple[str, ...]:
+def _args(tmp_path: Path, token: str, handler: str, mode: tuple[str, ...]) -> tuple[str, ...]:
     code = tmp_path / "code"
     code.mkdir(exist_ok=True)
     (code / "escape.sh").write_text(_ESCAPE)
@@ -91,31 +95,37 @@ def _args(tmp_path: Path, token: str, handler: str) -> tuple[str, ...]:
         "f",
         "--env",
         f"ESCAPE_MARK={token}",
+        *mode,
     )
 
 
+@MODES
 def test_processes_that_left_their_group_die_with_a_replaced_environment(
-    tmp_path: Path, marker: str
+    tmp_path: Path, marker: str, mode: tuple[str, ...]
 ) -> None:
-    with running_serve(*_args(tmp_path, marker, "escape.escape_and_crash")) as serve:
+    with running_serve(*_args(tmp_path, marker, "escape.escape_and_crash", mode)) as serve:
         status, headers, _ = serve.invoke("f")
         assert status == 200 and headers.get("x-amz-function-error") == "Unhandled"
         assert _gone(marker) == []
         assert "killed 2 process(es) left after its Shutdown phase" in serve.errors()
 
 
+@MODES
 def test_processes_that_left_their_group_die_when_serve_is_stopped(
-    tmp_path: Path, marker: str
+    tmp_path: Path, marker: str, mode: tuple[str, ...]
 ) -> None:
-    with running_serve(*_args(tmp_path, marker, "escape.escape")) as serve:
+    with running_serve(*_args(tmp_path, marker, "escape.escape", mode)) as serve:
         assert serve.invoke("f")[0] == 200
         assert len(_escapees(marker)) == 2
         assert serve.stop(signal.SIGTERM) == 0
         assert _gone(marker, timeout=2.0) == []
 
 
-def test_the_next_serve_removes_what_a_killed_serve_left(tmp_path: Path, marker: str) -> None:
-    with running_serve(*_args(tmp_path, marker, "escape.escape")) as serve:
+@MODES
+def test_the_next_serve_removes_what_a_killed_serve_left(
+    tmp_path: Path, marker: str, mode: tuple[str, ...]
+) -> None:
+    with running_serve(*_args(tmp_path, marker, "escape.escape", mode)) as serve:
         assert serve.invoke("f")[0] == 200
         escaped = _escapees(marker)
         assert len(escaped) == 2
@@ -125,7 +135,7 @@ def test_the_next_serve_removes_what_a_killed_serve_left(tmp_path: Path, marker:
         time.sleep(0.3)
         assert sorted(_marked(marker)) == sorted(escaped)
     with running_serve(
-        "--code-dir", str(BASH_RUNTIME), "--handler", "function.echo_event"
+        "--code-dir", str(BASH_RUNTIME), "--handler", "function.echo_event", *mode
     ) as serve:
         assert _gone(marker, timeout=2.0) == []
         assert re.search(r"killed \d+ process\(es\) left by a lambdakit serve", serve.errors())
