@@ -4,7 +4,9 @@ Each environment's runtime is started with ``start_new_session=True`` so that it
 process group; everything it starts (curl children of a bash runtime, a post-runner's command)
 stays in that group unless it leaves on purpose.  Stopping follows trio's ``_subprocess.py``:
 SIGTERM to the group, a grace period, SIGKILL to the group, and the leader is always awaited.
-Signals go to the whole group, so no child is left behind when the leader dies first.
+Signals go to the whole group, so no child is left behind when the leader dies first.  A
+process that leaves the group on purpose (``setsid``) is still in the environment's cgroup,
+which the end of the Shutdown phase sweeps (:mod:`lambdakit.emulator.containment`).
 """
 
 from __future__ import annotations

@@ -4,10 +4,13 @@ Theory of operation
 -------------------
 A sandbox binds a loopback port for its APIs, launches the function's extensions and, once they
 registered, its runtime, each in its own process group with ``AWS_LAMBDA_RUNTIME_API`` pointing
-at that port (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+at that port (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html), and
+all in the environment's cgroup; that port admits only connections from the environment's own
+processes (:mod:`lambdakit.emulator.containment`, docs/isolation.md).
 A failure (a process exiting, an extension's error, an internal error) ends in Lambda's
-Shutdown phase (:func:`~lambdakit.emulator.spindown.shut_down`); once every process is reaped the
-pool is told and replaces the environment.
+Shutdown phase (:func:`~lambdakit.emulator.spindown.shut_down`), which ends with the sweep of
+whatever is left in the environment's cgroup; once every process is reaped and swept the pool
+is told and replaces the environment.
 
 Two kinds of environment stand on this: :class:`~lambdakit.emulator.sandbox.Sandbox` runs one
 invocation at a time, as on-demand Lambda does, and
