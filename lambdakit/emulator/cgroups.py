@@ -37,6 +37,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -177,6 +178,10 @@ class Cgroup:
         return f"<Cgroup {self.path}>"
 
 
+class CgroupsUnavailable(Exception):
+    """No cgroup of ours can hold an environment here; the message says why."""
+
+
 class CgroupTree:
     """This ``serve``'s cgroup, the parent of one cgroup per environment."""
 
@@ -186,39 +191,41 @@ class CgroupTree:
         self._made = 0
 
     @classmethod
-    def open(cls, mount: Path | None = None, own_path: str | None = None) -> CgroupTree | None:
-        """This serve's cgroup, made and tried; None (and why, at debug level) where unusable."""
+    def open(cls, mount: Path | None = None, own_path: str | None = None) -> CgroupTree:
+        """This serve's cgroup, made and tried; raises :class:`CgroupsUnavailable`."""
         mount = mount or cgroup2_mount()
         if mount is None:
-            logger.debug("no cgroup v2 hierarchy is mounted")
-            return None
+            raise CgroupsUnavailable("no cgroup v2 hierarchy is mounted")
         own_path = own_path if own_path is not None else own_cgroup()
         candidates = [mount / PARENT]
         if own_path and own_path != "/":
             candidates.append(mount / own_path.lstrip("/") / PARENT)
         pid = os.getpid()
         name = f"serve-{pid}-{start_time(pid) or 0}"
+        reasons = []
         for parent in candidates:
             try:
                 parent.mkdir(exist_ok=True)
                 (parent / name).mkdir()
             except OSError as exc:
-                logger.debug("cannot make a cgroup under %s: %s", parent, exc.strerror or exc)
+                reasons.append(f"cannot make {parent / name}: {exc.strerror or exc}")
                 continue
             tree = cls(parent, parent / name)
-            if tree._usable():
+            reason = tree._unusable()
+            if not reason:
                 return tree
+            reasons.append(reason)
             tree.own.remove()
-        return None
+        raise CgroupsUnavailable("; ".join(reasons))
 
-    def _usable(self) -> bool:
-        """Whether a child can move itself into a cgroup of ours: tried once, with ``true``."""
+    def _unusable(self) -> str:
+        """Why a child cannot move itself into a cgroup of ours ("" if it can), tried once."""
         probe_path = self.own.path / "probe"
         try:
             probe_path.mkdir()
             probe = Cgroup(probe_path)
             subprocess.run(
-                ["true"],
+                [sys.executable, "-S", "-c", ""],
                 preexec_fn=lambda: join(probe.procs),
                 check=True,
                 stdin=subprocess.DEVNULL,
@@ -227,12 +234,11 @@ class CgroupTree:
                 timeout=10,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            logger.debug("cannot move a process into %s: %s", probe_path, exc)
-            return False
+            return f"cannot move a process into {probe_path}: {exc}"
         finally:
             with contextlib.suppress(OSError):
                 probe_path.rmdir()
-        return True
+        return ""
 
     def environment(self, label: str) -> Cgroup:
         """A new, empty cgroup for one environment (``label`` is for people reading the tree)."""

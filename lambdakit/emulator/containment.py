@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from lambdakit.deathsig import die_with_parent
-from lambdakit.emulator.cgroups import Cgroup, CgroupTree, join, start_time
+from lambdakit.emulator.cgroups import Cgroup, CgroupsUnavailable, CgroupTree, join, start_time
 from lambdakit.emulator.peer import SocketDiag, held_by
 
 logger = logging.getLogger("lambdakit.containment")
@@ -65,11 +65,18 @@ class Containment:
     @classmethod
     def open(cls, isolate: bool, cgroups: bool = True) -> Containment:
         """Make this serve's cgroup where cgroup v2 lets us, and sweep what killed serves left."""
-        tree = CgroupTree.open() if cgroups else None
+        tree = None
+        why = "--no-cgroups"
+        if cgroups:
+            try:
+                tree = CgroupTree.open()
+            except CgroupsUnavailable as exc:
+                why = str(exc)
         if tree is None:
             logger.info(
-                "no cgroup for environments: their processes are their process groups, their "
-                "descendants and the processes marked %s (docs/isolation.md)",
+                "no cgroup for environments (%s): their processes are their process groups, "
+                "their descendants and the processes marked %s (docs/isolation.md)",
+                why,
                 MARKER,
             )
         else:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
@@ -168,6 +169,9 @@ class ProcessGroup:
                 start_new_session=True,
                 preexec_fn=preexec,
             )
+        except subprocess.SubprocessError as exc:  # preexec failed (joining the cgroup)
+            output.abandon()
+            raise OSError(f"cannot prepare its process: {exc}") from exc
         except BaseException:
             output.abandon()
             raise

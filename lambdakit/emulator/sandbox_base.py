@@ -211,9 +211,14 @@ class SandboxBase:
 
     def _admits(self, transport: asyncio.Transport) -> bool:
         """Whether a new connection to the APIs comes from this environment's processes."""
-        return self._enclosure.admits(
-            transport.get_extra_info("sockname"), transport.get_extra_info("peername")
-        )
+        local, remote = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        if not local or not remote:
+            return False  # gone already
+        try:
+            return self._enclosure.admits(local, remote)
+        except Exception:  # a bug: fail closed, and say so
+            logger.exception("%s: cannot tell who connected; refusing the connection", self.name)
+            return False
 
     def _idle(self) -> bool:  # for the freezer
         return self._machine.state is SandboxState.IDLE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def steal(event, context):
 """
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, victim: str) -> Path:
     code = tmp_path / "thief"
     code.mkdir()
     (code / "thief.py").write_text(_THIEF)
@@ -88,7 +89,7 @@ handler = "thief.steal"
 code_dir = "{code}"
 timeout = 30
 
-[functions.b]
+[functions.{victim}]
 code_dir = "{BASH_RUNTIME}"
 handler = "function.echo_event"
 """)
@@ -110,20 +111,21 @@ def test_a_function_cannot_take_another_functions_invocations(
 ) -> None:
     # With cgroups the peer socket's cgroup tells; without, which process holds the socket.
     ready = tmp_path / "ready"
-    with running_serve("--config", str(_config(tmp_path)), *mode) as serve:
+    victim = f"b-{uuid.uuid4().hex[:8]}"  # unique: other tests' serves may run a "b" too
+    with running_serve("--config", str(_config(tmp_path, victim)), *mode) as serve:
         # b is warm: its runtime waits in GET next.
-        assert serve.invoke("b", b'{"warm": true}')[0] == 200
+        assert serve.invoke(victim, b'{"warm": true}')[0] == 200
         thief: dict[str, object] = {}
 
         def run_thief() -> None:
-            event = json.dumps({"victim": "b", "ready": str(ready)}).encode()
+            event = json.dumps({"victim": victim, "ready": str(ready)}).encode()
             status, _, body = serve.invoke("a", event, timeout=60)
             thief.update(status=status, body=json.loads(body))
 
         thread = threading.Thread(target=run_thief)
         thread.start()
         assert _wait_for(ready), serve.errors()
-        status, _, body = serve.invoke("b", b'{"secret": "for b"}')
+        status, _, body = serve.invoke(victim, b'{"secret": "for b"}')
         thread.join(60)
         errors = serve.errors()
     # b's caller gets b's own answer, not a forgery.
@@ -137,25 +139,26 @@ def test_a_function_cannot_take_another_functions_invocations(
     assert "refused" in stolen["forged"], stolen
     # Logged once, for b's environment.
     assert errors.count("refused a connection to its Runtime API") == 1, errors
-    assert "b#1: refused" in errors
+    assert f"{victim}#1: refused" in errors
 
 
 def test_without_isolation_any_process_may_call(tmp_path: Path) -> None:
     # --no-isolation is the old behaviour: the thief's GET next reaches b's Runtime API.
     ready = tmp_path / "ready"
-    with running_serve("--config", str(_config(tmp_path)), "--no-isolation") as serve:
-        assert serve.invoke("b", b'{"warm": true}')[0] == 200
+    victim = f"b-{uuid.uuid4().hex[:8]}"  # unique: other tests' serves may run a "b" too
+    with running_serve("--config", str(_config(tmp_path, victim)), "--no-isolation") as serve:
+        assert serve.invoke(victim, b'{"warm": true}')[0] == 200
         thief: dict[str, object] = {}
 
         def run_thief() -> None:
-            event = json.dumps({"victim": "b", "ready": str(ready)}).encode()
+            event = json.dumps({"victim": victim, "ready": str(ready)}).encode()
             status, _, body = serve.invoke("a", event, timeout=60)
             thief.update(status=status, body=json.loads(body))
 
         thread = threading.Thread(target=run_thief)
         thread.start()
         assert _wait_for(ready), serve.errors()
-        serve.invoke("b", b'{"secret": "for b"}')
+        serve.invoke(victim, b'{"secret": "for b"}')
         thread.join(60)
     stolen = thief["body"]
     assert isinstance(stolen, dict)
