@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -53,6 +54,9 @@ class Containment:
     """The service's side: the cgroup tree (where usable) and the socket lookups."""
 
     def __init__(self, tree: CgroupTree | None, isolate: bool, marks: bool = True) -> None:
+        if isolate and not sys.platform.startswith("linux"):
+            logger.info("the Runtime API's peer check needs Linux (sock_diag, /proc): it is off")
+            isolate = False
         self.tree = tree
         self.isolate = isolate
         #: Without a cgroup, mark each environment's processes (for finding and sweeping them).
