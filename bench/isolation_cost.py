@@ -4,13 +4,14 @@ Run: ``python -m bench.isolation_cost [--quick]``. Writes bench/results/isolatio
 
 Each environment's Runtime API admits a connection only from the environment's own processes
 (docs/isolation.md): once per accepted connection, serve asks the kernel for the socket at the
-other end (netlink ``sock_diag``) and compares its cgroup with the environment's. Five servers,
+other end (netlink ``sock_diag``) and compares its cgroup with the environment's. Six servers,
 the same minimal runtime (bench/minimal_runtime.py), sequential warm invocations over one
 keep-alive client connection, in rounds that rotate their order within each pair:
 
 - ``keep-alive``: the runtime keeps one connection, as lambdakit's runtime, awslambdaric and
   AWS's runtime clients do: the check runs once per environment;
-  ``off`` is ``--no-isolation``, ``on`` the default;
+  ``off`` is ``--no-isolation``, ``on`` the default, and a second ``off`` shows how far two
+  identical serves differ on this machine (the check is not on this path at all);
 - ``churn``: the runtime opens a new connection for every call (``GET next`` and ``POST
   response``: two per invocation), as a bash+curl runtime does: the check runs twice per
   invocation; ``off``, ``on``, and ``on, --no-cgroups`` (no cgroup id to compare: the socket's
@@ -48,6 +49,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONFIGS: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
     ("keep-alive", "off"): (("--no-isolation",), False),
     ("keep-alive", "on"): ((), False),
+    ("keep-alive", "off, a second serve"): (("--no-isolation",), False),
     ("churn", "off"): (("--no-isolation",), True),
     ("churn", "on"): ((), True),
     ("churn", "on, --no-cgroups"): (("--no-cgroups",), True),
