@@ -19,7 +19,7 @@ from tests.serving import BASH_RUNTIME, Serve, process_alive, running_serve
 # daemon (double fork, new session, its parent gone), as a function's library might.
 _ESCAPE = """
 escape () {
-  setsid sleep 300 </dev/null >/dev/null 2>&1 &
+  setsid sleep 300 &
   ( setsid bash -c 'sleep 301 </dev/null >/dev/null 2>&1 & exit 0' & )
   sleep 0.2
   printf '{"escaped": true}'
