@@ -162,9 +162,10 @@ def test_the_next_serve_removes_what_a_killed_serve_left(
         left = _serve_cgroups(serve.process.pid)
         serve.stop(signal.SIGKILL)
         # SIGKILL lets serve do nothing: the runtime dies with it (PR_SET_PDEATHSIG), but
-        # processes in sessions of their own are not its children and live on.
+        # processes in sessions of their own are not its children and live on (until a serve
+        # starts: one of a test running in parallel may already have swept them).
         time.sleep(0.3)
-        assert sorted(_marked(marker)) == sorted(escaped)
+        assert set(_marked(marker)) <= set(escaped)
     with running_serve(
         "--code-dir", str(BASH_RUNTIME), "--handler", "function.echo_event", *mode
     ) as serve:
