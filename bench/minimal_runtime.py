@@ -3,7 +3,9 @@
 Stdlib only, and lean on purpose (no http.client: it pulls in the email package), so that the
 server, not the runtime, dominates the measurement. It keeps one HTTP/1.1 keep-alive connection to
 ``AWS_LAMBDA_RUNTIME_API`` and loops ``GET next`` -> ``POST {id}/response`` with the event as the
-body. ``BENCH_SLEEP_MS`` (default 0) makes it sleep that long before each response.
+body. ``BENCH_SLEEP_MS`` (default 0) makes it sleep that long before each response;
+``BENCH_CONNECTION_PER_REQUEST=1`` makes it close its connection after every call, as a runtime
+that opens one per request (bash+curl) does.
 """
 
 from __future__ import annotations
@@ -111,8 +113,11 @@ def main() -> None:
     conn = Connection(os.environ["AWS_LAMBDA_RUNTIME_API"])
     sleep_s = int(os.environ.get("BENCH_SLEEP_MS", "0") or "0") / 1000.0
     next_path = NEXT_PATH.encode()
+    churn = os.environ.get("BENCH_CONNECTION_PER_REQUEST") == "1"
     while True:
         status, headers, event = conn.request(b"GET", next_path)
+        if churn:
+            conn.close()
         if status != 200:
             raise SystemExit(f"GET next: HTTP {status}: {event[:200]!r}")
         request_id = headers[REQUEST_ID].decode()
@@ -120,6 +125,8 @@ def main() -> None:
             time.sleep(sleep_s)
         path = RESPONSE_PATH.format(request_id).encode()
         status, _, body = conn.request(b"POST", path, event)
+        if churn:
+            conn.close()
         if status != 202:
             raise SystemExit(f"POST response: HTTP {status}: {body[:200]!r}")
 

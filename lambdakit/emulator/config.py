@@ -103,6 +103,10 @@ class ServiceConfig:
     log_format: str = DEFAULTS["log_format"]
     #: Serve ``/metrics`` and the live view (``/_lambdakit/``).
     observe: bool = DEFAULTS["observe"]
+    #: Each environment's APIs answer only its own processes (docs/isolation.md).
+    isolation: bool = DEFAULTS["isolation"]
+    #: Each environment's processes in a cgroup v2 of their own, where the system allows.
+    cgroups: bool = DEFAULTS["cgroups"]
     region: str = DEFAULTS["region"]
     account_id: str = DEFAULTS["account_id"]
     shutdown_timeout: float = DEFAULTS["shutdown_timeout"]

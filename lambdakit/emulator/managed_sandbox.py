@@ -35,6 +35,7 @@ from lambdakit.emulator import activity as states
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.containment import UNCONTAINED, Containment
 from lambdakit.emulator.invocation import Invocation, InvocationResult, platform_error
 from lambdakit.emulator.lifecycle import SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink, Report
@@ -72,6 +73,7 @@ class ManagedSandbox(SandboxBase):
         host_environ: Mapping[str, str],
         number: int,
         activity: Activity,
+        containment: Containment = UNCONTAINED,
     ) -> None:
         limit = function.max_concurrency or 1
         self._machine = ManagedMachine(f"{function.name}#{number}", limit)
@@ -79,7 +81,9 @@ class ManagedSandbox(SandboxBase):
         self._started: dict[str, float] = {}
         #: The invocation that found the environment cold: its REPORT has the Init Duration.
         self._cold_request = ""
-        super().__init__(service, function, sink, listener, host_environ, number, activity)
+        super().__init__(
+            service, function, sink, listener, host_environ, number, activity, containment
+        )
 
     def runtime_target(self) -> runtime_api.RuntimeApiTarget:
         return self

@@ -446,6 +446,26 @@ OPTIONS: tuple[Option, ...] = (
         toml="debug",
     ),
     _service(
+        "isolation",
+        Switch(default=True),
+        True,
+        "each environment's Runtime API answers only that environment's processes, checked "
+        "once per connection (docs/isolation.md)",
+        flag="--no-isolation",
+        flag_help="let any local process call any environment's Runtime API",
+        toml="isolation",
+    ),
+    _service(
+        "cgroups",
+        Switch(default=True),
+        True,
+        "put each environment's processes in a cgroup v2 of their own where the system allows, "
+        "so that none outlives it (docs/isolation.md)",
+        flag="--no-cgroups",
+        flag_help="find an environment's processes by process group and a marker variable",
+        toml="cgroups",
+    ),
+    _service(
         "region",
         Text(),
         "us-east-1",

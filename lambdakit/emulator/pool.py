@@ -37,6 +37,7 @@ from typing import Protocol
 from lambdakit.emulator import activity
 from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.containment import UNCONTAINED, Containment
 from lambdakit.emulator.invocation import Invocation, platform_error
 from lambdakit.emulator.lifecycle import SandboxState
 from lambdakit.emulator.logs import LogSink
@@ -98,6 +99,7 @@ class Pool:
         host_environ: Mapping[str, str],
         factory: SandboxFactory | None = None,
         activity: Activity | None = None,
+        containment: Containment = UNCONTAINED,
     ) -> None:
         self.function = function
         #: The service's event stream (throttles here; the sandboxes publish the rest).
@@ -105,7 +107,9 @@ class Pool:
 
         def sandbox(listener: SandboxListener, number: int) -> Environment:
             kind = Sandbox if function.max_concurrency is None else ManagedSandbox
-            return kind(service, function, sink, listener, host_environ, number, self.activity)
+            return kind(
+                service, function, sink, listener, host_environ, number, self.activity, containment
+            )
 
         self._factory = factory or sandbox
         #: Invocations one environment takes at once (Managed Instances: several).

@@ -4,7 +4,9 @@ Each environment's runtime is started with ``start_new_session=True`` so that it
 process group; everything it starts (curl children of a bash runtime, a post-runner's command)
 stays in that group unless it leaves on purpose.  Stopping follows trio's ``_subprocess.py``:
 SIGTERM to the group, a grace period, SIGKILL to the group, and the leader is always awaited.
-Signals go to the whole group, so no child is left behind when the leader dies first.
+Signals go to the whole group, so no child is left behind when the leader dies first.  A
+process that leaves the group on purpose (``setsid``) is still in the environment's cgroup,
+which the end of the Shutdown phase sweeps (:mod:`lambdakit.emulator.containment`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
@@ -149,6 +152,7 @@ class ProcessGroup:
         env: Mapping[str, str],
         cwd: str,
         on_line: Callable[[str], None],
+        preexec: Callable[[], None] = die_with_parent,
     ) -> ProcessGroup:
         """Start ``command`` as the leader of a new process group; raise ``OSError`` if it can't."""
         loop = asyncio.get_running_loop()
@@ -163,8 +167,11 @@ class ProcessGroup:
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=preexec,
             )
+        except subprocess.SubprocessError as exc:  # preexec failed (joining the cgroup)
+            output.abandon()
+            raise OSError(f"cannot prepare its process: {exc}") from exc
         except BaseException:
             output.abandon()
             raise

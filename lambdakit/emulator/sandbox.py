@@ -23,6 +23,7 @@ from lambdakit.emulator import activity as states
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.containment import UNCONTAINED, Containment
 from lambdakit.emulator.invocation import Invocation, InvocationResult, platform_error
 from lambdakit.emulator.lifecycle import RuntimeState, SandboxEvent, SandboxState
 from lambdakit.emulator.logs import LogSink, Report
@@ -57,11 +58,14 @@ class Sandbox(SandboxBase):
         host_environ: Mapping[str, str],
         number: int,
         activity: Activity,
+        containment: Containment = UNCONTAINED,
     ) -> None:
         self._machine = SandboxMachine(f"{function.name}#{number}")
         self._waiter: runtime_api.HeldNext | None = None
         self._invoke_started = 0.0
-        super().__init__(service, function, sink, listener, host_environ, number, activity)
+        super().__init__(
+            service, function, sink, listener, host_environ, number, activity, containment
+        )
 
     def runtime_target(self) -> runtime_api.RuntimeApiTarget:
         return self

@@ -4,10 +4,13 @@ Theory of operation
 -------------------
 A sandbox binds a loopback port for its APIs, launches the function's extensions and, once they
 registered, its runtime, each in its own process group with ``AWS_LAMBDA_RUNTIME_API`` pointing
-at that port (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+at that port (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html), and
+all in the environment's cgroup; that port admits only connections from the environment's own
+processes (:mod:`lambdakit.emulator.containment`, docs/isolation.md).
 A failure (a process exiting, an extension's error, an internal error) ends in Lambda's
-Shutdown phase (:func:`~lambdakit.emulator.spindown.shut_down`); once every process is reaped the
-pool is told and replaces the environment.
+Shutdown phase (:func:`~lambdakit.emulator.spindown.shut_down`), which ends with the sweep of
+whatever is left in the environment's cgroup; once every process is reaped and swept the pool
+is told and replaces the environment.
 
 Two kinds of environment stand on this: :class:`~lambdakit.emulator.sandbox.Sandbox` runs one
 invocation at a time, as on-demand Lambda does, and
@@ -33,6 +36,7 @@ from lambdakit.emulator import activity as states
 from lambdakit.emulator import runtime_api
 from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
+from lambdakit.emulator.containment import UNCONTAINED, Containment
 from lambdakit.emulator.deadline import Deadline
 from lambdakit.emulator.environment import sandbox_environment
 from lambdakit.emulator.extension_registry import Extension, ExtensionRegistry, FunctionIdentity
@@ -98,6 +102,7 @@ class SandboxBase:
         host_environ: Mapping[str, str],
         number: int,
         activity: Activity,
+        containment: Containment = UNCONTAINED,
     ) -> None:
         self._service = service
         self.function = function
@@ -109,6 +114,7 @@ class SandboxBase:
             runtime_api.RuntimeApi(self.runtime_target()),
             limits.MAX_SYNC_PAYLOAD,
             runtime_api.streams,
+            self._admits,
         )
         self.extensions = ExtensionRegistry(
             FunctionIdentity(function.name, function.version, function.handler, service.account_id),
@@ -123,6 +129,9 @@ class SandboxBase:
         self._processes = SandboxProcesses(
             self.name, function.code_dir, self._guarded(self._exited)
         )
+        self._containment = containment
+        #: Its cgroup and the check of who connects (made at start; until then, neither).
+        self._enclosure = UNCONTAINED.enclosure(self.name, self._roots)
         self._freezer = Freezer(
             self.name,
             self.freezes(),
@@ -198,6 +207,20 @@ class SandboxBase:
     def state(self) -> SandboxState:
         return self._machine.state
 
+    def _roots(self) -> list[int]:
+        return [group.pid for group in self._processes.groups()]
+
+    def _admits(self, transport: asyncio.Transport) -> bool:
+        """Whether a new connection to the APIs comes from this environment's processes."""
+        local, remote = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        if not local or not remote:
+            return False  # gone already
+        try:
+            return self._enclosure.admits(local, remote)
+        except Exception:  # a bug: fail closed, and say so
+            logger.exception("%s: cannot tell who connected; refusing the connection", self.name)
+            return False
+
     def _idle(self) -> bool:  # for the freezer
         return self._machine.state is SandboxState.IDLE
 
@@ -242,13 +265,17 @@ class SandboxBase:
         self._deadline.set(self.function.init_timeout)
         self._log.state(states.STARTING)
         self._log.init_start()
+        self._enclosure = self._containment.enclosure(self.name, self._roots)
+        self._processes.preexec = self._enclosure.preexec
         try:
             host, port = await self._server.start("127.0.0.1", 0)
             if self._machine.state is not SandboxState.STARTING:  # stopped meanwhile
                 self._server.stop_accepting()
                 return
-            env = sandbox_environment(
-                self._service, self.function, f"{host}:{port}", self._host_environ
+            env = self._enclosure.mark(
+                sandbox_environment(
+                    self._service, self.function, f"{host}:{port}", self._host_environ
+                )
             )
             await self._processes.launch(
                 extensions, env, self.function.command, self._log.output, self._registered
@@ -363,10 +390,15 @@ class SandboxBase:
         try:
             self._freezer.thaw()  # a stopped process cannot act on SIGTERM
             telemetry = self.telemetry
-            await shut_down(self._processes, self.extensions, telemetry, reason, grace)
+            try:
+                await shut_down(self._processes, self.extensions, telemetry, reason, grace)
+            except Exception:
+                logger.exception("%s: shutdown failed; killing every process", self.name)
+                self.kill()
+            # Last: whatever left the process groups (setsid) and outlived them.
+            await self._enclosure.sweep()
         except Exception:
-            logger.exception("%s: shutdown failed; killing every process", self.name)
-            self.kill()
+            logger.exception("%s: sweeping its processes failed", self.name)
         finally:
             # Close the APIs and tell the pool, whatever happened above.  A held GET next is
             # let go only now: a runtime is stopped, as on Lambda, not told its next failed.

@@ -17,6 +17,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from lambdakit.deathsig import die_with_parent
 from lambdakit.emulator.environment import extension_environment
 from lambdakit.emulator.processes import ProcessGroup
 
@@ -49,7 +50,7 @@ def external_extensions(directories: Sequence[Path]) -> list[Path]:
 class SandboxProcesses:
     """The runtime's and the external extensions' process groups of one environment."""
 
-    __slots__ = ("_cwd", "_name", "_on_exit", "extensions", "runtime")
+    __slots__ = ("_cwd", "_name", "_on_exit", "extensions", "preexec", "runtime")
 
     def __init__(self, name: str, cwd: Path, on_exit: OnExit) -> None:
         self._name = name
@@ -57,6 +58,8 @@ class SandboxProcesses:
         self._on_exit = on_exit
         self.runtime: ProcessGroup | None = None
         self.extensions: dict[str, ProcessGroup] = {}
+        #: Run in each child before exec (dies with serve; joins the environment's cgroup).
+        self.preexec: Callable[[], None] = die_with_parent
 
     async def launch(
         self,
@@ -83,7 +86,9 @@ class SandboxProcesses:
         self, path: Path, env: Mapping[str, str], on_line: Callable[[str], None]
     ) -> None:
         """Start an external extension; raise ``OSError`` if it cannot be."""
-        group = await ProcessGroup.spawn((str(path),), env=env, cwd=self._cwd, on_line=on_line)
+        group = await ProcessGroup.spawn(
+            (str(path),), env=env, cwd=self._cwd, on_line=on_line, preexec=self.preexec
+        )
         self.extensions[path.name] = group
         group.exited().add_done_callback(lambda exited: self._on_exit(path.name, exited))
         logger.debug("%s: launched extension %s %r", self._name, path.name, group)
@@ -92,7 +97,9 @@ class SandboxProcesses:
         self, command: Sequence[str], env: Mapping[str, str], on_line: Callable[[str], None]
     ) -> ProcessGroup:
         """Start the runtime; raise ``OSError`` if it cannot be."""
-        group = await ProcessGroup.spawn(command, env=env, cwd=self._cwd, on_line=on_line)
+        group = await ProcessGroup.spawn(
+            command, env=env, cwd=self._cwd, on_line=on_line, preexec=self.preexec
+        )
         self.runtime = group
         group.exited().add_done_callback(lambda exited: self._on_exit("", exited))
         logger.debug("%s: started %r", self._name, group)

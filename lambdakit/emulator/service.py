@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from lambdakit.amqp.uri import BrokerUnavailable
 from lambdakit.emulator.activity import Activity
 from lambdakit.emulator.config import ServiceConfig
+from lambdakit.emulator.containment import Containment
 from lambdakit.emulator.doors.api_gateway import ApiGateway
 from lambdakit.emulator.doors.async_queue import EventQueue
 from lambdakit.emulator.doors.function_url import FunctionUrl
@@ -58,8 +59,17 @@ class Service:
         )
         #: What happens in every environment, for the metrics and the live view.
         self.activity = Activity()
+        #: Every environment's cgroup and the check of who calls its APIs (docs/isolation.md).
+        self.containment = Containment.open(config.isolation, config.cgroups)
         self.pools = {
-            name: Pool(config, function, self.sink, self._host_environ, activity=self.activity)
+            name: Pool(
+                config,
+                function,
+                self.sink,
+                self._host_environ,
+                activity=self.activity,
+                containment=self.containment,
+            )
             for name, function in config.functions.items()
         }
         self.in_flight = InFlight()
@@ -201,8 +211,9 @@ class Service:
             self.force_stop()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stopping, _STOP_MARGIN)
-        # 5. Events cut off by step 4 stay stored for the next start.
+        # 5. Events cut off by step 4 stay stored for the next start; no process is left.
         self.events.close()
+        self.containment.close()
         # 6. End the live view's event streams, let replies written in step 4 leave, then
         #    close the callers' connections.
         if self.live_view is not None:

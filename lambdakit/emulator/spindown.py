@@ -8,7 +8,10 @@ https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#run
 3. External extensions get SHUTDOWN with the reason (``spindown``, ``timeout``, ``failure``) and
    the deadline, and may run until they exit or the budget ends; then whatever is left is killed.
 
-Every process is reaped before this returns (:meth:`ProcessGroup.stop` always waits).
+Every process is reaped before this returns (:meth:`ProcessGroup.stop` always waits).  Then,
+even if this failed, the environment sweeps what left the process groups (``setsid``) and is
+still in its cgroup: SIGKILL, wait until the cgroup is empty, remove it
+(:meth:`~lambdakit.emulator.containment.Enclosure.sweep`, called by ``SandboxBase._reap``).
 """
 
 from __future__ import annotations

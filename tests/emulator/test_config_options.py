@@ -84,6 +84,8 @@ def _samples(work: Path) -> dict[str, Sample]:
         "observe": Sample((), "false", False),
         "watch": Sample((), "true", True),
         "debug": Sample((), "true", True),
+        "isolation": Sample((), "false", False),
+        "cgroups": Sample((), "false", False),
         "max_queue": Sample(("5",), "5", 5),
         "idle_timeout": Sample(("30",), "30", 30.0),
         "init_timeout": Sample(("4",), "4", 4.0),

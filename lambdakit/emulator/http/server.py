@@ -42,6 +42,8 @@ HEAD_TIMEOUT = 30.0
 IDLE_TIMEOUT = 300.0
 #: How often each server looks for connections past those deadlines.
 SWEEP_INTERVAL = 1.0
+#: Asked once per accepted connection, before anything is read: False closes it at once.
+Admit = Callable[[asyncio.Transport], bool]
 _SERVER_ERROR = Response(500, (("Content-Type", "text/plain"),), b"internal error\n", close=True)
 
 
@@ -111,9 +113,11 @@ class HttpProtocol(asyncio.Protocol):
         max_body: int,
         connections: set[HttpProtocol],
         streams: StreamPredicate | None = None,
+        admit: Admit | None = None,
     ) -> None:
         # Shared state
         self._handler = handler
+        self._admit = admit
         self._connections = connections
         self._loop = asyncio.get_running_loop()
         # Per-connection state
@@ -134,6 +138,9 @@ class HttpProtocol(asyncio.Protocol):
     # asyncio callbacks ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        if self._admit is not None and not self._admit(self.transport):
+            self._close()
+            return
         self._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -324,9 +331,14 @@ class HttpServer:
     """A listening socket, its connections, and an ordered close."""
 
     def __init__(
-        self, handler: Handler, max_body: int, streams: StreamPredicate | None = None
+        self,
+        handler: Handler,
+        max_body: int,
+        streams: StreamPredicate | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self._handler = handler
+        self._admit = admit
         self._max_body = max_body
         self._streams = streams
         self._server: asyncio.AbstractServer | None = None
@@ -337,7 +349,7 @@ class HttpServer:
         """Listen on ``host:port`` (port 0 picks a free one); return the bound address."""
         loop = asyncio.get_running_loop()
         factory: Callable[[], HttpProtocol] = lambda: HttpProtocol(  # noqa: E731
-            self._handler, self._max_body, self.connections, self._streams
+            self._handler, self._max_body, self.connections, self._streams, self._admit
         )
         self._server = await loop.create_server(factory, host, port, reuse_address=True)
         self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
