@@ -266,6 +266,11 @@ def _one_shot(
         raise UsageError(
             f"NAME: no function named {args.name!r} in the configuration (functions: {names})"
         )
+    if config.api is not None and not any(a.startswith("--api-port") for a in serve_args):
+        # The routes of a template or [api] table are not what is invoked: a free port, so a
+        # one-shot never collides with a serve already running on 3000.
+        split = serve_args.index("--") if "--" in serve_args else len(serve_args)
+        serve_args[split:split] = ["--api-port", "0"]
     if not any(arg.startswith("--log-level") for arg in serve_args):
         serve_args[:0] = ["--log-level", "warning"]
     from lambdakit.one_shot import ServeFailed, owned_serve

@@ -67,6 +67,8 @@ class ApiTable(Kind[ApiConfig]):
     """``--api-port PORT`` (a port; the routes come later), or the ``[api]`` table."""
 
     def parse(self, value: object, source: Source) -> ApiConfig:
+        if isinstance(value, ApiConfig):  # read from a SAM template's events
+            return value
         if isinstance(value, PortOverride):
             api = self.parse(value.table.value, value.table.source)
             port = _PORT.parse(value.port.value, value.port.source)

@@ -1,5 +1,6 @@
 """A SAM template's API Gateway routes, read (not served): ``Api`` and ``HttpApi`` events, and
-the ``AWS::Serverless::Api`` / ``AWS::Serverless::HttpApi`` settings a local gateway needs.
+the ``AWS::Serverless::Api`` / ``AWS::Serverless::HttpApi`` settings a local gateway needs, and
+the :class:`~lambdakit.emulator.api_routes.ApiConfig` the API Gateway door serves from them.
 
 A function's event of ``Type: Api`` is a route of a REST API (payload format 1.0), of
 ``Type: HttpApi`` a route of an HTTP API (2.0 unless ``PayloadFormatVersion`` says 1.0)
@@ -14,13 +15,12 @@ listed in :attr:`ApiSettings.unsupported`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from lambdakit.emulator.api_routes import DEFAULT_PORT, ApiConfig, ApiKind, ApiRoute, Cors
 from lambdakit.emulator.intrinsics import Resolver, Unresolved
-
-ApiKind = Literal["rest", "http"]
 
 REST_API = "AWS::Serverless::Api"
 HTTP_API = "AWS::Serverless::HttpApi"
@@ -31,25 +31,13 @@ _READ = {"StageName", "Cors", "CorsConfiguration", "BinaryMediaTypes"}
 
 
 @dataclass(frozen=True)
-class CorsSettings:
-    """CORS of one API, as its template gives it (``*`` where it allows anything)."""
-
-    allow_origins: tuple[str, ...] = ()
-    allow_methods: tuple[str, ...] = ()
-    allow_headers: tuple[str, ...] = ()
-    expose_headers: tuple[str, ...] = ()
-    max_age: int | None = None
-    allow_credentials: bool = False
-
-
-@dataclass(frozen=True)
 class ApiSettings:
     """One API of the template: its kind, stage, CORS and binary media types."""
 
     api_id: str
     api_kind: ApiKind
     stage_name: str
-    cors: CorsSettings | None = None
+    cors: Cors | None = None
     binary_media_types: tuple[str, ...] = ()
     #: The API's properties this reader does not interpret (Auth, Domain, DefinitionBody, ...).
     unsupported: tuple[str, ...] = ()
@@ -175,17 +163,15 @@ def _unquoted(value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def _rest_cors(value: Any) -> CorsSettings | None:
+def _rest_cors(value: Any) -> Cors | None:
     if value is None or isinstance(value, Unresolved):
         return None
     if isinstance(value, str):
-        return CorsSettings(
-            allow_origins=_unquoted(value), allow_methods=("*",), allow_headers=("*",)
-        )
+        return Cors(allow_origins=_unquoted(value), allow_methods=("*",), allow_headers=("*",))
     if not isinstance(value, dict):
         return None
     max_age = _unquoted(value.get("MaxAge"))
-    return CorsSettings(
+    return Cors(
         allow_origins=_unquoted(value.get("AllowOrigin")),
         allow_methods=_unquoted(value.get("AllowMethods")) or ("*",),
         allow_headers=_unquoted(value.get("AllowHeaders")),
@@ -200,17 +186,56 @@ def _strings(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else ()
 
 
-def _http_cors(value: Any) -> CorsSettings | None:
+def _http_cors(value: Any) -> Cors | None:
     if value is True:
-        return CorsSettings(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
+        return Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
     if not isinstance(value, dict):
         return None
     max_age = value.get("MaxAge")
-    return CorsSettings(
+    return Cors(
         allow_origins=_strings(value.get("AllowOrigins")),
         allow_methods=_strings(value.get("AllowMethods")),
         allow_headers=_strings(value.get("AllowHeaders")),
         expose_headers=_strings(value.get("ExposeHeaders")),
         max_age=max_age if isinstance(max_age, int) and not isinstance(max_age, bool) else None,
         allow_credentials=value.get("AllowCredentials") is True,
+    )
+
+
+def api_config(
+    events: Iterable[ApiEvent],
+    apis: Mapping[str, ApiSettings],
+    where: str,
+    port: int = DEFAULT_PORT,
+) -> ApiConfig | None:
+    """The routes ``serve`` answers for the template's ``Api`` / ``HttpApi`` events; None if
+    it has none.
+
+    Every API of a kind shares the one API Gateway port (as ``sam local start-api`` serves
+    them): the first of each kind's CORS settings applies, and the REST APIs' binary media
+    types are merged.
+    """
+    routes = tuple(
+        ApiRoute(
+            function=event.function,
+            kind=event.api_kind,
+            method=event.method,
+            path=event.path,
+            format=event.payload_format,
+            source=f"{where} {event.function} Events.{event.event}",
+        )
+        for event in events
+    )
+    if not routes:
+        return None
+    used = [apis[event.api_id] for event in events if event.api_id in apis]
+    return ApiConfig(
+        routes=routes,
+        port=port,
+        http_cors=next((a.cors for a in used if a.api_kind == "http" and a.cors), None),
+        rest_cors=next((a.cors for a in used if a.api_kind == "rest" and a.cors), None),
+        binary_media_types=tuple(
+            dict.fromkeys(t for a in used if a.api_kind == "rest" for t in a.binary_media_types)
+        ),
+        source=where,
     )

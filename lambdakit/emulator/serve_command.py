@@ -152,6 +152,8 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> Loaded:
         functions = {function.name: function}
     given = cfg.service_settings(args, environ, file)
     warnings = list(template.warnings) if template else []
+    if template is not None:
+        warnings += _template_api(template, given, environ)
     if "env_vars" in given:
         option = options.BY_NAME["env_vars"]
         env_vars = given["env_vars"]
@@ -165,6 +167,29 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> Loaded:
     service = cfg.build_service(functions, given, environ)
     level = args.log_level or options.DEFAULTS["log_level"]
     return Loaded(service, level, tuple(warnings), template)
+
+
+def _template_api(
+    template: SamTemplate, given: dict[str, Given], environ: Mapping[str, str]
+) -> list[str]:
+    """Serve the template's ``Api`` / ``HttpApi`` events on the API Gateway port (``--api-port``,
+    else 3000); the API properties not served, as warnings."""
+    from lambdakit.emulator.api_routes import DEFAULT_PORT
+    from lambdakit.emulator.sam_apis import api_config
+
+    where = str(template.path)
+    port = DEFAULT_PORT
+    if "api" in given:  # --api-port
+        chosen = given["api"]
+        port = options.read(options.BY_NAME["api"], chosen, chosen.source).port
+    api = api_config(template.api_events, template.apis, where, port)
+    if api is not None:
+        given["api"] = Given(api, Source("--template", Path.cwd(), environ))
+    return [
+        f"{where} Resources.{api_id}.Properties.{key}: ignored (not served locally)"
+        for api_id, settings in template.apis.items()
+        for key in settings.unsupported
+    ]
 
 
 def _read_template(args: argparse.Namespace, environ: Mapping[str, str]) -> SamTemplate:

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from tests.serving import REPO, lambda_client, running_serve
@@ -33,7 +34,8 @@ def _invoke(client: object, name: str, event: object) -> dict[str, object]:
 
 
 def test_the_example_template_serves_both_functions_with_their_layers_and_env_vars() -> None:
-    with running_serve("--template", TEMPLATE, "--env-vars", str(EXAMPLE / "env.json")) as serve:
+    env_vars = str(EXAMPLE / "env.json")
+    with running_serve("--template", TEMPLATE, "--env-vars", env_vars, "--api-port", "0") as serve:
         client = lambda_client(serve)
         response = _invoke(client, "OrdersFunction", GET_ORDER)
         notified = _invoke(client, "NotifyFunction", {"id": "7"})
@@ -68,8 +70,9 @@ def test_the_example_template_serves_both_functions_with_their_layers_and_env_va
 
 def test_parameter_overrides_reach_the_functions_environment(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
+    overrides = "Stage=prod TableName=orders-prod"
     with running_serve(
-        "--template", TEMPLATE, "--parameter-overrides", "Stage=prod TableName=orders-prod"
+        "--template", TEMPLATE, "--parameter-overrides", overrides, "--api-port", "0"
     ) as serve:
         body = json.loads(str(_invoke(lambda_client(serve), "OrdersFunction", GET_ORDER)["body"]))
         cli = subprocess.run(
@@ -102,3 +105,23 @@ def test_parameter_overrides_reach_the_functions_environment(tmp_path: Path) -> 
     assert body["order"]["table"] == "orders-prod"
     assert cli.returncode == 0, cli.stderr
     assert json.loads(out.read_text()) == {"notified": "9", "stage": "prod", "level": "INFO"}
+
+
+def test_the_templates_http_api_event_is_served_on_the_api_gateway_port() -> None:
+    env_vars = str(EXAMPLE / "env.json")
+    with running_serve("--template", TEMPLATE, "--env-vars", env_vars, "--api-port", "0") as serve:
+        match = re.search(r"API Gateway: (http://127\.0\.0\.1:\d+)", serve.output())
+        assert match, serve.output()
+        assert "GET /orders/{id} -> OrdersFunction (HTTP API, payload 2.0)" in serve.output()
+        with urllib.request.urlopen(f"{match.group(1)}/orders/42", timeout=30) as response:
+            status, body = response.status, json.loads(response.read())
+        preflight = urllib.request.Request(
+            f"{match.group(1)}/orders/42",
+            method="OPTIONS",
+            headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET"},
+        )
+        with urllib.request.urlopen(preflight, timeout=30) as response:
+            allowed = response.headers["Access-Control-Allow-Origin"]
+    assert status == 200
+    assert body["order"] == {"id": "42", "table": "orders-local", "status": "shipped"}
+    assert allowed == "http://localhost:3000"  # the template's CorsConfiguration

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lambdakit.emulator.api_routes import Cors
 from lambdakit.emulator.config import ConfigError
-from lambdakit.emulator.sam_apis import ApiEvent, ApiSettings, CorsSettings
+from lambdakit.emulator.sam_apis import ApiEvent, ApiSettings
 from lambdakit.emulator.sam_template import SamTemplate, merge_globals, read_template
 from lambdakit.emulator.serve_command import load_config
 from tests.serving import REPO
@@ -106,9 +107,7 @@ def test_the_example_templates_routes_are_read_not_served() -> None:
             api_id="OrdersApi",
             api_kind="http",
             stage_name="dev",
-            cors=CorsSettings(
-                allow_origins=("http://localhost:3000",), allow_methods=("GET", "POST")
-            ),
+            cors=Cors(allow_origins=("http://localhost:3000",), allow_methods=("GET", "POST")),
         )
     }
 
