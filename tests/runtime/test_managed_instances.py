@@ -57,13 +57,15 @@ def _warm(rie: LmiRie, pool: ThreadPoolExecutor) -> None:
     time.sleep(0.3)
 
 
-def _handler_lines(rie: LmiRie, expected: set[str]) -> list[dict[str, Any]]:
-    """The handler's JSON log lines, once ``expected`` messages are among them (RIE relays the
-    runtime's output on its own schedule, not necessarily before it answers the caller)."""
-    deadline = time.monotonic() + 5
+def _handler_lines(rie: LmiRie, expected: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The handler's JSON log lines, once the ``expected`` (message, request id) pairs are
+    among them (RIE relays the runtime's output on its own schedule, not necessarily before it
+    answers the caller; the warm-up round logs the same messages under other ids)."""
+    deadline = time.monotonic() + 10
     while True:
         records = [r for r in rie.json_lines() if r.get("logger") == "lmi"]
-        if expected <= {r["message"] for r in records} or time.monotonic() > deadline:
+        seen = {(r["message"], r.get("requestId")) for r in records}
+        if expected <= seen or time.monotonic() > deadline:
             return records
         time.sleep(0.05)
 
@@ -80,7 +82,7 @@ def test_concurrent_invocations_overlap_in_one_environment(tmp_path: Path, varia
         started = time.monotonic()
         answers = _round(rie, pool, "req", SLEEP_S)
         wall = time.monotonic() - started
-        records = _handler_lines(rie, {f"end {i}" for i in range(N)})
+        records = _handler_lines(rie, {(f"end {i}", f"req-{i}") for i in range(N)})
         inits = rie.output().count("LMI-INIT")
 
     assert wall < OVERLAP_LIMIT_S, f"{N} x {SLEEP_S} s took {wall:.2f} s"
