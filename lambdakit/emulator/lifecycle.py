@@ -236,7 +236,7 @@ R = RuntimeState
 RE = RuntimeEvent
 RUNTIME_TRANSITIONS: Mapping[RuntimeState, Mapping[RuntimeEvent, RuntimeState]] = {
     R.STARTED: {RE.NEXT: R.WAITING, RE.INIT_ERROR: R.FAILED},
-    # A second GET next replaces the held one (its connection may be gone).
+    # A second GET next is held beside the first (a client that timed out and asked again).
     R.WAITING: {RE.NEXT: R.WAITING, RE.INVOKE: R.ASSIGNED, RE.INIT_ERROR: R.FAILED},
     # A retried GET next takes the event its dropped predecessor missed.
     R.ASSIGNED: {

@@ -61,7 +61,9 @@ class Sandbox(SandboxBase):
         containment: Containment = UNCONTAINED,
     ) -> None:
         self._machine = SandboxMachine(f"{function.name}#{number}")
-        self._waiter: runtime_api.HeldNext | None = None
+        #: The runtime's held ``GET next`` calls: one, or more when it asked again (a client-side
+        #: timeout and a retry): each live one gets the event, as AWS's RIE does.
+        self._waiters: list[runtime_api.HeldNext] = []
         self._invoke_started = 0.0
         super().__init__(
             service, function, sink, listener, host_environ, number, activity, containment
@@ -89,9 +91,9 @@ class Sandbox(SandboxBase):
             invocation.resolve(platform_error(error_type, invocation.request_id, detail))
 
     def _drop_waiters(self) -> None:
-        if self._waiter is not None:
-            self._waiter.cancel()
-            self._waiter = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.cancel()
 
     # Phases ---------------------------------------------------------------------------------------
     def _phase_maybe_over(self) -> None:
@@ -117,9 +119,12 @@ class Sandbox(SandboxBase):
         self.invocations += 1
         self._invoke_started = time.monotonic()
         self._deadline.set(self.function.timeout)
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and waiter.alive:
-            waiter.deliver(self._machine.delivered())  # the event goes out first
+        waiters, self._waiters = self._waiters, []
+        live = [waiter for waiter in waiters if waiter.alive]
+        if live:
+            delivered = self._machine.delivered()
+            for waiter in live:
+                waiter.deliver(delivered)  # the event goes out first
         self._log.start(invocation)  # its start tells the environment is busy
         request = invocation.request
         self.extensions.invoke(
@@ -146,9 +151,9 @@ class Sandbox(SandboxBase):
         if outcome is GONE and self._machine.state is SandboxState.STOPPING:
             return self._hold_until_reaped(waiter)
         if isinstance(outcome, Held):
-            old, self._waiter = self._waiter, waiter
-            if old is not None:
-                old.cancel()  # a fresh next replaces one whose connection is gone
+            # Another next while one is held (a client that timed out and asked again) cancels
+            # nothing: the event goes to every one still connected, so none is lost.
+            self._waiters = [*(w for w in self._waiters if w.alive), waiter]
             self._phase_maybe_over()
         return outcome
 

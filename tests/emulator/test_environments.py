@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.serving import bash_function, process_alive, running_serve
+from tests.serving import REPO, bash_function, process_alive, running_serve
 
 
 def _pids(pid_file: Path) -> list[int]:
@@ -252,3 +252,20 @@ def test_a_runtime_asking_for_next_while_shut_down_is_held_not_told_to_exit(
         assert (status, body) == (200, b'"ok"')
         assert serve.stop(signal.SIGTERM) == 0
     assert marker.read_text().strip() == "000"
+
+
+def test_a_second_next_does_not_cancel_the_runtimes_held_one() -> None:
+    # The runtime keeps its first GET next and asks again on another connection that gives up
+    # after 0.2 s: its first connection must still get the event (no Runtime.ExitError).
+    code_dir = REPO / "tests" / "fixtures" / "runtimes" / "asks_twice"
+    # --no-freeze: the second next comes while the environment is idle, which a freeze stops.
+    args = ("--code-dir", str(code_dir), "--function-name", "twice", "--no-freeze")
+    with running_serve(*args) as serve:
+        time.sleep(1.0)  # both next calls are in, the second one gone
+        pids = []
+        for _ in range(3):
+            status, _, body = serve.invoke("twice")
+            assert status == 200 and b"errorType" not in body, body
+            pids.append(json.loads(body)["pid"])
+            time.sleep(0.6)
+    assert len(set(pids)) == 1, pids  # one runtime throughout: its connection was never cut
