@@ -223,6 +223,7 @@ head=$(mktemp)
 on_term() {
   code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "$api/invocation/next")
   echo "$code" >"$MARKER"
+  rm -f "$head"
   exit 0
 }
 trap on_term TERM

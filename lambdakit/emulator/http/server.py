@@ -9,16 +9,20 @@ given by some other event (the runtime's response, an invocation arriving) and w
 on the giver's stack; the next pipelined request is then served from the loop, never on that
 stack.  A future's reply is written from its done-callback; neither creates a task.
 
-Deadlines (a request head still incomplete after :data:`HEAD_TIMEOUT`, a keep-alive connection
-idle for :data:`IDLE_TIMEOUT`) are checked by one sweep per server every :data:`SWEEP_INTERVAL`
-against each connection's last activity, rather than by a timer per message: arming and
-cancelling a timer on every request cost more than the rest of the connection's bookkeeping.
+Deadlines (a request head still incomplete :data:`HEAD_TIMEOUT` after its first byte, however
+slowly its bytes trickle in; a keep-alive connection idle for :data:`IDLE_TIMEOUT`) are checked
+by one sweep per server every :data:`SWEEP_INTERVAL` against each connection's last activity,
+rather than by a timer per message: arming and cancelling a timer on every request cost more
+than the rest of the connection's bookkeeping.  A listener holds at most
+:data:`MAX_CONNECTIONS`; one over it is closed as soon as it is accepted.  A ``HEAD`` request's
+answer is its head alone (RFC 9110 §9.3.2), whatever the handler put in the body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -42,6 +46,11 @@ HEAD_TIMEOUT = 30.0
 IDLE_TIMEOUT = 300.0
 #: How often each server looks for connections past those deadlines.
 SWEEP_INTERVAL = 1.0
+#: Open connections per listener; more are closed at once (a runaway or hostile client would
+#: otherwise take every file descriptor of the process, which the environments need too).
+MAX_CONNECTIONS = 1000
+#: A refusal over :data:`MAX_CONNECTIONS` is logged at most this often (seconds).
+_REFUSAL_LOG_INTERVAL = 10.0
 #: Asked once per accepted connection, before anything is read: False closes it at once.
 Admit = Callable[[asyncio.Transport], bool]
 _SERVER_ERROR = Response(500, (("Content-Type", "text/plain"),), b"internal error\n", close=True)
@@ -79,11 +88,15 @@ class _ChunkedWriter:
         protocol = self._protocol
         if protocol.http10:  # no chunked encoding in HTTP/1.0: the end is the connection's
             protocol.keep_alive = False
+        if protocol.head_only:  # a HEAD's answer is its head: no chunks, then close
+            protocol.keep_alive = False
+            protocol.send(encode_head(status, tuple(headers), False, False))
+            return
         head = encode_head(status, tuple(headers), protocol.keep_alive, not protocol.http10)
         protocol.send(head)
 
     def write(self, data: bytes) -> None:
-        if data and self._started and not self.closed:
+        if data and self._started and not self.closed and not self._protocol.head_only:
             self._protocol.send(data if self._protocol.http10 else encode_chunk(data))
 
     def finish(self) -> None:
@@ -91,7 +104,7 @@ class _ChunkedWriter:
             return
         if not self._started:
             self.start(200, ())
-        if not self.closed and not self._protocol.http10:
+        if not self.closed and not self._protocol.http10 and not self._protocol.head_only:
             self._protocol.send(LAST_CHUNK)
         self._done = True
         if self.resume is not None:
@@ -129,6 +142,8 @@ class HttpProtocol(asyncio.Protocol):
         self._writer: _ChunkedWriter | None = None
         self.keep_alive = True
         self.http10 = False
+        #: The request being answered is a HEAD: its reply goes out without a body.
+        self.head_only = False
         self.write_paused = False
         self._reading_paused = False
         self._closing = False
@@ -139,6 +154,10 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         if self._admit is not None and not self._admit(self.transport):
+            self._close()
+            return
+        if len(self._connections) >= MAX_CONNECTIONS:
+            _log_refusal()
             self._close()
             return
         self._connections.add(self)
@@ -156,6 +175,7 @@ class HttpProtocol(asyncio.Protocol):
             self._deferred = None
 
     def data_received(self, data: bytes) -> None:
+        in_head = self._reader.in_head
         try:
             self._reader.feed(data)
         except ProtocolError as exc:
@@ -165,7 +185,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._write(_error(exc.status, str(exc)))
             self._close()
             return
-        self.active_at = self._loop.time()
+        if not (in_head and self._reader.in_head):  # a head's deadline runs from its first byte
+            self.active_at = self._loop.time()
         if self._reader.expects_continue:
             self._reader.expects_continue = False
             self.send(CONTINUE)
@@ -215,6 +236,7 @@ class HttpProtocol(asyncio.Protocol):
             request = requests.popleft()
             self.keep_alive = request.keep_alive
             self.http10 = request.http10
+            self.head_only = request.method == "HEAD"
             if request.stream is not None:
                 request.stream.producer = self
             reply = self._call(request)
@@ -256,7 +278,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             response = future.result()
         if self.transport is not None:
-            self.transport.write(encode_response(response, self.keep_alive))
+            self.transport.write(self._encode(response))
         self.reply_done(close=response.close or not self.keep_alive)
 
     def _give(self, response: Response) -> None:
@@ -269,7 +291,7 @@ class HttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        transport.write(encode_response(response, self.keep_alive))
+        transport.write(self._encode(response))
         close = response.close or not self.keep_alive
         if close or self._reader.requests:
             self._loop.call_soon(self.reply_done, close)
@@ -310,9 +332,15 @@ class HttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        transport.write(encode_response(response, self.keep_alive))
+        transport.write(self._encode(response))
         if response.close or not self.keep_alive:
             self._close()
+
+    def _encode(self, response: Response) -> bytes:
+        data = encode_response(response, self.keep_alive)
+        if self.head_only and response.body:
+            return data[: len(data) - len(response.body)]  # the Content-Length stays
+        return data
 
     def _close(self) -> None:
         if self.transport is not None and not self._closing:
@@ -381,3 +409,18 @@ class HttpServer:
     async def wait_closed(self) -> None:
         if self._server is not None:
             await self._server.wait_closed()
+
+
+_last_refusal = 0.0
+
+
+def _log_refusal() -> None:
+    global _last_refusal
+    now = time.monotonic()
+    if now - _last_refusal > _REFUSAL_LOG_INTERVAL:
+        logger.warning(
+            "refusing connections: %d already open on one listener (a client that never "
+            "closes its connections?)",
+            MAX_CONNECTIONS,
+        )
+    _last_refusal = now

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from lambdakit.emulator.http.messages import Deferred, Reply, Request, Response
-from lambdakit.emulator.http.server import HttpProtocol
+from lambdakit.emulator.http.server import HEAD_TIMEOUT, MAX_CONNECTIONS, HttpProtocol
 
 
 class FakeTransport(asyncio.Transport):
@@ -146,5 +146,49 @@ def test_a_connection_that_asked_to_close_is_closed_after_its_deferred_reply() -
         assert "Connection: close" in connection.text
         await asyncio.sleep(0)
         assert connection.transport.closed
+
+    _run(scenario)
+
+
+def test_a_head_that_trickles_in_is_timed_from_its_first_byte() -> None:
+    async def scenario() -> None:
+        connection = Connection({"/": lambda: Response(200, (), b"")})
+        protocol = connection.protocol
+        protocol.data_received(b"G")
+        started = protocol.active_at  # the head began
+        for byte in b"ET / HTTP/1.1\r\nHost:":  # one byte at a time, never the end of the head
+            protocol.data_received(bytes([byte]))
+        # Each byte came in time, yet the head as a whole is late: the connection goes.
+        assert protocol.active_at == started
+        assert protocol.past_deadline(started + HEAD_TIMEOUT + 1)
+        assert not protocol.past_deadline(started + HEAD_TIMEOUT - 1)
+
+    _run(scenario)
+
+
+def test_a_head_answer_has_no_body_but_keeps_its_length() -> None:
+    async def scenario() -> None:
+        connection = Connection({"/": lambda: Response(404, (), b'{"message": "nope"}')})
+        connection.protocol.data_received(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n" + _get("/"))
+        await asyncio.sleep(0)
+        first, _, second = connection.text.partition("HTTP/1.1 404")[2].partition("HTTP/1.1 404")
+        assert first.endswith("Content-Length: 19\r\n\r\n")  # the head alone
+        assert second.endswith('\r\n\r\n{"message": "nope"}')  # a GET after it has its body
+
+    _run(scenario)
+
+
+def test_connections_over_the_limit_are_closed_at_once() -> None:
+    async def scenario() -> None:
+        def handler(request: Request) -> Reply:
+            return Response(200, (), b"")
+
+        connections: set[HttpProtocol] = set()
+        for _ in range(MAX_CONNECTIONS):
+            HttpProtocol(handler, 1024, connections).connection_made(FakeTransport())
+        assert len(connections) == MAX_CONNECTIONS
+        one_more = FakeTransport()
+        HttpProtocol(handler, 1024, connections).connection_made(one_more)
+        assert one_more.closed and len(connections) == MAX_CONNECTIONS
 
     _run(scenario)
