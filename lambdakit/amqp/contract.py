@@ -149,7 +149,7 @@ def read_request(
     correlation_id = properties.get("correlation_id")
     correlation_id = correlation_id if isinstance(correlation_id, str) else ""
     request_id = correlation_id
-    if not _REQUEST_ID.match(request_id) or (not redelivered and request_id in in_flight):
+    if not _REQUEST_ID.fullmatch(request_id) or (not redelivered and request_id in in_flight):
         request_id = str(uuid.uuid4())
     reply_to = properties.get("reply_to")
     reply_to = reply_to if isinstance(reply_to, str) else ""

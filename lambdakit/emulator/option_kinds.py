@@ -299,11 +299,11 @@ _PARAMETER_KEY = re.compile(r"^[a-zA-Z0-9]+$")
 
 
 def _parameter_pair(name: str, pair: str) -> tuple[str, str]:
-    long = _LONG_PARAMETER.match(pair)
+    long = _LONG_PARAMETER.fullmatch(pair)
     key, sep, value = (long.group(1), "=", long.group(2)) if long else pair.partition("=")
     if not sep:
         raise ConfigError(f"{name}: expected KEY=VALUE, got {pair!r}")
-    if not _PARAMETER_KEY.match(key):
+    if not _PARAMETER_KEY.fullmatch(key):
         raise ConfigError(f"{name}: {key!r} is not a template parameter name (letters, digits)")
     return key, value
 
@@ -387,7 +387,7 @@ def _scalar(value: object, source: Source, expected: str) -> object:
 
 # --- value checks shared with the rest of the configuration ----------------------------------
 def function_name(key: str, value: object) -> str:
-    if not isinstance(value, str) or not _FUNCTION_NAME.match(value):
+    if not isinstance(value, str) or not _FUNCTION_NAME.fullmatch(value):
         raise ConfigError(
             f"{key}: {value!r} is not a valid function name (1-64 letters, digits, - or _)"
         )
@@ -402,7 +402,7 @@ def directory(key: str, value: str, base: Path) -> Path:
 
 
 def env_key(key: str, name: str) -> str:
-    if not _ENV_KEY.match(name):
+    if not _ENV_KEY.fullmatch(name):
         raise ConfigError(f"{key}: {name!r} is not a valid environment variable name")
     return name
 

@@ -441,7 +441,7 @@ class _Reader:
     ) -> dict[str, Given] | None:
         """The settings that choose the runtime; None (and a warning) for one not run here."""
         source = self._source
-        python = _PYTHON.match(runtime)
+        python = _PYTHON.fullmatch(runtime)
         if python:
             if not isinstance(handler, str) or not handler:
                 raise ConfigError(f"{origin('Handler')}: missing (Runtime {runtime} needs one)")
@@ -609,7 +609,7 @@ class _Reader:
         kind = target.get("Type") if isinstance(target, dict) else None
         arn = target.get("Destination") if isinstance(target, dict) else None
         if kind == "Lambda" and isinstance(arn, str):
-            match = _FUNCTION_ARN.match(arn)
+            match = _FUNCTION_ARN.fullmatch(arn)
             name = match.group(1) if match else arn
             if name in self.names.values():
                 return name

@@ -280,7 +280,7 @@ def _request_id(call: InvokeCall, pending: Container[str]) -> str:
     """The SDK's invocation id, which its retries keep (so a function sees a retry as one), or
     a fresh one when it is absent, odd, or already waiting here."""
     sdk_id = call.sdk_invocation_id
-    if _SDK_ID.match(sdk_id) and sdk_id not in pending:
+    if _SDK_ID.fullmatch(sdk_id) and sdk_id not in pending:
         return sdk_id
     return str(uuid.uuid4())
 

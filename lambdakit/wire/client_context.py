@@ -29,7 +29,7 @@ def decode_client_context(value: str) -> str | None:
         return None
     if not isinstance(decoded, dict):
         return None
-    if _PRINTABLE.match(text):
+    if _PRINTABLE.fullmatch(text):
         return text  # as the caller wrote it
     return json.dumps(decoded)  # non-ASCII or line breaks: escaped, fit for a header
 
@@ -41,4 +41,4 @@ _TRACE_HEADER = re.compile(r"^Root=[\x21-\x7e]{1,1024}$")
 
 def trace_header(value: str) -> str:
     """``value`` if it is a well-formed trace header, else "" (the platform makes one)."""
-    return value if _TRACE_HEADER.match(value) else ""
+    return value if _TRACE_HEADER.fullmatch(value) else ""

@@ -34,6 +34,16 @@ def test_echo_over_http_returns_the_event_and_lambda_headers(echo: Serve) -> Non
     assert "got an event" in log  # the function's own output line
 
 
+@pytest.mark.parametrize("name", ["echo%0A", "echo%0D%0A", "echo%00", "echo%20"])
+def test_a_function_name_with_a_control_character_or_space_is_refused(
+    echo: Serve, name: str
+) -> None:
+    status, headers, body = echo.invoke(name)
+    assert status == 400, body
+    assert headers["x-amzn-errortype"] == "InvalidParameterValueException"
+    assert b"at 'functionName' failed to satisfy constraint" in body
+
+
 def test_report_line_has_lambdas_fields_and_init_duration_only_when_cold(echo: Serve) -> None:
     ids = [echo.invoke("echo")[1]["x-amzn-requestid"] for _ in range(2)]
     assert echo.wait_for_output(rf"REPORT RequestId: {ids[1]}")

@@ -86,7 +86,7 @@ def throttled() -> Response:
 @functools.lru_cache(maxsize=1024)  # the same few names, on every invoke
 def parse_function_name(raw: str) -> tuple[str, str] | None:
     """``(name, qualifier)`` from a FunctionName path segment, or None if malformed."""
-    match = _FUNCTION_NAME.match(unquote(raw))
+    match = _FUNCTION_NAME.fullmatch(unquote(raw))  # not match: "$" passes a trailing newline
     if match is None:
         return None
     return match.group(1), match.group(2) or ""
