@@ -101,6 +101,8 @@ class ServiceConfig:
     host: str = DEFAULTS["host"]
     port: int = DEFAULTS["port"]
     log_format: str = DEFAULTS["log_format"]
+    #: Whether functions get serve's AWS credentials (``host``) or placeholders (``none``).
+    aws_credentials: str = DEFAULTS["aws_credentials"]
     #: Serve ``/metrics`` and the live view (``/_lambdakit/``).
     observe: bool = DEFAULTS["observe"]
     #: Each environment's APIs answer only its own processes (docs/isolation.md).

@@ -3,7 +3,9 @@
 Reserved and default variables follow
 https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html.  On this machine there
 is no ``/var/task``: ``LAMBDA_TASK_ROOT`` is the function's code directory, and ``PATH`` and
-``HOME`` come from the host so that local tools (bash, curl, a virtualenv's python) resolve;
+``HOME`` come from the host so that local tools (bash, curl, a virtualenv's python) resolve,
+and the host's AWS credentials unless ``--aws-credentials none`` (then placeholders, which AWS
+SDKs need to sign their calls to this service);
 layers add their directories to the search paths (:mod:`lambdakit.emulator.layers`).
 Under ``serve --watch`` Python writes no bytecode caches (``PYTHONDONTWRITEBYTECODE``, unless
 the function sets it): a ``.pyc`` is trusted when its source's mtime (in whole seconds) and size
@@ -20,15 +22,18 @@ from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.layers import layer_environment
 
 #: Host variables passed through to every environment when the user has not set them.
-_HOST_PASSTHROUGH = (
-    "PATH",
-    "HOME",
-    "TMPDIR",
+_HOST_PASSTHROUGH = ("PATH", "HOME", "TMPDIR", "AWS_ENDPOINT_URL_LAMBDA")
+#: The host's AWS credentials, passed through under ``--aws-credentials host`` (the default).
+HOST_CREDENTIALS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
 )
+#: Under ``--aws-credentials none`` an SDK must not find the user's files under HOME either.
+_NO_CREDENTIAL_FILES = {"AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull}
 #: Credentials given when the user has none, so that AWS SDKs sign requests to this service.
 _PLACEHOLDER_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "AKIALAMBDAKITLOCAL00",
@@ -49,7 +54,10 @@ def sandbox_environment(
     host_environ: Mapping[str, str],
 ) -> dict[str, str]:
     """Build the environment of one sandbox's runtime process."""
-    env = {name: host_environ[name] for name in _HOST_PASSTHROUGH if name in host_environ}
+    passed = _HOST_PASSTHROUGH + (HOST_CREDENTIALS if service.aws_credentials == "host" else ())
+    env = {name: host_environ[name] for name in passed if name in host_environ}
+    if service.aws_credentials == "none":
+        env.update(_NO_CREDENTIAL_FILES)
     env.update(
         {
             "LANG": "en_US.UTF-8",
@@ -80,7 +88,7 @@ def sandbox_environment(
         # https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html (Managed Instances)
         env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(function.max_concurrency)
         env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "lambda-managed-instances"
-    if "AWS_ACCESS_KEY_ID" not in env:
+    if "AWS_ACCESS_KEY_ID" not in env and "AWS_PROFILE" not in env:
         env.update(_PLACEHOLDER_CREDENTIALS)
     # The Runtime API address is the platform's, never the user's.
     env["AWS_LAMBDA_RUNTIME_API"] = runtime_api

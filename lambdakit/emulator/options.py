@@ -406,6 +406,17 @@ OPTIONS: tuple[Option, ...] = (
         toml="log_format",
     ),
     _service(
+        "aws_credentials",
+        Choice(("host", "none")),
+        "host",
+        "host: the functions get the AWS credentials of serve's environment (AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE and the files they name), as SAM "
+        "passes them, so a function can call real AWS services; none: placeholder keys only "
+        "(docs/isolation.md)",
+        flag="--aws-credentials",
+        toml="aws_credentials",
+    ),
+    _service(
         "log_level",
         Choice(("debug", "info", "warning", "error")),
         "info",

@@ -125,6 +125,7 @@ def _samples(work: Path) -> dict[str, Sample]:
         "port": Sample(("9000",), "9000", 9000),
         "state_dir": Sample(("state",), '"state"', work / "state"),
         "log_format": Sample(("json",), '"json"', "json"),
+        "aws_credentials": Sample(("none",), '"none"', "none"),
         "log_level": Sample(("debug",), "", "debug", get=lambda loaded: loaded[1]),
         "region": Sample(("eu-west-1",), '"eu-west-1"', "eu-west-1"),
         "account_id": Sample(("210987654321",), '"210987654321"', "210987654321"),
