@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -77,7 +78,10 @@ def test_a_failing_event_is_tried_3_times_then_sent_to_the_failure_destination(
     ) as serve:
         _, headers, _ = serve.invoke("flaky", b'{"job": 7}', EVENT)
         lines = _lines(failures, 1)
-        attempts = serve.output().count(f"START RequestId: {headers['x-amzn-requestid']}")
+        start = f"START RequestId: {headers['x-amzn-requestid']}"
+        # The log reaches stdout in batches: the destination may be written before the last START.
+        serve.wait_for_output(re.escape(start), count=3)
+        attempts = serve.output().count(start)
     listing = subprocess.run(
         [sys.executable, "-m", "lambdakit", "events", "--state-dir", str(state), "--json"],
         capture_output=True,
