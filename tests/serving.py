@@ -192,3 +192,23 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def frozen(pid: int) -> bool:
+    """True if ``pid`` is frozen as serve freezes an environment: its cgroup v2 frozen
+    (``cgroup.events``), or stopped by SIGSTOP (state ``T``) where there is no cgroup."""
+    from lambdakit.emulator.cgroups import cgroup2_mount, own_cgroup
+
+    mount, path = cgroup2_mount(), own_cgroup(f"/proc/{pid}/cgroup")
+    if mount is not None and path:
+        try:
+            with open(mount / path.lstrip("/") / "cgroup.events") as events:
+                if "frozen 1" in events.read().splitlines():
+                    return True
+        except OSError:
+            pass
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False

@@ -130,6 +130,17 @@ class Cgroup:
             return False
         return bool(self.pids())
 
+    def freeze(self, frozen: bool) -> bool:
+        """Freeze (or thaw) every process in it, those that left their process group too
+        (``cgroup.freeze``, Linux 5.2); False if the kernel cannot."""
+        try:
+            with open(self.path / "cgroup.freeze", "wb", buffering=0) as freeze:
+                freeze.write(b"1" if frozen else b"0")
+        except OSError as exc:
+            logger.debug("cgroup.freeze of %s failed (%s)", self.path, exc)
+            return False
+        return True
+
     def kill(self) -> list[int]:
         """SIGKILL every process in it (and in cgroups below it); returns those it held."""
         members = self.pids()

@@ -159,6 +159,11 @@ class Enclosure:
         if self.cgroup is not None:
             join(self.cgroup.procs)
 
+    def freeze(self, frozen: bool) -> bool:
+        """Freeze or thaw the whole environment through its cgroup; False without one (the
+        caller then signals its process groups)."""
+        return self.cgroup is not None and self.cgroup.freeze(frozen)
+
     def members(self) -> list[int]:
         """The environment's processes now."""
         if self.cgroup is not None:

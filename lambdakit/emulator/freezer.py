@@ -1,13 +1,15 @@
 """Freeze and thaw an idle environment's processes, as Lambda does between invocations.
 
-Lambda freezes the execution environment when an invoke phase ends and thaws it for the next
-event (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html): code that
-runs after the response without an extension keeping the phase open simply stops.  Here the
-process groups get SIGSTOP and SIGCONT.  The freeze waits :data:`FREEZE_DELAY` so that
-back-to-back invocations skip the pair (each costs two SIGCHLDs and their ``waitpid`` calls in
-the event loop), and it waits for telemetry still buffered: a frozen subscriber cannot take its
-records.  Under back-to-back load the timer is not re-armed per invocation: it fires at most
-every :data:`FREEZE_DELAY`, and re-arms itself until the environment has been idle that long.
+Lambda freezes the execution environment when an invoke phase ends and thaws it for the next event
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html): code that runs after
+the response without an extension keeping the phase open simply stops. Here the environment's cgroup
+is frozen (``cgroup.freeze``: every process, those that left their process group too, without a
+signal), or, without a cgroup, its process groups get SIGSTOP and SIGCONT. The freeze waits
+:data:`FREEZE_DELAY` so that back-to-back invocations skip the pair (signals cost two SIGCHLDs and
+their ``waitpid`` calls in the event loop), and it waits for telemetry still buffered: a frozen
+subscriber cannot take its records. Under back-to-back load the timer is not re-armed per
+invocation: it fires at most every :data:`FREEZE_DELAY`, and re-arms itself until the environment
+has been idle that long.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ class SandboxBase:
         self._freezer = Freezer(
             self.name,
             self.freezes(),
-            self._processes.signal,
+            self._stop_or_continue,
             self._idle,
             self.telemetry,
             on_frozen=functools.partial(self._log.state, states.FROZEN),
@@ -370,6 +370,13 @@ class SandboxBase:
         """
         self._late_nexts.append(waiter)
         return HELD
+
+    def _stop_or_continue(self, signum: int) -> None:
+        """The freezer's SIGSTOP / SIGCONT: the cgroup's freezer where there is one (it holds
+        every process of the environment, those that left their process group too, and stops
+        them without signals), else the signal to each process group."""
+        if not self._enclosure.freeze(signum == signal.SIGSTOP):
+            self._processes.signal(signum)
 
     # Stop -----------------------------------------------------------------------------------------
     def kill(self) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from lambdakit.emulator.config import DEBUG_TIMEOUT
 from lambdakit.emulator.serve_command import build_config
-from tests.serving import running_serve
+from tests.serving import frozen, running_serve
 
 _HANDLER = """\
 import os
@@ -30,12 +30,6 @@ def handler(event, context):
     time.sleep(event.get("sleep", 0))
     return {"pid": os.getpid(), "remaining_ms": context.get_remaining_time_in_millis()}
 """
-
-
-def _process_state(pid: int) -> str:
-    """The state letter of ``/proc/PID/stat`` (``T``: stopped, as a frozen environment is)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_debug_overrides_concurrency_freeze_and_timeouts(tmp_path: Path) -> None:
@@ -62,7 +56,7 @@ def test_under_debug_a_slow_invocation_answers_in_one_unfrozen_environment(
         answer = json.loads(body)
         assert answer["remaining_ms"] > 3_600_000
         time.sleep(0.5)  # a frozen environment is stopped 20 ms after its invocation
-        assert _process_state(answer["pid"]) != "T"
+        assert not frozen(answer["pid"])
         # Two invocations at once wait for the one environment rather than start another.
         answers: list[bytes] = []
         threads = [
@@ -77,7 +71,7 @@ def test_under_debug_a_slow_invocation_answers_in_one_unfrozen_environment(
             thread.join(30)
         assert {json.loads(body)["pid"] for body in answers} == {answer["pid"]}
         assert pid_file.read_text().split() == [str(answer["pid"])]
-        assert _process_state(answer["pid"]) != "T"
+        assert not frozen(answer["pid"])
 
 
 def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:

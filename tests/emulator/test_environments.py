@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.serving import REPO, bash_function, process_alive, running_serve
+from tests.serving import REPO, bash_function, frozen, process_alive, running_serve
 
 
 def _pids(pid_file: Path) -> list[int]:
@@ -270,3 +270,45 @@ def test_a_second_next_does_not_cancel_the_runtimes_held_one() -> None:
             pids.append(json.loads(body)["pid"])
             time.sleep(0.6)
     assert len(set(pids)) == 1, pids  # one runtime throughout: its connection was never cut
+
+
+_DETACHES = """\
+import os
+import subprocess
+import sys
+import time
+
+TICKER = (
+    "import sys, time\\n"
+    "while True:\\n    open(sys.argv[1], 'a').write('.')\\n    time.sleep(0.02)\\n"
+)
+child = None
+
+
+def handler(event, context):
+    global child
+    if child is None:  # a process of its own session, outside the runtime's process group
+        command = [sys.executable, "-c", TICKER, event["ticks"]]
+        child = subprocess.Popen(command, start_new_session=True)
+    time.sleep(event.get("sleep", 0))
+    return {"runtime": os.getpid(), "child": child.pid}
+"""
+
+
+def test_a_process_that_left_its_group_is_frozen_with_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(_DETACHES)
+    ticks = tmp_path / "ticks"
+    args = ("--code-dir", str(tmp_path), "--function-name", "detaches", "app.handler")
+    with running_serve(*args) as serve:
+        first = {"ticks": str(ticks), "sleep": 0.5}  # long enough for the child to tick
+        status, _, body = serve.invoke("detaches", json.dumps(first).encode())
+        assert status == 200, body
+        pids = json.loads(body)
+        time.sleep(0.5)  # frozen 20 ms after the invocation
+        assert frozen(pids["runtime"]) and frozen(pids["child"])
+        before = ticks.read_text()
+        time.sleep(0.5)
+        assert ticks.read_text() == before  # the detached process did not run meanwhile
+        event = json.dumps({"ticks": str(ticks), "sleep": 0.5}).encode()
+        assert serve.invoke("detaches", event)[0] == 200  # thawed while it runs
+        assert len(ticks.read_text()) > len(before)
