@@ -58,6 +58,29 @@ def test_json_nested_deeper_than_the_parser_goes_is_a_typed_400(echo: Serve) -> 
     assert echo.invoke("echo", b"[[[1]]]")[0] == 200  # and the service goes on
 
 
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/2015-03-31/functions/echo/invocations", {"X-Amz-Invocation-Type": "Event"}),
+        ("/2014-11-13/functions/echo/invoke-async/", {}),
+        ("/2021-11-15/functions/echo/response-streaming-invocations", {}),
+    ],
+)
+def test_every_invoke_door_refuses_json_nested_too_deep_as_bad_input(
+    echo: Serve, path: str, headers: dict[str, str]
+) -> None:
+    conn = echo.connection()
+    try:
+        conn.request("POST", path, b"[" * 100_000 + b"]" * 100_000, headers)
+        response = conn.getresponse()
+        body = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == 400
+    assert response.getheader("x-amzn-ErrorType") == "InvalidRequestContentException"
+    assert "Could not parse request body into json" in body["message"]
+
+
 def test_a_payload_over_6_mb_is_413_request_too_large(echo: Serve) -> None:
     payload = b'"' + b"a" * (6 * 1024 * 1024 + 200) + b'"'
     status, kind, body = _error(echo.invoke("echo", payload))
