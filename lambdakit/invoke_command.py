@@ -271,6 +271,10 @@ def _one_shot(
         # one-shot never collides with a serve already running on 3000.
         split = serve_args.index("--") if "--" in serve_args else len(serve_args)
         serve_args[split:split] = ["--api-port", "0"]
+    if any(f.url_port is not None for f in config.functions.values()):
+        # Function URLs are not what is invoked, and their fixed ports may be a running serve's.
+        split = serve_args.index("--") if "--" in serve_args else len(serve_args)
+        serve_args[split:split] = ["--no-urls"]
     if not any(arg.startswith("--log-level") for arg in serve_args):
         serve_args[:0] = ["--log-level", "warning"]
     from lambdakit.one_shot import ServeFailed, owned_serve

@@ -105,6 +105,8 @@ class ServiceConfig:
     aws_credentials: str = DEFAULTS["aws_credentials"]
     #: Serve ``/metrics`` and the live view (``/_lambdakit/``).
     observe: bool = DEFAULTS["observe"]
+    #: Listen on the functions' Function URL ports (``--no-urls``: none).
+    urls: bool = DEFAULTS["urls"]
     #: Each environment's APIs answer only its own processes (docs/isolation.md).
     isolation: bool = DEFAULTS["isolation"]
     #: Each environment's processes in a cgroup v2 of their own, where the system allows.

@@ -434,6 +434,16 @@ OPTIONS: tuple[Option, ...] = (
         toml="observe",
     ),
     _service(
+        "urls",
+        Switch(default=True),
+        True,
+        "listen on the functions' Function URL ports (url_port)",
+        flag="--no-urls",
+        flag_help="open no Function URL listener (lambdakit invoke's one-shot mode: the "
+        "function is invoked once, through the Invoke API, beside a serve that holds its ports)",
+        toml="urls",
+    ),
+    _service(
         "watch",
         Switch(default=False),
         False,

@@ -92,7 +92,7 @@ class Service:
                 FunctionUrl(config, function, self.pools[name], self.in_flight), _INVOKE_MAX_BODY
             )
             for name, function in config.functions.items()
-            if function.url_port is not None
+            if function.url_port is not None and config.urls
         }
         #: API Gateway's routes on their own port (``--api-port``, ``[api]``).
         self._api_server: HttpServer | None = None

@@ -82,6 +82,7 @@ def _samples(work: Path) -> dict[str, Sample]:
         "concurrency": Sample(("3",), "3", 3),
         "max_concurrency": Sample(("16",), "16", 16),
         "observe": Sample((), "false", False),
+        "urls": Sample((), "false", False),
         "watch": Sample((), "true", True),
         "debug": Sample((), "true", True),
         "isolation": Sample((), "false", False),

@@ -252,6 +252,21 @@ def test_one_shot_with_a_config_file(tmp_path: Path) -> None:
     assert b"no function named 'nope'" in missing.stderr and b"echo, other" in missing.stderr
 
 
+def test_one_shot_beside_a_serve_that_holds_the_functions_url_port(tmp_path: Path) -> None:
+    config = tmp_path / "lambdakit.toml"
+    with socket.socket() as taken:  # the port a running serve's Function URL would hold
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config.write_text(
+            f'[functions.echo]\ncode_dir = "{BASH_RUNTIME}"\nhandler = "function.echo_event"\n'
+            f"url_port = {port}\n"
+        )
+        result = _lambdakit("invoke", "echo", "--config", str(config), "--payload", '{"u": 1}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"u": 1}
+
+
 def test_one_shot_with_a_sam_template(tmp_path: Path) -> None:
     template = tmp_path / "template.yaml"
     template.write_text(
