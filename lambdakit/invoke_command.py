@@ -59,8 +59,10 @@ _EPILOG = f"""\
 payload: --payload JSON, --event FILE, or --event - (stdin); {{}} if none.
 
 one-shot, without a running serve (the function is started, invoked once, stopped):
-  add --config lambdakit.toml, or serve's function flags (see lambdakit serve --help):
+  add --config lambdakit.toml, --template template.yaml, or serve's function flags
+  (see lambdakit serve --help):
   lambdakit invoke NAME --config lambdakit.toml
+  lambdakit invoke NAME --template template.yaml --env-vars env.json   (a SAM template)
   lambdakit invoke NAME --code-dir DIR app.handler         (a Python handler)
   lambdakit invoke NAME --code-dir DIR --handler app.handler --runtime python
   lambdakit invoke NAME --code-dir DIR                     (its 'bootstrap')
@@ -320,8 +322,8 @@ def _invoke(
         if then is None:
             fail(
                 "lambdakit invoke: start `lambdakit serve` there, give --endpoint URL, or run "
-                "the function once without a server: add --config lambdakit.toml or serve's "
-                "function flags (see lambdakit invoke --help)"
+                "the function once without a server: add --config lambdakit.toml, --template "
+                "template.yaml or serve's function flags (see lambdakit invoke --help)"
             )
         return EXIT_NO_SERVICE
     except ServiceError as exc:
