@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.serving import REPO, bash_function, frozen, process_alive, running_serve
 
 
@@ -303,6 +305,8 @@ def test_a_process_that_left_its_group_is_frozen_with_the_environment(tmp_path: 
         first = {"ticks": str(ticks), "sleep": 0.5}  # long enough for the child to tick
         status, _, body = serve.invoke("detaches", json.dumps(first).encode())
         assert status == 200, body
+        if "no cgroup for environments" in serve.errors():  # SIGSTOP misses a detached process
+            pytest.skip("cgroup v2 is not usable here: serve freezes process groups")
         pids = json.loads(body)
         time.sleep(0.5)  # frozen 20 ms after the invocation
         assert frozen(pids["runtime"]) and frozen(pids["child"])
