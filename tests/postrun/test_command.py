@@ -17,6 +17,14 @@ from tests.serving import process_alive
 SHELL = "/bin/sh"
 
 
+def gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether ``pid`` is gone within ``timeout``: a signalled process takes a moment to die."""
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not process_alive(pid)
+
+
 def read_pid(path: Path) -> int:
     deadline = time.monotonic() + 5
     while not path.exists() or not path.read_text().strip():
@@ -37,11 +45,7 @@ def test_the_limit_stops_the_whole_process_group_promptly(tmp_path: Path) -> Non
     done = Command(SHELL, command, {"PATH": os.defpath}, 0.3, "at its timeout of 0.3 s").wait()
     assert done.returncode == -15 and 0.25 < done.duration < 1.0
     assert done.describe().endswith("stopped at its timeout of 0.3 s")
-    child = read_pid(pid_file)
-    deadline = time.monotonic() + 5  # the signal is sent; dying takes the child a moment
-    while process_alive(child) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not process_alive(child)
+    assert gone(read_pid(pid_file))
 
 
 def test_stop_from_another_thread_escalates_to_sigkill(tmp_path: Path) -> None:
@@ -93,4 +97,4 @@ def test_a_runtime_exiting_while_the_command_runs_stops_it_and_its_status_is_our
     assert finished.returncode == 5, finished.stderr
     assert time.monotonic() - started < 10
     assert "stopped because the runtime exited" in finished.stderr
-    assert not process_alive(read_pid(pid_file))
+    assert gone(read_pid(pid_file))
