@@ -257,8 +257,7 @@ def _one_shot(
         for flag in ("--config", "--template")
     )
     if not with_config:
-        split = serve_args.index("--") if "--" in serve_args else len(serve_args)
-        serve_args[split:split] = ["--function-name", args.name]
+        _add_serve_flags(serve_args, "--function-name", args.name)
     try:
         config, _ = build_config(serve_args, {**os.environ, **environ})
     except cfg.ConfigError as exc:
@@ -271,12 +270,10 @@ def _one_shot(
     if config.api is not None and not any(a.startswith("--api-port") for a in serve_args):
         # The routes of a template or [api] table are not what is invoked: a free port, so a
         # one-shot never collides with a serve already running on 3000.
-        split = serve_args.index("--") if "--" in serve_args else len(serve_args)
-        serve_args[split:split] = ["--api-port", "0"]
+        _add_serve_flags(serve_args, "--api-port", "0")
     if any(f.url_port is not None for f in config.functions.values()):
         # Function URLs are not what is invoked, and their fixed ports may be a running serve's.
-        split = serve_args.index("--") if "--" in serve_args else len(serve_args)
-        serve_args[split:split] = ["--no-urls"]
+        _add_serve_flags(serve_args, "--no-urls")
     if not any(arg.startswith("--log-level") for arg in serve_args):
         serve_args[:0] = ["--log-level", "warning"]
     from lambdakit.one_shot import ServeFailed, owned_serve
@@ -294,6 +291,12 @@ def _one_shot(
                 serve.wait_report(reply.request_id, timeout)
 
         return _invoke(args, payload, Endpoint.parse(url), then)
+
+
+def _add_serve_flags(serve_args: list[str], *flags: str) -> None:
+    """Put ``flags`` among serve's own, before any ``-- COMMAND``."""
+    split = serve_args.index("--") if "--" in serve_args else len(serve_args)
+    serve_args[split:split] = flags
 
 
 def _invoke(

@@ -64,6 +64,17 @@ class Serve:
         with self._cond:
             return "\n".join(self._errors)
 
+    def wait_for_errors(self, text: str, timeout: float = 5.0) -> bool:
+        """Wait until serve's stderr holds ``text`` (its reader thread may lag a little)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while text not in "\n".join(self._errors):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
     def wait_for_output(self, pattern: str, timeout: float = 10.0, count: int = 1) -> bool:
         """Wait until ``pattern`` (a regex) matches ``count`` lines of stdout."""
         regex = re.compile(pattern)
@@ -176,6 +187,29 @@ def lambda_client(serve: Serve, read_timeout: float = 60) -> Any:
         aws_access_key_id="x",
         aws_secret_access_key="x",
         config=Config(retries={"max_attempts": 1}, read_timeout=read_timeout),
+    )
+
+
+def aws_cli(
+    serve: Serve, *args: str, region: str = "us-east-1"
+) -> subprocess.CompletedProcess[str]:
+    """``aws lambda ARGS... --endpoint-url serve`` with only a region and placeholder
+    credentials: none of this machine's AWS configuration is read."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "aws"), "lambda", *args, "--endpoint-url", serve.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={
+            **os.environ,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,  # AWS CLI v1 reads only this one
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        },
     )
 
 

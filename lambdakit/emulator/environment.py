@@ -23,15 +23,10 @@ from lambdakit.emulator.layers import layer_environment
 
 #: Host variables passed through to every environment when the user has not set them.
 _HOST_PASSTHROUGH = ("PATH", "HOME", "TMPDIR", "AWS_ENDPOINT_URL_LAMBDA")
+#: The host's AWS keys and profile (serve names those it passes at start).
+HOST_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 #: The host's AWS credentials, passed through under ``--aws-credentials host`` (the default).
-HOST_CREDENTIALS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-)
+HOST_CREDENTIALS = (*HOST_KEYS, "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
 #: Under ``--aws-credentials none`` an SDK must not find the user's files under HOME either.
 _NO_CREDENTIAL_FILES = {"AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull}
 #: Credentials given when the user has none, so that AWS SDKs sign requests to this service.

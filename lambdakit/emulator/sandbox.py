@@ -120,10 +120,11 @@ class Sandbox(SandboxBase):
         self._invoke_started = time.monotonic()
         self._deadline.set(self.function.timeout)
         waiters, self._waiters = self._waiters, []
-        live = [waiter for waiter in waiters if waiter.alive]
-        if live:
-            delivered = self._machine.delivered()
-            for waiter in live:
+        delivered = None
+        for waiter in waiters:  # on the warm path, one
+            if waiter.alive:
+                if delivered is None:
+                    delivered = self._machine.delivered()
                 waiter.deliver(delivered)  # the event goes out first
         self._log.start(invocation)  # its start tells the environment is busy
         request = invocation.request
@@ -153,7 +154,9 @@ class Sandbox(SandboxBase):
         if isinstance(outcome, Held):
             # Another next while one is held (a client that timed out and asked again) cancels
             # nothing: the event goes to every one still connected, so none is lost.
-            self._waiters = [*(w for w in self._waiters if w.alive), waiter]
+            if self._waiters:
+                self._waiters = [w for w in self._waiters if w.alive]
+            self._waiters.append(waiter)
             self._phase_maybe_over()
         return outcome
 

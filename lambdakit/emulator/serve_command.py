@@ -233,7 +233,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         make_undumpable()  # functions run as this user: keep the password out of their reach
     import sqlite3
 
-    from lambdakit.emulator.environment import HOST_CREDENTIALS
+    from lambdakit.emulator.environment import HOST_KEYS
     from lambdakit.emulator.service import BrokerUnavailable, Service, serve
 
     try:
@@ -257,7 +257,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
                     f"lambdakit serve:   {route.route_key} -> {route.function} "
                     f"({kind}, payload {route.payload_format})"
                 )
-        given = [name for name in HOST_CREDENTIALS[:4] if name in environ]
+        given = [name for name in HOST_KEYS if name in environ]
         if config.aws_credentials == "host" and given:
             lines.append(
                 f"lambdakit serve: functions get this shell's AWS credentials ({', '.join(given)});"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.serving import Serve, bash_function, lambda_client, running_serve
+from tests.serving import Serve, aws_cli, bash_function, lambda_client, running_serve
 
 
 @pytest.fixture(scope="module")
@@ -56,32 +53,8 @@ def test_boto3_sees_function_errors() -> None:
 
 def test_aws_cli_invoke(serve: Serve, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    aws = Path(sys.executable).parent / "aws"
-    result = subprocess.run(
-        [
-            str(aws),
-            "lambda",
-            "invoke",
-            "--endpoint-url",
-            serve.url,
-            "--region",
-            "us-east-1",
-            "--function-name",
-            "echo",
-            "--payload",
-            '{"from": "cli"}',
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_CONFIG_FILE": "/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        },
+    result = aws_cli(
+        serve, "invoke", "--function-name", "echo", "--payload", '{"from": "cli"}', str(out)
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["StatusCode"] == 200

@@ -8,7 +8,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ def test_under_debug_a_slow_invocation_answers_in_one_unfrozen_environment(
     (tmp_path / "app.py").write_text(_HANDLER)
     flags = ("--code-dir", str(tmp_path), "--timeout", "1", "--concurrency", "5")
     with running_serve("--debug", *flags, "--env", f"PID_FILE={pid_file}", "app.handler") as serve:
-        assert _eventually(lambda: "debug mode" in serve.errors())
+        assert serve.wait_for_errors("debug mode", timeout=10)
         status, headers, body = serve.invoke("function", b'{"sleep": 2.5}')  # over --timeout 1
         assert status == 200 and "x-amz-function-error" not in headers, body
         answer = json.loads(body)
@@ -72,15 +71,6 @@ def test_under_debug_a_slow_invocation_answers_in_one_unfrozen_environment(
         assert {json.loads(body)["pid"] for body in answers} == {answer["pid"]}
         assert pid_file.read_text().split() == [str(answer["pid"])]
         assert not frozen(answer["pid"])
-
-
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 class _DebugAdapter:

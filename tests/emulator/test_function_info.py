@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.serving import BASH_RUNTIME, REPO, Serve, lambda_client, running_serve
+from tests.serving import BASH_RUNTIME, Serve, aws_cli, lambda_client, running_serve
 
 _NAMES = ("alpha", "bravo", "charlie", "delta", "echo")
 
@@ -106,22 +104,7 @@ def test_list_functions_pages_in_name_order(serve: Serve) -> None:
 
 def _aws(serve: Serve, *args: str) -> Any:
     """The AWS CLI with only the region and credentials in its environment."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "aws"), "lambda", *args, "--endpoint-url", serve.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={
-            **os.environ,
-            "AWS_REGION": "eu-west-1",
-            "AWS_DEFAULT_REGION": "eu-west-1",  # AWS CLI v1 reads only this one
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_CONFIG_FILE": "/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        },
-    )
+    result = aws_cli(serve, *args, region="eu-west-1")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import BASH_RUNTIME, running_serve
+from tests.serving import BASH_RUNTIME, Serve, running_serve
 
 # Function a's handler: finds b's runtime, reads b's Runtime API address from its environment
 # (any process of the same user can), holds GET next on it, lets the test invoke b, and posts a
@@ -105,6 +105,25 @@ def _wait_for(path: Path, timeout: float = 20.0) -> bool:
     return True
 
 
+def _theft(serve: Serve, victim: str, ready: Path) -> tuple[int, bytes, dict[str, object]]:
+    """b warm and waiting in GET next, a's handler tries to take b's next event and forge its
+    response while b is invoked: b's caller's status and body, and what a's handler reports."""
+    assert serve.invoke(victim, b'{"warm": true}')[0] == 200
+    thief: dict[str, object] = {}
+
+    def run_thief() -> None:
+        event = json.dumps({"victim": victim, "ready": str(ready)}).encode()
+        status, _, body = serve.invoke("a", event, timeout=60)
+        thief.update(status=status, body=json.loads(body))
+
+    thread = threading.Thread(target=run_thief)
+    thread.start()
+    assert _wait_for(ready), serve.errors()
+    status, _, body = serve.invoke(victim, b'{"secret": "for b"}')
+    thread.join(60)
+    return status, body, thief
+
+
 @pytest.mark.parametrize("mode", [(), ("--no-cgroups",)], ids=["cgroups", "no-cgroups"])
 def test_a_function_cannot_take_another_functions_invocations(
     tmp_path: Path, mode: tuple[str, ...]
@@ -113,20 +132,7 @@ def test_a_function_cannot_take_another_functions_invocations(
     ready = tmp_path / "ready"
     victim = f"b-{uuid.uuid4().hex[:8]}"  # unique: other tests' serves may run a "b" too
     with running_serve("--config", str(_config(tmp_path, victim)), *mode) as serve:
-        # b is warm: its runtime waits in GET next.
-        assert serve.invoke(victim, b'{"warm": true}')[0] == 200
-        thief: dict[str, object] = {}
-
-        def run_thief() -> None:
-            event = json.dumps({"victim": victim, "ready": str(ready)}).encode()
-            status, _, body = serve.invoke("a", event, timeout=60)
-            thief.update(status=status, body=json.loads(body))
-
-        thread = threading.Thread(target=run_thief)
-        thread.start()
-        assert _wait_for(ready), serve.errors()
-        status, _, body = serve.invoke(victim, b'{"secret": "for b"}')
-        thread.join(60)
+        status, body, thief = _theft(serve, victim, ready)
         errors = serve.errors()
     # b's caller gets b's own answer, not a forgery.
     assert (status, json.loads(body)) == (200, {"secret": "for b"})
@@ -147,19 +153,7 @@ def test_without_isolation_any_process_may_call(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     victim = f"b-{uuid.uuid4().hex[:8]}"  # unique: other tests' serves may run a "b" too
     with running_serve("--config", str(_config(tmp_path, victim)), "--no-isolation") as serve:
-        assert serve.invoke(victim, b'{"warm": true}')[0] == 200
-        thief: dict[str, object] = {}
-
-        def run_thief() -> None:
-            event = json.dumps({"victim": victim, "ready": str(ready)}).encode()
-            status, _, body = serve.invoke("a", event, timeout=60)
-            thief.update(status=status, body=json.loads(body))
-
-        thread = threading.Thread(target=run_thief)
-        thread.start()
-        assert _wait_for(ready), serve.errors()
-        serve.invoke(victim, b'{"secret": "for b"}')
-        thread.join(60)
+        _, _, thief = _theft(serve, victim, ready)
     stolen = thief["body"]
     assert isinstance(stolen, dict)
     assert "refused" not in stolen["next"], stolen

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
-from tests.serving import REPO, Serve, process_alive, running_serve
+from tests.serving import REPO, process_alive, running_serve
 
 CONFIG = REPO / "examples" / "isolation" / "lambdakit.toml"
-
-
-def _logged(serve: Serve, text: str, timeout: float = 5.0) -> bool:
-    """Wait until serve's stderr holds ``text`` (its reader thread may lag a little)."""
-    deadline = time.monotonic() + timeout
-    while text not in serve.errors():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_the_prober_is_refused_and_the_leaver_leaves_nothing() -> None:
@@ -29,7 +18,7 @@ def test_the_prober_is_refused_and_the_leaver_leaves_nothing() -> None:
         assert status == 200, probe
         assert probe["runtime_api"].startswith("127.0.0.1:"), probe
         assert probe["next"].startswith("refused: "), probe
-        assert _logged(serve, "victim#1: refused a connection to its Runtime API")
+        assert serve.wait_for_errors("victim#1: refused a connection to its Runtime API")
         status, _, body = serve.invoke("leaver", b"{}")
         left = json.loads(body)["left"]
         assert status == 200 and process_alive(left)

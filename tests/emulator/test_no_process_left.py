@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lambdakit.emulator.cgroups import PARENT, cgroup2_mount, own_cgroup
-from tests.serving import BASH_RUNTIME, Serve, process_alive, running_serve
+from tests.serving import BASH_RUNTIME, process_alive, running_serve
 
 # Handlers for the tests' bash runtime: each starts a process in a session of its own and a
 # daemon (double fork, new session, its parent gone), as a function's library might.
@@ -90,16 +90,6 @@ def _serve_cgroups(pid: int) -> list[Path]:
     return [path for parent in parents for path in parent.glob(f"serve-{pid}-*")]
 
 
-def _logged(serve: Serve, text: str, timeout: float = 5.0) -> bool:
-    """Wait until serve's stderr holds ``text`` (its reader thread may lag a little)."""
-    deadline = time.monotonic() + timeout
-    while text not in serve.errors():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _args(tmp_path: Path, token: str, handler: str, mode: tuple[str, ...]) -> tuple[str, ...]:
     code = tmp_path / "code"
     code.mkdir(exist_ok=True)
@@ -127,7 +117,7 @@ def test_processes_that_left_their_group_die_with_a_replaced_environment(
         status, headers, _ = serve.invoke("f")
         assert status == 200 and headers.get("x-amz-function-error") == "Unhandled"
         assert _gone(marker) == []
-        assert _logged(serve, "killed 2 process(es) left after its Shutdown phase")
+        assert serve.wait_for_errors("killed 2 process(es) left after its Shutdown phase")
         if not mode:  # the environment's cgroup is gone with it; serve's own remains
             (own,) = _serve_cgroups(serve.process.pid)
             deadline = time.monotonic() + 5

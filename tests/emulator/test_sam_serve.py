@@ -5,14 +5,11 @@ its layers (a Python package, a tool on PATH, an extension), Globals, parameters
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
-from tests.serving import REPO, lambda_client, running_serve
+from tests.serving import REPO, aws_cli, lambda_client, running_serve
 
 EXAMPLE = REPO / "examples" / "sam"
 TEMPLATE = str(EXAMPLE / "template.yaml")
@@ -75,31 +72,14 @@ def test_parameter_overrides_reach_the_functions_environment(tmp_path: Path) -> 
         "--template", TEMPLATE, "--parameter-overrides", overrides, "--api-port", "0"
     ) as serve:
         body = json.loads(str(_invoke(lambda_client(serve), "OrdersFunction", GET_ORDER)["body"]))
-        cli = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "aws"),
-                "lambda",
-                "invoke",
-                "--endpoint-url",
-                serve.url,
-                "--region",
-                "us-east-1",
-                "--function-name",
-                "NotifyFunction",
-                "--payload",
-                '{"id": "9"}',
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={
-                **os.environ,
-                "AWS_ACCESS_KEY_ID": "x",
-                "AWS_SECRET_ACCESS_KEY": "x",
-                "AWS_CONFIG_FILE": "/dev/null",
-                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            },
+        cli = aws_cli(
+            serve,
+            "invoke",
+            "--function-name",
+            "NotifyFunction",
+            "--payload",
+            '{"id": "9"}',
+            str(out),
         )
     assert (body["stage"], body["audit"], body["log_level"]) == ("prod", "strict", "INFO")
     assert body["order"]["table"] == "orders-prod"

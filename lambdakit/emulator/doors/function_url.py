@@ -26,7 +26,7 @@ from lambdakit.emulator.doors.http_events import (
     Malformed,
     format2_event,
     format2_response,
-    prelude_headers,
+    prelude_head,
 )
 from lambdakit.emulator.doors.tracking import InFlight, Submitted, submit_counted
 from lambdakit.emulator.http import Reply, Request, Response, ResponseWriter, Streamed
@@ -143,15 +143,7 @@ class _UrlRelay(StreamSink):
             self._writer.write(data)
 
     def _start_from_prelude(self, prelude: bytes) -> None:
-        try:
-            value = json.loads(prelude) if prelude else {}
-            status = int(value.get("statusCode", 200))
-        except (ValueError, RecursionError, TypeError, AttributeError):
-            value, status = {}, 200
-        fields = prelude_headers(value)
-        if not any(name.lower() == "content-type" for name, _ in fields):
-            fields.append(("Content-Type", "application/octet-stream"))
-        self._start(status, fields)
+        self._start(*prelude_head(prelude))
 
     def _start(self, status: int, fields: list[tuple[str, str]]) -> None:
         if not self._started and self._writer is not None:

@@ -341,6 +341,12 @@ def integration_response(data: bytes) -> Response:
     prelude, found, body = data.partition(PRELUDE_END)
     if not found:
         return Response(200, (("Content-Type", "application/octet-stream"),), data)
+    status, fields = prelude_head(prelude)
+    return Response(status, fields, body)
+
+
+def prelude_head(prelude: bytes) -> tuple[int, list[tuple[str, str]]]:
+    """The status and header lines a streaming prelude gives (200 and none if it is not one)."""
     try:
         value = json.loads(prelude) if prelude else {}
         status = int(value.get("statusCode", 200))
@@ -349,7 +355,7 @@ def integration_response(data: bytes) -> Response:
     fields = prelude_headers(value)
     if not any(name.lower() == "content-type" for name, _ in fields):
         fields.append(("Content-Type", "application/octet-stream"))
-    return Response(status, fields, body)
+    return status, fields
 
 
 def prelude_headers(value: Mapping[str, object]) -> list[tuple[str, str]]:
