@@ -30,6 +30,9 @@ from lambdakit.wire.http1 import (
 
 
 class CallKind(enum.Enum):
+    # Hashed by identity (members are singletons): hooks are looked up by kind on every call.
+    __hash__ = object.__hash__
+
     #: ``GET /runtime/invocation/next``: the runtime asks for an event.
     NEXT = "next"
     #: ``POST /runtime/invocation/{id}/response``, buffered or streamed.

@@ -16,6 +16,11 @@ connections may therefore run at the same time; share state between them with ca
 post-runner hands its command from ``on_response`` to the next ``on_next``, which the runtime
 makes only after it got the response's reply, so no lock is needed there).
 
+``forward`` of a buffered ``/response`` that the Runtime API is bound to accept (the invocation
+this proxy delivered, within its deadline, at most 6 MB, the call as received) returns the
+``202`` at once, while the response is on its way; upstream's own reply is read after the
+runtime has its answer (see ``RuntimeConnection.forward``).
+
 A hook that is not overridden is not called: such calls are forwarded directly.  Calls of kind
 ``OTHER`` (ping, Extensions and Telemetry APIs) are never hooked.  An exception escaping a hook
 is logged and the runtime gets a 502.

@@ -19,14 +19,21 @@ from __future__ import annotations
 import enum
 
 
-class ConnState(enum.Enum):
+class _Member(enum.Enum):
+    """Members hashed by identity (each is a singleton): the table is looked up on every call,
+    and ``Enum``'s own ``__hash__`` is a Python-level call."""
+
+    __hash__ = object.__hash__
+
+
+class ConnState(_Member):
     IDLE = "idle"
     RECEIVING = "receiving"
     WAITING = "waiting"
     CLOSED = "closed"
 
 
-class ConnEvent(enum.Enum):
+class ConnEvent(_Member):
     HEAD = "head"
     BODY_END = "body-end"
     REPLIED = "replied"

@@ -36,10 +36,12 @@ import threading
 import time
 from types import TracebackType
 
+from lambdakit.proxy.calls import Reply
 from lambdakit.proxy.downstream import RuntimeConnection
 from lambdakit.proxy.hooks import Hooks, active_hooks
 from lambdakit.proxy.sockets import set_nodelay, shut
 from lambdakit.proxy.upstream import UpstreamPool
+from lambdakit.wire import headers as h
 
 logger = logging.getLogger("lambdakit.proxy")
 
@@ -48,6 +50,8 @@ MAX_SPARE_THREADS = 4
 #: How long :meth:`RuntimeApiProxy.close` waits for each thread (one stuck in a hook is left:
 #: threads are daemons and do not keep the process alive).
 JOIN_TIMEOUT = 2.0
+#: Invocations remembered as delivered and unanswered, at most (a runtime with N workers has N).
+MAX_DELIVERED = 1024
 #: Seconds to wait before accepting again after accept() failed.
 ACCEPT_BACKOFF = 0.05
 
@@ -76,9 +80,43 @@ class RuntimeApiProxy:
         self._threads: set[threading.Thread] = set()
         self._spare = 0  # threads in accept(), or on their way there
         self._connections: set[socket.socket] = set()
+        #: Invocations delivered (``next``) and not yet answered: request id -> deadline (ms
+        #: since the epoch, 0 if unknown).  Single dict operations, atomic under the GIL.
+        self.delivered: dict[str, int] = {}
+        #: Responses accepted at once whose upstream reply is not read yet; calls wait for
+        #: them to be read (so a ``next`` on another connection never overtakes a response).
+        self.owed_replies = 0
+        self._owed_read = threading.Condition(self._lock)
         #: Notified whenever a runtime connection ends.
         self._ended = threading.Condition(self._lock)
         self._closing = False
+
+    def remember_delivery(self, reply: Reply) -> None:
+        """Note the invocation a ``next`` reply delivered (see ``RuntimeConnection.forward``)."""
+        request_id = deadline = None
+        for name, value in reply.headers:
+            if name == h.REQUEST_ID:
+                request_id = value
+            elif name == h.DEADLINE_MS:
+                deadline = value
+        if request_id:
+            if len(self.delivered) >= MAX_DELIVERED:  # answered some other way: forget them
+                self.delivered.clear()
+            self.delivered[request_id] = int(deadline) if deadline and deadline.isdigit() else 0
+
+    def owe_reply(self) -> None:
+        with self._lock:
+            self.owed_replies += 1
+
+    def owed_reply_read(self) -> None:
+        with self._lock:
+            self.owed_replies -= 1
+            self._owed_read.notify_all()
+
+    def wait_for_owed_replies(self) -> None:
+        """Wait until upstream has answered every response accepted at once."""
+        with self._lock:
+            self._owed_read.wait_for(lambda: not self.owed_replies)
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen (port 0: a free one) and return ``host:port``; OSError if the port is taken."""

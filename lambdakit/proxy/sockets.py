@@ -13,7 +13,7 @@ import contextlib
 import select
 import socket
 
-from lambdakit.wire.http1 import Event, Parser
+from lambdakit.wire.http1 import EndOfMessage, Event, Parser, ProtocolError
 
 #: Bytes asked of each ``recv`` (a Runtime API head is a few hundred bytes; bodies up to 6 MB).
 RECV_SIZE = 64 * 1024
@@ -48,6 +48,11 @@ class EventReader:
         #: Bytes received so far (callers compare it to see whether a reply has begun).
         self.received = 0
 
+    @property
+    def buffered(self) -> bool:
+        """Events or bytes of the next message are already here (read with an earlier one)."""
+        return self._index < len(self._events) or not self._parser.idle
+
     def expect_head_only(self) -> None:
         """The next response answers a ``HEAD`` request (see ``Parser.expect_head_only``)."""
         self._parser.expect_head_only()
@@ -74,6 +79,36 @@ class EventReader:
         event = self._events[self._index]
         self._index += 1
         return event
+
+    def body(self) -> bytes:
+        """The rest of the current message's body, whole (the events up to its end).
+
+        The same as calling :meth:`next` until :class:`~lambdakit.wire.http1.EndOfMessage`,
+        in one call: this is every proxied call's path.  ProtocolError if the peer closes first.
+        """
+        parts: list[bytes] = []
+        while True:
+            events, index = self._events, self._index
+            while index < len(events):
+                event = events[index]
+                index += 1
+                if type(event) is not bytes:
+                    self._index = index
+                    if type(event) is not EndOfMessage:
+                        raise ProtocolError("a new message began before the body ended")
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
+                parts.append(event)
+            self._index = index
+            data = self._sock.recv(RECV_SIZE)
+            self._index = 0
+            if not data:
+                # The end of a body read until close; ProtocolError if it was cut short.
+                self._events = self._parser.close()
+                if not self._events:
+                    raise ProtocolError("connection closed in the middle of a message")
+            else:
+                self.received += len(data)
+                self._events = self._parser.feed(data)
 
 
 def _wait_readable(sock: socket.socket, watch: socket.socket) -> None:

@@ -15,6 +15,7 @@ on a fresh connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -23,7 +24,6 @@ from lambdakit.proxy.calls import ForwardedBody, Reply
 from lambdakit.proxy.sockets import EventReader, HungUp, peer_closed, set_nodelay, shut
 from lambdakit.wire import headers as h
 from lambdakit.wire.http1 import (
-    EndOfMessage,
     Parser,
     ProtocolError,
     ResponseHead,
@@ -89,37 +89,60 @@ class UpstreamConnection:
                 # Upstream may have answered and closed (or closed an idle connection): read on.
             if head_only:
                 self._reader.expect_head_only()
-            reply = self._read_reply(close, watch)
-        except (OSError, ProtocolError) as exc:
-            self.close()
-            if isinstance(exc, (HungUp, UpstreamError)):
+        except BaseException as exc:
+            failure = self._failed(exc, received)
+            if failure is exc:
                 raise
-            if isinstance(exc, ProtocolError):
-                raise UpstreamError(f"malformed reply from the Runtime API: {exc}") from None
-            retryable = self.used and self._reader.received == received
-            raise UpstreamError(f"the Runtime API connection failed: {exc}", retryable) from exc
-        except BaseException:
-            self.close()
-            raise
+            raise failure from exc
+        return self.reply(received, close, watch)
+
+    @property
+    def received(self) -> int:
+        """Bytes read from upstream so far (a reply has begun when this grows)."""
+        return self._reader.received
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def send(self, data: bytes) -> int:
+        """Send a buffered call and return at once; :meth:`reply` (given what this returns)
+        reads upstream's answer later.  Nothing is raised here: a failed send shows there."""
+        received = self._reader.received
+        with contextlib.suppress(OSError):  # upstream may have answered and closed: read on
+            self._sock.sendall(data)
+        return received
+
+    def reply(self, received: int, close: bool, watch: socket.socket | None = None) -> Reply:
+        """Read the reply to the call just sent (``received``: the byte count before it)."""
+        try:
+            reply = self._read_reply(close, watch)
+        except BaseException as exc:
+            failure = self._failed(exc, received)
+            if failure is exc:
+                raise
+            raise failure from exc
         self.used = True
         return reply
 
+    def _failed(self, exc: BaseException, received: int) -> BaseException:
+        """Close the connection after ``exc``; what to raise instead (UpstreamError, mostly)."""
+        self.close()
+        if isinstance(exc, (HungUp, UpstreamError)) or not isinstance(exc, Exception):
+            return exc
+        if isinstance(exc, ProtocolError):
+            return UpstreamError(f"malformed reply from the Runtime API: {exc}")
+        if not isinstance(exc, OSError):
+            return exc
+        retryable = self.used and self._reader.received == received
+        return UpstreamError(f"the Runtime API connection failed: {exc}", retryable)
+
     def _read_reply(self, close: bool, watch: socket.socket | None) -> Reply:
-        head: ResponseHead | None = None
-        parts: list[bytes] = []
-        while True:
-            event = self._reader.next(watch)
-            if event is None:
-                raise ConnectionResetError("the Runtime API closed the connection")
-            if isinstance(event, bytes):
-                parts.append(event)
-            elif isinstance(event, ResponseHead):
-                head = event
-                watch = None  # the reply has begun: it is ours now, whatever the runtime does
-            elif isinstance(event, EndOfMessage):
-                break
-        assert head is not None
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        head = self._reader.next(watch)
+        if head is None:
+            raise ConnectionResetError("the Runtime API closed the connection")
+        if type(head) is not ResponseHead:
+            raise ProtocolError("expected a response head")
+        body = self._reader.body()
         length: str | None = None
         chunked = False
         connection: str | None = None

@@ -261,8 +261,9 @@ def test_a_call_on_a_keep_alive_connection_upstream_closed_is_retried_on_a_fresh
         assert wait_until(upstream.closed.is_set)
         client.send(post(RESPONSE, b"again"))
         assert client.reply()[0] == 202
+        # The response may be accepted before it reaches upstream (see test_early_accept_*).
+        assert wait_until(lambda: bytes(upstream.requests[-1].body) == b"again")
         assert upstream.connections == 2
-        assert bytes(upstream.requests[-1].body) == b"again"
         client.close()
 
     run_scenario(scenario)
@@ -351,3 +352,98 @@ def test_both_sides_of_the_proxy_send_small_writes_at_once_tcp_nodelay() -> None
         client.close()
 
     run_scenario(scenario, None, never_answer_next)
+
+
+# A /response accepted at once (issue 15) ------------------------------------------------------
+def held_response(release: threading.Event, status: bytes = OK_202) -> Responder:
+    """Answers next at once; holds each /response's reply until ``release`` is set."""
+
+    def respond(seen: Seen) -> bytes | None:
+        if seen.head.method == "GET":
+            return answer_next_and_accept(seen)
+        release.wait(TIMEOUT)
+        return status
+
+    return respond
+
+
+def test_a_response_for_a_delivered_invocation_is_accepted_at_once_and_next_pipelined() -> None:
+    release = threading.Event()
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        assert client.reply()[0] == 200
+        started = time.monotonic()
+        client.send(post(RESPONSE, b"[1]"))
+        status, _, body = client.reply()
+        # The runtime has its 202 while upstream still holds its own reply.
+        assert (status, body) == (202, b'{"status":"OK"}')
+        assert not release.is_set()
+        assert time.monotonic() - started < TIMEOUT / 2
+        client.send(NEXT)  # goes upstream behind the response, on the same connection
+        release.set()
+        assert client.reply()[0] == 200  # the second event, once the response's reply came
+        assert [seen.head.method for seen in upstream.requests] == ["GET", "POST", "GET"]
+        assert bytes(upstream.requests[1].body) == b"[1]"
+        assert upstream.connections == 1
+        client.close()
+
+    run_scenario(scenario, None, held_response(release))
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("a request id the proxy never delivered", 400),
+        ("a response over 6 MB", 413),
+        ("a hook that changed the body", 400),
+    ],
+)
+def test_a_response_upstream_may_refuse_waits_for_upstream(case: str, status: int) -> None:
+    """Only what the Runtime API is bound to accept is answered early; the rest gets its reply."""
+    refusal = f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+
+    def respond(seen: Seen) -> bytes:
+        return answer_next_and_accept(seen) if seen.head.method == "GET" else refusal
+
+    class Rewrite(Hooks):
+        def on_response(self, call: Call, forward: Forward) -> Reply:
+            return forward(call.with_body(b"[2]"))
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        assert client.reply()[0] == 200
+        if case.startswith("a request id"):
+            client.send(post("/2018-06-01/runtime/invocation/req-9/response", b"[1]"))
+        elif case.startswith("a response over"):
+            client.send(post(RESPONSE, b"x" * (6 * 1024 * 1024 + 1)))
+        else:
+            client.send(post(RESPONSE, b"[1]"))
+        assert client.reply()[0] == status
+        client.close()
+
+    run_scenario(scenario, Rewrite() if case.startswith("a hook") else None, respond)
+
+
+def test_a_response_refused_after_it_was_accepted_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+    release.set()
+    refusal = b'HTTP/1.1 400 Bad Request\r\nContent-Length: 9\r\n\r\n{"x": 1}\n'
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT)
+        assert client.reply()[0] == 200
+        client.send(post(RESPONSE, b"[1]"))
+        assert client.reply()[0] == 202
+        client.send(NEXT)
+        assert client.reply()[0] == 200  # the runtime goes on; the refusal is in the log
+        client.close()
+        assert wait_until(lambda: "refused the response for req-1" in caplog.text)
+
+    with caplog.at_level("ERROR", logger="lambdakit.proxy"):
+        run_scenario(scenario, None, held_response(release, refusal))
