@@ -7,15 +7,17 @@ the invocation, possibly freezing the environment, only when the runtime asks fo
 event (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html,
 https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).  So:
 
-1. ``on_next`` forwards the runtime's ``GET next`` and remembers the invocation in the reply
+1. The proxy forwards the runtime's ``GET next`` and remembers the invocation in the reply
    (request id, ARN, deadline, event).
-2. ``on_response`` / ``on_error`` forward the result at once and hand upstream's ``202`` straight
-   back: the caller has its answer and the runtime is not blocked.  If the outcome is one of
-   the configured modes, the command starts now.
-3. The runtime's next ``GET next`` waits in ``on_next`` until the command has finished (or been
-   stopped), and only then goes upstream: the environment stays thawed while the command runs,
-   and the next invocation on this environment starts after it.
+2. ``/response`` and ``/error`` go upstream at once, and the runtime has its ``202`` straight
+   away: the caller has its answer and the runtime is not blocked.  Once the Runtime API has
+   accepted the result, ``on_result`` starts the command if the outcome is one of the modes.
+3. The runtime's next ``GET next`` waits in ``before_next`` until the command has finished (or
+   been stopped), and only then goes upstream: the environment stays thawed while the command
+   runs, and the next invocation on this environment starts after it.
 
+The post-runner only observes (``Hooks.before_next``, ``Hooks.on_result``) and changes no call,
+so the proxy carries each invocation's two calls through its fast lane.
 The original holds the runtime's ``/response`` call instead, which blocks runtimes whose client
 waits synchronously (Node.js) and gives the command no context.  The command is bounded by
 ``AWS_LAMBDA_POST_RUNNER_TIMEOUT`` and by the invocation's deadline, less :data:`DEADLINE_MARGIN`
@@ -36,16 +38,8 @@ from pathlib import Path
 
 from lambdakit.postrun.command import GRACE, Command
 from lambdakit.postrun.config import Outcome, PostRunConfig
-from lambdakit.proxy.calls import (
-    Call,
-    ForwardedBody,
-    ProxiedInvocation,
-    RecordingStream,
-    Reply,
-    streamed_error_body,
-    streamed_error_type,
-)
-from lambdakit.proxy.hooks import Forward, Hooks
+from lambdakit.proxy.calls import CallKind, ProxiedInvocation, Result
+from lambdakit.proxy.hooks import Hooks
 from lambdakit.proxy.sockets import HungUp
 
 logger = logging.getLogger("lambdakit.postrun")
@@ -69,8 +63,8 @@ class PostRunner(Hooks):
     """Hooks that run ``config.command`` after each invocation whose outcome is in its modes.
 
     The command of an invocation runs on a thread of its own (:meth:`_run`), started by
-    ``on_response``/``on_error`` once upstream has accepted the result; the runtime's next
-    ``on_next`` waits for the commands running before it forwards.  Invocations are kept by
+    ``on_result`` once upstream has accepted the result; the runtime's next ``next`` waits in
+    ``before_next`` for the commands running before it is forwarded.  Invocations are kept by
     request id and every piece of shared state is under one lock, so a runtime with several
     workers (parallel ``next`` calls) gets each command its own invocation's context.
     """
@@ -80,34 +74,40 @@ class PostRunner(Hooks):
         self._environ = environ
         self._lock = threading.Lock()
         # All under _lock:
-        self._invocations: dict[str, ProxiedInvocation] = {}  # delivered by next, not yet answered
         self._threads: set[threading.Thread] = set()  # commands' threads, until they end
         self._commands: set[Command] = set()  # the commands running now
         self._closed = False
 
     # hooks ------------------------------------------------------------------------------------
-    def on_next(self, call: Call, forward: Forward) -> Reply:
-        with self._lock:
-            threads = list(self._threads)
-        if threads:
+    # Observers only (Hooks.before_next, Hooks.on_result): the proxy then passes every
+    # invocation's two calls through its fast lane (lambdakit.proxy.relay).
+    result_limit = MAX_RECORDED
+
+    def before_next(self) -> None:
+        if self._threads:  # commands started by earlier results, not yet finished
+            with self._lock:
+                threads = list(self._threads)
             logger.debug("holding the runtime's next until the command finishes")
-        for thread in threads:
-            thread.join()
+            for thread in threads:
+                thread.join()
+        if self._closed:
+            raise HungUp("the post-runner is stopping")  # the runtime is gone anyway
+
+    def on_result(self, result: Result) -> None:
+        outcome = Outcome.RESPONSE if result.kind is CallKind.RESPONSE else Outcome.ERROR
+        if outcome not in self._config.modes:
+            return
+        thread = threading.Thread(
+            target=self._run,
+            args=(result.invocation(), outcome, result.body),
+            name=f"post-runner {result.request_id}",
+            daemon=True,
+        )
         with self._lock:
             if self._closed:
-                raise HungUp("the post-runner is stopping")  # the runtime is gone anyway
-        reply = forward(call)
-        invocation = ProxiedInvocation.from_reply(reply)
-        if invocation is not None:
-            with self._lock:
-                self._invocations[invocation.request_id] = invocation
-        return reply
-
-    def on_response(self, call: Call, forward: Forward) -> Reply:
-        return self._result(call, forward, Outcome.RESPONSE)
-
-    def on_error(self, call: Call, forward: Forward) -> Reply:
-        return self._result(call, forward, Outcome.ERROR)
+                return
+            self._threads.add(thread)
+            thread.start()  # under the lock: close() never sees a thread it cannot join
 
     def close(self) -> None:
         """The runtime exited: stop the commands still running (SIGTERM, grace, SIGKILL, reap)."""
@@ -120,42 +120,6 @@ class PostRunner(Hooks):
             thread.join()
 
     # internals --------------------------------------------------------------------------------
-    def _result(self, call: Call, forward: Forward, outcome: Outcome) -> Reply:
-        recorder = None
-        if isinstance(call.body, ForwardedBody):
-            recorder = RecordingStream(call.body, MAX_RECORDED)
-            call = call.with_body(recorder)
-        reply = forward(call)
-        with self._lock:
-            invocation = self._invocations.pop(call.request_id, None)
-        if not 200 <= reply.status < 300:
-            logger.debug("no command: the Runtime API answered %d", reply.status)
-            return reply
-        if recorder is not None:
-            result = b"".join(recorder.recorded)
-            if streamed_error_type(recorder.trailers):
-                outcome = Outcome.ERROR
-                result = streamed_error_body(recorder.trailers) or result
-        else:
-            assert isinstance(call.body, bytes)
-            result = call.body
-        if outcome not in self._config.modes:
-            return reply
-        if invocation is None:
-            invocation = ProxiedInvocation(call.request_id, 0, "", b"", ())
-        thread = threading.Thread(
-            target=self._run,
-            args=(invocation, outcome, result),
-            name=f"post-runner {call.request_id}",
-            daemon=True,
-        )
-        with self._lock:
-            if self._closed:
-                return reply
-            self._threads.add(thread)
-            thread.start()  # under the lock: close() never sees a thread it cannot join
-        return reply
-
     def _run(self, invocation: ProxiedInvocation, outcome: Outcome, result: bytes) -> None:
         try:
             self._run_command(invocation, outcome, result)

@@ -22,6 +22,9 @@ from lambdakit.wire import paths
 from lambdakit.wire.http1 import (
     EndOfMessage,
     Headers,
+    Parser,
+    ProtocolError,
+    ResponseHead,
     encode_request_head,
     encode_response_head,
     header,
@@ -195,6 +198,17 @@ _JSON: Headers = ((h.CONTENT_TYPE, h.JSON_CONTENT_TYPE),)
 _REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}
 
 
+#: A reply as the fast lane passes it on: its bytes, status, and for a ``next`` reply the
+#: request id and deadline (ms since the epoch) it delivered ("" and 0 otherwise).
+Relayed = tuple[bytes, int, str, int]
+
+
+def deadline_of(reply: Reply) -> int:
+    """A ``next`` reply's deadline (``Lambda-Runtime-Deadline-Ms``), or 0."""
+    value = reply.header(h.DEADLINE_MS) or ""
+    return int(value) if value.isdigit() else 0
+
+
 @dataclass(frozen=True, slots=True)
 class ProxiedInvocation:
     """The event a ``GET next`` reply delivered, with its context headers."""
@@ -211,14 +225,57 @@ class ProxiedInvocation:
         request_id = reply.header(h.REQUEST_ID)
         if reply.status != 200 or not request_id:
             return None
-        deadline = reply.header(h.DEADLINE_MS) or ""
         return cls(
             request_id,
-            int(deadline) if deadline.isdigit() else 0,
+            deadline_of(reply),
             reply.header(h.INVOKED_FUNCTION_ARN) or "",
             reply.body,
             reply.headers,
         )
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> ProxiedInvocation | None:
+        """The invocation in a ``next`` reply as received (head and body, whole)."""
+        try:
+            events = Parser(server=False).feed(raw)
+        except ProtocolError:
+            return None
+        if not events or type(events[0]) is not ResponseHead:
+            return None
+        status, reason, fields, _head, _ = events[0]
+        body = b"".join(event for event in events if type(event) is bytes)
+        return cls.from_reply(Reply(status, reason, fields, body, raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """An invocation's result, once the Runtime API accepted it (what ``Hooks.on_result`` gets).
+
+    ``kind`` is RESPONSE or ERROR (a streamed response that ended with an error trailer is an
+    ERROR); ``body`` the response or error document (of a streamed response, what the proxy
+    kept of it: ``Hooks.result_limit`` bytes); ``delivery`` the ``next`` reply that delivered
+    the invocation, as received (b"" if this proxy did not see it).
+    """
+
+    kind: CallKind
+    request_id: str
+    body: bytes
+    delivery: bytes = field(default=b"", repr=False)
+
+    def invocation(self) -> ProxiedInvocation:
+        """The invocation this is the result of (request id only, if its ``next`` was not seen)."""
+        found = ProxiedInvocation.from_raw(self.delivery) if self.delivery else None
+        return found or ProxiedInvocation(self.request_id, 0, "", b"", ())
+
+
+def streamed_result(request_id: str, stream: RecordingStream, delivery: bytes) -> Result:
+    """The result of a streamed response that went past ``stream``."""
+    body = b"".join(stream.recorded)
+    if streamed_error_type(stream.trailers):
+        return Result(
+            CallKind.ERROR, request_id, streamed_error_body(stream.trailers) or body, delivery
+        )
+    return Result(CallKind.RESPONSE, request_id, body, delivery)
 
 
 def streamed_error_type(trailers: Headers) -> str | None:

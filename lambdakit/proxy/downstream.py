@@ -1,13 +1,19 @@
 """The runtime's side of the proxy: one connection, served start to end on one thread.
 
-Requests are read through an :class:`~lambdakit.proxy.sockets.EventReader`; each head becomes a
-:class:`~lambdakit.proxy.calls.Call`.  A buffered body is read whole first (the Runtime API caps
-it at 6 MB); a chunked one (a streamed response) becomes a
-:class:`~lambdakit.proxy.calls.ForwardedBody` that reads the runtime's chunks only as ``forward``
-sends them upstream, so they pass through unbuffered.  The call goes through its hook, if one is
-overridden, or straight upstream; the reply is written back; then the next request.  Whatever
-nobody changed travels as the bytes that arrived.  The connection's states are
-:mod:`lambdakit.proxy.lifecycle`'s table.
+Two lanes.  The **fast lane** (:mod:`lambdakit.proxy.relay`) carries the two calls every
+invocation makes, a plain ``GET next`` and a buffered ``POST …/{id}/response``, when no hook
+overrides them: their heads are scanned, not parsed, and their bytes go on as they came, with
+no :class:`~lambdakit.proxy.calls.Call` or :class:`~lambdakit.proxy.calls.Reply` built.
+Everything else takes the **codec lane**: requests are read through an
+:class:`~lambdakit.proxy.sockets.EventReader`, each head becomes a ``Call``, a buffered body is
+read whole first (the Runtime API caps it at 6 MB), a chunked one (a streamed response) becomes
+a :class:`~lambdakit.proxy.calls.ForwardedBody` that reads the runtime's chunks only as
+``forward`` sends them upstream, so they pass through unbuffered.  The call goes through its
+hook, if one is overridden, or straight upstream; the reply is written back.  In both lanes,
+whatever nobody changed travels as the bytes that arrived, the observers
+(``Hooks.before_next``, ``Hooks.on_result``) are called, and a response the Runtime API is
+bound to accept is answered at once (:meth:`RuntimeConnection.forward`).  The connection's
+states are :mod:`lambdakit.proxy.lifecycle`'s table.
 """
 
 from __future__ import annotations
@@ -20,16 +26,22 @@ import time
 from typing import TYPE_CHECKING
 
 from lambdakit.proxy.calls import (
+    Body,
     Call,
     CallKind,
     ForwardedBody,
+    RecordingStream,
+    Relayed,
     Reply,
+    Result,
     classify,
     encode_call,
     encode_reply,
     encode_stream_head,
+    streamed_result,
 )
 from lambdakit.proxy.lifecycle import ConnEvent, ConnState, advance
+from lambdakit.proxy.relay import scan_request
 from lambdakit.proxy.sockets import EventReader, HungUp
 from lambdakit.proxy.upstream import UpstreamConnection, UpstreamError
 from lambdakit.wire import errors, limits
@@ -52,7 +64,6 @@ _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: cl
 #: Calls upstream may hold (long polls): if the runtime hangs up meanwhile, upstream is told by
 #: closing the upstream connection, so that it does not hand an event to nobody.
 _WATCH_FOR_HANGUP = (CallKind.NEXT, CallKind.OTHER)
-
 
 #: A buffered response up to this size is accepted at once (see :meth:`RuntimeConnection.forward`):
 #: the 6 MB Lambda allows, without the margin AWS's RIE adds.
@@ -93,8 +104,15 @@ class RuntimeConnection:
         #: The call as received asked to close the connection after its reply.
         self._close_requested = False
         #: A response accepted at once: its upstream connection, the byte count before it was
-        #: sent, and the call (to send again if that connection turns out stale).
-        self._owed: tuple[UpstreamConnection, int, Call] | None = None
+        #: sent, the bytes sent (to send again if that connection turns out stale) and its
+        #: request id.
+        self._owed: tuple[UpstreamConnection, int, bytes, str] | None = None
+        hooked = proxy.hooks_by_kind
+        #: The ``next`` reply of the invocation whose result the codec lane is forwarding.
+        self._result_delivery = b""
+        #: Which calls may take the fast lane (those no hook overrides).
+        self._fast_next = CallKind.NEXT not in hooked
+        self._fast_response = CallKind.RESPONSE not in hooked
 
     def serve(self) -> None:
         try:
@@ -114,6 +132,19 @@ class RuntimeConnection:
     # one call ---------------------------------------------------------------------------------
     def _serve_call(self) -> bool:
         """Read a request, forward it, write the reply; False once the connection is done."""
+        if self._fast_next or self._fast_response:
+            head = self._reader.take_head()
+            if head is not None:
+                if not head:
+                    return False
+                scan = scan_request(head)
+                if scan is not None and (self._fast_next if scan[0] else self._fast_response):
+                    return self._relay(head, *scan)
+                self._reader.give_back(head)
+        return self._serve_decoded()
+
+    def _serve_decoded(self) -> bool:
+        """The codec lane: one call read through the codec and handed to its hook."""
         head = self._reader.next()
         if head is None:
             return False
@@ -134,7 +165,15 @@ class RuntimeConnection:
                 expect = value.lower()
         if expect == "100-continue":
             self._sock.sendall(_CONTINUE)
-        body = ForwardedBody(self._pull_chunk) if chunked else self._read_body()
+        recorder = None
+        body: Body
+        if chunked:
+            body = ForwardedBody(self._pull_chunk)
+            if kind is CallKind.RESPONSE and self._proxy.on_result is not None:
+                # What on_result gets of a streamed response: the chunks as they go past.
+                body = recorder = RecordingStream(body, self._proxy.hooks.result_limit)
+        else:
+            body = self._read_body()
         call = Call(kind, method, target, fields, body, request_id, raw)
         self._close_requested = closes_connection(version, connection)
         reply = self._dispatch(call)
@@ -143,6 +182,12 @@ class RuntimeConnection:
         self._state = advance(self._state, ConnEvent.REPLIED)
         self._sock.sendall(encode_reply(reply, reply is self._reply))
         self._call = self._reply = None
+        if (kind is CallKind.RESPONSE or kind is CallKind.ERROR) and 200 <= reply.status < 300:
+            delivery, self._result_delivery = self._result_delivery, b""
+            if recorder is not None:
+                self._observe(streamed_result(request_id, recorder, delivery))
+            elif type(call.body) is bytes:
+                self._observe(Result(kind, request_id, call.body, delivery))
         if self._owed is not None and not self._next_request_first():
             self._settle_owed()
         return (
@@ -172,11 +217,101 @@ class RuntimeConnection:
         with contextlib.suppress(OSError):
             self._sock.sendall(data)
 
+    # the fast lane ------------------------------------------------------------------------------
+    def _relay(self, head: bytes, is_next: bool, request_id: str, length: int) -> bool:
+        """A scanned ``next`` or ``/response``: passed on as bytes, observers called."""
+        self._state = advance(self._state, ConnEvent.HEAD)
+        data = head + self._reader.take_body(length) if length else head
+        self._state = advance(self._state, ConnEvent.BODY_END)
+        keep = True
+        if is_next:
+            if self._proxy.before_next is not None:
+                self._proxy.before_next()
+            try:
+                raw, status, delivered, deadline, keep = self._relay_next(data)
+            except UpstreamError as exc:
+                raw, status, delivered = self._failed_upstream("GET next", exc), 502, ""
+            self._state = advance(self._state, ConnEvent.REPLIED)
+            self._sock.sendall(raw)
+            if status == 200 and delivered:
+                self._proxy.remember_delivery(delivered, deadline, raw)
+            return keep
+        found = self._proxy.delivered.pop(request_id, None)
+        if self._owed is not None:
+            self._settle_owed()
+        if self._proxy.owed_replies:
+            self._proxy.wait_for_owed_replies()
+        if found is not None and self._accepts_early(found[0], length):
+            upstream = self._proxy.pool.acquire(check_alive=True)
+            self._proxy.owe_reply()
+            self._owed = (upstream, upstream.send(data), data, request_id)
+            raw, status = ACCEPTED.raw, 202
+        else:
+            try:
+                raw, status, _, _, keep = self._exchange(data, None)
+            except UpstreamError as exc:
+                raw, status = self._failed_upstream(f"the response for {request_id}", exc), 502
+        self._state = advance(self._state, ConnEvent.REPLIED)
+        self._sock.sendall(raw)
+        if 200 <= status < 300 and self._proxy.on_result is not None:
+            delivery = found[1] if found is not None else b""
+            self._observe(Result(CallKind.RESPONSE, request_id, data[len(head) :], delivery))
+        if self._owed is not None and not self._next_request_first():
+            self._settle_owed()
+        return keep
+
+    def _relay_next(self, data: bytes) -> tuple[bytes, int, str, int, bool]:
+        if self._owed is not None:
+            upstream = self._owed[0]
+            upstream.send(data)  # right behind the response, on its connection
+            if self._settle_owed(release=False):
+                try:
+                    relayed = upstream.take_reply(upstream.received, self._sock)
+                except UpstreamError as exc:
+                    if not exc.retryable:
+                        raise
+                else:
+                    return self._release(upstream, relayed)
+            return self._exchange(data, self._sock)  # that connection failed: send it anew
+        if self._proxy.owed_replies:
+            self._proxy.wait_for_owed_replies()
+        return self._exchange(data, self._sock)
+
+    def _exchange(
+        self, data: bytes, watch: socket.socket | None
+    ) -> tuple[bytes, int, str, int, bool]:
+        """Send a whole call upstream and take its reply (once more on a fresh connection if
+        the kept one turns out stale)."""
+        pool = self._proxy.pool
+        for attempt in (1, 2):
+            upstream = pool.acquire()
+            try:
+                relayed = upstream.exchange(data, watch)
+            except UpstreamError as exc:
+                if not (exc.retryable and attempt == 1):
+                    raise
+                logger.debug("retrying a call on a fresh connection")
+                continue
+            return self._release(upstream, relayed)
+        raise AssertionError("unreachable")
+
+    def _release(
+        self, upstream: UpstreamConnection, relayed: Relayed
+    ) -> tuple[bytes, int, str, int, bool]:
+        self._proxy.pool.release(upstream)
+        return (*relayed, upstream.reusable)
+
+    def _failed_upstream(self, what: str, exc: UpstreamError) -> bytes:
+        logger.error("%s: %s", what, exc)
+        return encode_reply(bad_gateway(str(exc)), False)
+
     # forwarding -------------------------------------------------------------------------------
     def _dispatch(self, call: Call) -> Reply:
         self._call = call
         hook = self._proxy.hooks_by_kind.get(call.kind)
         try:
+            if call.kind is CallKind.NEXT and self._proxy.before_next is not None:
+                self._proxy.before_next()
             return hook(call, self.forward) if hook is not None else self.forward(call)
         except UpstreamError as exc:
             logger.error("%s %s: %s", call.method, call.target, exc)
@@ -187,16 +322,30 @@ class RuntimeConnection:
             logger.exception("the %s hook failed", call.kind.value)
             return bad_gateway(f"proxy hook failed: {exc!r}")
 
+    def _observe(self, result: Result) -> None:
+        """Give ``result`` to ``Hooks.on_result``; what it raises is logged."""
+        observer = self._proxy.on_result
+        if observer is None:
+            return
+        try:
+            observer(result)
+        except Exception:
+            logger.exception("the on_result hook failed")
+
+    def _accepts_early(self, deadline: int, length: int) -> bool:
+        return length <= EARLY_ACCEPT_LIMIT and (not deadline or time.time() * 1000 < deadline)
+
     def forward(self, call: Call) -> Reply:
         """Send ``call`` upstream and return the reply: the ``forward`` every hook is given.
 
         A buffered ``/response`` for an invocation this proxy delivered, within its deadline
         and under 6 MB, is one the Runtime API accepts with 202
         (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-response).
-        Such a response is sent and answered at once, and upstream's own reply is read once
-        the runtime has its 202 (:meth:`_settle_owed`): the runtime's next ``GET next`` is on
-        its way while upstream is still answering, instead of after, which saves the
-        invocation that follows a round trip through this proxy.
+        Such a response is sent and answered at once, and upstream's own reply is read after
+        the runtime has its 202 (:meth:`_settle_owed`), or once the runtime's next call has
+        been sent behind it on the same connection (pipelined): the runtime's ``GET next`` is
+        on its way while upstream is still answering, which saves the invocation that follows
+        a round trip through this proxy.
         """
         as_received = call is self._call
         kind = call.kind
@@ -207,25 +356,36 @@ class RuntimeConnection:
         if self._proxy.owed_replies:  # calls after a response reach upstream after it
             self._proxy.wait_for_owed_replies()
         if kind is CallKind.RESPONSE or kind is CallKind.ERROR:
-            deadline = self._proxy.delivered.pop(call.request_id, None)
-            if (
-                deadline is not None
-                and kind is CallKind.RESPONSE
-                and as_received
-                and type(call.body) is bytes
-                and len(call.body) <= EARLY_ACCEPT_LIMIT
-                and not self._close_requested
-                and (not deadline or time.time() * 1000 < deadline)
-            ):
-                upstream = self._proxy.pool.acquire(check_alive=True)
-                self._proxy.owe_reply()
-                self._owed = (upstream, upstream.send(encode_call(call, True)), call)
-                self._reply = ACCEPTED
-                return ACCEPTED
+            found = self._proxy.delivered.pop(call.request_id, None)
+            if found is not None:
+                self._result_delivery = found[1]
+                if (
+                    kind is CallKind.RESPONSE
+                    and as_received
+                    and type(call.body) is bytes
+                    and not self._close_requested
+                    and self._accepts_early(found[0], len(call.body))
+                ):
+                    data = encode_call(call, True)
+                    upstream = self._proxy.pool.acquire(check_alive=True)
+                    self._proxy.owe_reply()
+                    self._owed = (upstream, upstream.send(data), data, call.request_id)
+                    self._reply = ACCEPTED
+                    return ACCEPTED
         reply = self._forward_now(call, as_received)
-        if kind is CallKind.NEXT and reply.status == 200:
-            self._proxy.remember_delivery(reply)
+        if kind is CallKind.NEXT:
+            self._remember(reply)
         return reply
+
+    def _remember(self, reply: Reply) -> None:
+        request_id = reply.header(h.REQUEST_ID)
+        if reply.status == 200 and request_id:
+            deadline = reply.header(h.DEADLINE_MS) or ""
+            self._proxy.remember_delivery(
+                request_id,
+                int(deadline) if deadline.isdigit() else 0,
+                encode_reply(reply, reply is self._reply),
+            )
 
     def _forward_now(self, call: Call, as_received: bool) -> Reply:
         """Send ``call`` upstream and wait for the reply (once more on a fresh connection if
@@ -273,10 +433,11 @@ class RuntimeConnection:
             return self._forward_now(call, True)
         self._proxy.pool.release(upstream)
         self._reply = reply
-        if call.kind is CallKind.NEXT and reply.status == 200:
-            self._proxy.remember_delivery(reply)
+        if call.kind is CallKind.NEXT:
+            self._remember(reply)
         return reply
 
+    # a response accepted at once ----------------------------------------------------------------
     def _next_request_first(self) -> bool:
         """After a response accepted at once: True if the runtime's next request arrives
         before upstream's reply (it then goes upstream pipelined), False once the reply did."""
@@ -292,35 +453,31 @@ class RuntimeConnection:
     def _settle_owed(self, release: bool = True) -> bool:
         """Read upstream's reply to the response accepted at once; send it again on a fresh
         connection if the kept one was stale.  A refusal (which the checks in :meth:`forward`
-        rule out but for a race with the deadline) is logged: the runtime already has its 202."""
+        rule out but for a race with the deadline) is logged: the runtime already has its 202.
+        True if the reply came on the connection it was sent on."""
         assert self._owed is not None
-        upstream, received, call = self._owed
+        upstream, received, data, request_id = self._owed
         self._owed = None
         settled = True
         try:
             try:
-                reply = upstream.reply(received, close=False)
+                raw, status, _, _ = upstream.take_reply(received)
                 if release:
                     self._proxy.pool.release(upstream)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
                 settled = False
-                reply = self._forward_now(call, as_received=True)
+                raw, status, _, _, _ = self._exchange(data, None)
         except (UpstreamError, OSError) as exc:
-            logger.error(
-                "the response for %s did not reach the Runtime API: %s",
-                call.request_id,
-                exc,
-            )
+            logger.error("the response for %s did not reach the Runtime API: %s", request_id, exc)
             return False
         finally:
             self._proxy.owed_reply_read()
-        if not 200 <= reply.status < 300:
+        if not 200 <= status < 300:
             logger.error(
-                "the Runtime API refused the response for %s after the proxy accepted it: %d %s",
-                call.request_id,
-                reply.status,
-                reply.body[:200].decode("utf-8", "replace"),
+                "the Runtime API refused the response for %s after the proxy accepted it: %s",
+                request_id,
+                raw[:300].decode("latin-1"),
             )
         return settled

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lambdakit.proxy.calls import Call, CallKind, Reply
+from lambdakit.proxy.calls import Call, CallKind, Reply, Result
 
 #: Sends a call upstream; returns upstream's reply (raises UpstreamError if there is none).
 Forward = Callable[[Call], Reply]
@@ -58,6 +58,23 @@ class Hooks:
         """``POST /runtime/init/error``."""
         return forward(call)
 
+    # Observers: they see the invocations go by and change nothing, so the proxy calls them
+    # from its fast lane too (lambdakit.proxy.relay), where the hooks above would cost it the
+    # Call and Reply objects of every call.
+
+    #: At most this much of a streamed response is kept for :meth:`on_result`.
+    result_limit = 1024 * 1024
+
+    def before_next(self) -> None:
+        """Called on the runtime's thread before each ``GET next`` goes upstream (before
+        ``on_next``, if that is overridden too).  Blocking here holds the ``next``: the
+        environment stays thawed and the next invocation waits.  Raise
+        :class:`~lambdakit.proxy.sockets.HungUp` to drop the runtime's connection."""
+
+    def on_result(self, result: Result) -> None:
+        """Called once the Runtime API accepted an invocation's result (``/response`` or
+        ``/error``, buffered or streamed), after the runtime has been answered."""
+
     def close(self) -> None:
         """Called once, after the runtime behind the proxy has exited (clean up here)."""
 
@@ -70,10 +87,15 @@ _HOOK_NAMES = {
 }
 
 
+def overrides(hooks: Hooks, name: str) -> bool:
+    """``hooks`` overrides the method ``name`` of :class:`Hooks`."""
+    return getattr(type(hooks), name) is not getattr(Hooks, name)
+
+
 def active_hooks(hooks: Hooks) -> dict[CallKind, Hook]:
     """The hooks ``hooks`` overrides, by call kind (the others are forwarded directly)."""
     found: dict[CallKind, Hook] = {}
     for kind, name in _HOOK_NAMES.items():
-        if getattr(type(hooks), name) is not getattr(Hooks, name):
+        if overrides(hooks, name):
             found[kind] = getattr(hooks, name)
     return found

@@ -36,12 +36,10 @@ import threading
 import time
 from types import TracebackType
 
-from lambdakit.proxy.calls import Reply
 from lambdakit.proxy.downstream import RuntimeConnection
-from lambdakit.proxy.hooks import Hooks, active_hooks
+from lambdakit.proxy.hooks import Hooks, active_hooks, overrides
 from lambdakit.proxy.sockets import set_nodelay, shut
 from lambdakit.proxy.upstream import UpstreamPool
-from lambdakit.wire import headers as h
 
 logger = logging.getLogger("lambdakit.proxy")
 
@@ -72,6 +70,9 @@ class RuntimeApiProxy:
         self.upstream = upstream
         self.hooks = hooks if hooks is not None else Hooks()
         self.hooks_by_kind = active_hooks(self.hooks)
+        #: Observers to call (see ``Hooks.before_next`` and ``Hooks.on_result``), or None.
+        self.before_next = self.hooks.before_next if overrides(self.hooks, "before_next") else None
+        self.on_result = self.hooks.on_result if overrides(self.hooks, "on_result") else None
         self.pool = UpstreamPool(host, port)
         #: ``host:port`` to give the runtime as ``AWS_LAMBDA_RUNTIME_API`` once started.
         self.address = ""
@@ -81,8 +82,9 @@ class RuntimeApiProxy:
         self._spare = 0  # threads in accept(), or on their way there
         self._connections: set[socket.socket] = set()
         #: Invocations delivered (``next``) and not yet answered: request id -> deadline (ms
-        #: since the epoch, 0 if unknown).  Single dict operations, atomic under the GIL.
-        self.delivered: dict[str, int] = {}
+        #: since the epoch, 0 if unknown) and the ``next`` reply as received.  Single dict
+        #: operations, atomic under the GIL.
+        self.delivered: dict[str, tuple[int, bytes]] = {}
         #: Responses accepted at once whose upstream reply is not read yet; calls wait for
         #: them to be read (so a ``next`` on another connection never overtakes a response).
         self.owed_replies = 0
@@ -91,18 +93,11 @@ class RuntimeApiProxy:
         self._ended = threading.Condition(self._lock)
         self._closing = False
 
-    def remember_delivery(self, reply: Reply) -> None:
-        """Note the invocation a ``next`` reply delivered (see ``RuntimeConnection.forward``)."""
-        request_id = deadline = None
-        for name, value in reply.headers:
-            if name == h.REQUEST_ID:
-                request_id = value
-            elif name == h.DEADLINE_MS:
-                deadline = value
-        if request_id:
-            if len(self.delivered) >= MAX_DELIVERED:  # answered some other way: forget them
-                self.delivered.clear()
-            self.delivered[request_id] = int(deadline) if deadline and deadline.isdigit() else 0
+    def remember_delivery(self, request_id: str, deadline: int, raw: bytes) -> None:
+        """Note the invocation a ``next`` reply (``raw``, as received) delivered."""
+        if len(self.delivered) >= MAX_DELIVERED:  # answered some other way: forget them
+            self.delivered.clear()
+        self.delivered[request_id] = (deadline, raw)
 
     def owe_reply(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ import contextlib
 import select
 import socket
 
-from lambdakit.wire.http1 import EndOfMessage, Event, Parser, ProtocolError
+from lambdakit.wire.http1 import MAX_HEAD, EndOfMessage, Event, Parser, ProtocolError
 
 #: Bytes asked of each ``recv`` (a Runtime API head is a few hundred bytes; bodies up to 6 MB).
 RECV_SIZE = 64 * 1024
@@ -38,20 +38,78 @@ def shut(sock: socket.socket) -> None:
 class EventReader:
     """The events of one direction of one connection, read from ``sock`` as they are asked for."""
 
-    __slots__ = ("_events", "_index", "_parser", "_sock", "received")
+    __slots__ = ("_events", "_index", "_parser", "_raw", "_sock", "received")
 
     def __init__(self, sock: socket.socket, parser: Parser) -> None:
         self._sock = sock
         self._parser = parser
         self._events: list[Event] = []
         self._index = 0
+        #: Bytes received that neither the fast lane nor the parser has taken yet.
+        self._raw = b""
         #: Bytes received so far (callers compare it to see whether a reply has begun).
         self.received = 0
 
     @property
     def buffered(self) -> bool:
         """Events or bytes of the next message are already here (read with an earlier one)."""
-        return self._index < len(self._events) or not self._parser.idle
+        return bool(self._raw) or self._index < len(self._events) or not self._parser.idle
+
+    # the fast lane (lambdakit.proxy.relay): whole heads and bodies as bytes ------------------
+    def take_head(self, watch: socket.socket | None = None) -> bytes | None:
+        """The next message's head, raw (up to its empty line), for a scan.
+
+        b"" when the peer closed between messages.  None when the codec must read this message
+        (it is mid-message, the head is too large, or bytes precede it): then use :meth:`next`.
+        ``watch`` as in :meth:`next`.
+        """
+        if self._index < len(self._events) or not self._parser.idle:
+            return None
+        raw = self._raw
+        while True:
+            end = raw.find(b"\r\n\r\n")
+            if end >= 0:
+                if raw.startswith(b"\r\n"):
+                    break  # an empty line before a request line: the codec skips it
+                end += 4
+                self._raw = raw[end:]
+                return raw[:end] if end < len(raw) else raw
+            if len(raw) >= MAX_HEAD:
+                break
+            if watch is not None and not raw:
+                _wait_readable(self._sock, watch)
+            data = self._sock.recv(RECV_SIZE)
+            if not data:
+                if not raw:
+                    return b""
+                break
+            self.received += len(data)
+            raw = raw + data if raw else data
+        self._raw = raw
+        self.give_back(b"")
+        return None
+
+    def give_back(self, head: bytes) -> None:
+        """Hand ``head`` (from :meth:`take_head`) and all bytes after it to the codec."""
+        data, self._raw = head + self._raw, b""
+        self._events = self._parser.feed(data) if data else []
+        self._index = 0
+
+    def take_body(self, length: int) -> bytes:
+        """Exactly ``length`` bytes (a body after a scanned head); ProtocolError if the peer
+        closes first."""
+        raw = self._raw
+        while len(raw) < length:
+            data = self._sock.recv(max(RECV_SIZE, length - len(raw)))
+            if not data:
+                raise ProtocolError("connection closed in the middle of a message")
+            self.received += len(data)
+            raw += data
+        if len(raw) == length:
+            self._raw = b""
+            return raw
+        self._raw = raw[length:]
+        return raw[:length]
 
     def expect_head_only(self) -> None:
         """The next response answers a ``HEAD`` request (see ``Parser.expect_head_only``)."""
@@ -64,6 +122,8 @@ class EventReader:
         cut short, and OSError from the socket.  With ``watch`` (the runtime's socket, while
         upstream holds a long poll), :class:`HungUp` if ``watch`` closes before data arrives.
         """
+        if self._raw and self._index >= len(self._events):
+            self.give_back(b"")
         while self._index >= len(self._events):
             if watch is not None:
                 _wait_readable(self._sock, watch)

@@ -20,7 +20,8 @@ import logging
 import socket
 import threading
 
-from lambdakit.proxy.calls import ForwardedBody, Reply
+from lambdakit.proxy.calls import ForwardedBody, Relayed, Reply, deadline_of, encode_reply
+from lambdakit.proxy.relay import scan_reply
 from lambdakit.proxy.sockets import EventReader, HungUp, peer_closed, set_nodelay, shut
 from lambdakit.wire import headers as h
 from lambdakit.wire.http1 import (
@@ -95,6 +96,41 @@ class UpstreamConnection:
                 raise
             raise failure from exc
         return self.reply(received, close, watch)
+
+    def exchange(self, data: bytes, watch: socket.socket | None = None) -> Relayed:
+        """The fast lane's :meth:`call`: send ``data`` (a whole buffered call) and return the
+        reply as bytes to pass on, with what :func:`~lambdakit.proxy.relay.scan_reply` found."""
+        return self.take_reply(self.send(data), watch)
+
+    def take_reply(self, received: int, watch: socket.socket | None = None) -> Relayed:
+        """Read the reply to the call just sent (``received`` as :meth:`send` returned it):
+        scanned when plain, through the codec otherwise; failures as in :meth:`call`."""
+        try:
+            head = self._reader.take_head(watch)
+            if head:
+                scan = scan_reply(head)
+                if scan is not None:
+                    status, length, request_id, deadline = scan
+                    self.used = self.reusable = True
+                    if length:
+                        return head + self._reader.take_body(length), status, request_id, deadline
+                    return head, status, request_id, deadline
+                self._reader.give_back(head)
+            elif head is not None:
+                raise ConnectionResetError("the Runtime API closed the connection")
+            reply = self._read_reply(False, watch if head is None else None)
+        except BaseException as exc:
+            failure = self._failed(exc, received)
+            if failure is exc:
+                raise
+            raise failure from exc
+        self.used = True
+        return (
+            encode_reply(reply, True),
+            reply.status,
+            reply.header(h.REQUEST_ID) or "",
+            deadline_of(reply),
+        )
 
     @property
     def received(self) -> int:
