@@ -72,6 +72,11 @@ class PostRunner(Hooks):
     def __init__(self, config: PostRunConfig, environ: Mapping[str, str]) -> None:
         self._config = config
         self._environ = environ
+        #: Only the outcomes the command runs after (see ``Hooks.results``).
+        self.results = frozenset(
+            CallKind.RESPONSE if outcome is Outcome.RESPONSE else CallKind.ERROR
+            for outcome in config.modes
+        )
         self._lock = threading.Lock()
         # All under _lock:
         self._threads: set[threading.Thread] = set()  # commands' threads, until they end

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -81,6 +80,20 @@ ACCEPTED = Reply(
 )
 
 
+#: The steps of one call in the fast lane, which does not step the state (see ``_relay``).
+_FAST_LANE = (ConnEvent.HEAD, ConnEvent.BODY_END, ConnEvent.REPLIED)
+
+
+def _check_fast_lane() -> None:
+    state = ConnState.IDLE
+    for event in _FAST_LANE:
+        state = advance(state, event)
+    assert state is ConnState.IDLE, "the fast lane must end where it began"
+
+
+_check_fast_lane()
+
+
 def bad_gateway(detail: str) -> Reply:
     return Reply.json(502, {"errorMessage": detail, "errorType": errors.RUNTIME_UNKNOWN})
 
@@ -125,7 +138,7 @@ class RuntimeConnection:
             logger.debug("runtime connection closed: %s", exc)
         finally:
             if self._owed is not None:
-                self._settle_owed()
+                self._settle_owed(*self._owed)
             self._state = advance(self._state, ConnEvent.CLOSE)
             self._sock.close()
 
@@ -188,8 +201,8 @@ class RuntimeConnection:
                 self._observe(streamed_result(request_id, recorder, delivery))
             elif type(call.body) is bytes:
                 self._observe(Result(kind, request_id, call.body, delivery))
-        if self._owed is not None and not self._next_request_first():
-            self._settle_owed()
+        if self._owed is not None:
+            self._settle_owed(*self._owed)
         return (
             self._state is ConnState.IDLE
             and not self._close_requested
@@ -219,61 +232,56 @@ class RuntimeConnection:
 
     # the fast lane ------------------------------------------------------------------------------
     def _relay(self, head: bytes, is_next: bool, request_id: str, length: int) -> bool:
-        """A scanned ``next`` or ``/response``: passed on as bytes, observers called."""
-        self._state = advance(self._state, ConnEvent.HEAD)
+        """A scanned ``next`` or ``/response``: passed on as bytes, observers called.
+
+        The connection goes IDLE -> RECEIVING -> WAITING -> IDLE here (:data:`_FAST_LANE`,
+        checked against the table at import), so its state is not stepped call by call; any
+        failure escapes to :meth:`serve`, which closes the connection from IDLE.
+        """
         data = head + self._reader.take_body(length) if length else head
-        self._state = advance(self._state, ConnEvent.BODY_END)
         keep = True
         if is_next:
-            if self._proxy.before_next is not None:
-                self._proxy.before_next()
             try:
-                raw, status, delivered, deadline, keep = self._relay_next(data)
+                if self._proxy.before_next is not None:
+                    self._proxy.before_next()
+                raw, status, delivered, deadline, keep = self._relay_next(data)  # NOWATCH
             except UpstreamError as exc:
                 raw, status, delivered = self._failed_upstream("GET next", exc), 502, ""
-            self._state = advance(self._state, ConnEvent.REPLIED)
+            except HungUp:
+                raise
+            except Exception as exc:
+                logger.exception("the before_next hook failed")
+                raw = encode_reply(bad_gateway(f"proxy hook failed: {exc!r}"), False)
+                status, delivered = 502, ""
             self._sock.sendall(raw)
             if status == 200 and delivered:
                 self._proxy.remember_delivery(delivered, deadline, raw)
             return keep
         found = self._proxy.delivered.pop(request_id, None)
-        if self._owed is not None:
-            self._settle_owed()
         if self._proxy.owed_replies:
             self._proxy.wait_for_owed_replies()
+        owed = None
         if found is not None and self._accepts_early(found[0], length):
-            upstream = self._proxy.pool.acquire(check_alive=True)
+            # Stale, the connection would show it by reading no reply: _settle_owed resends.
+            upstream = self._proxy.pool.acquire()
             self._proxy.owe_reply()
-            self._owed = (upstream, upstream.send(data), data, request_id)
+            owed = (upstream, upstream.send(data), data, request_id)
             raw, status = ACCEPTED.raw, 202
         else:
             try:
                 raw, status, _, _, keep = self._exchange(data, None)
             except UpstreamError as exc:
                 raw, status = self._failed_upstream(f"the response for {request_id}", exc), 502
-        self._state = advance(self._state, ConnEvent.REPLIED)
         self._sock.sendall(raw)
-        if 200 <= status < 300 and self._proxy.on_result is not None:
+        if owed is not None:
+            self._settle_owed(*owed)
+        if 200 <= status < 300 and self._proxy.observes_responses:
             delivery = found[1] if found is not None else b""
             self._observe(Result(CallKind.RESPONSE, request_id, data[len(head) :], delivery))
-        if self._owed is not None and not self._next_request_first():
-            self._settle_owed()
         return keep
 
     def _relay_next(self, data: bytes) -> tuple[bytes, int, str, int, bool]:
-        if self._owed is not None:
-            upstream = self._owed[0]
-            upstream.send(data)  # right behind the response, on its connection
-            if self._settle_owed(release=False):
-                try:
-                    relayed = upstream.take_reply(upstream.received, self._sock)
-                except UpstreamError as exc:
-                    if not exc.retryable:
-                        raise
-                else:
-                    return self._release(upstream, relayed)
-            return self._exchange(data, self._sock)  # that connection failed: send it anew
-        if self._proxy.owed_replies:
+        if self._proxy.owed_replies:  # a response on another connection: it goes first
             self._proxy.wait_for_owed_replies()
         return self._exchange(data, self._sock)
 
@@ -325,7 +333,7 @@ class RuntimeConnection:
     def _observe(self, result: Result) -> None:
         """Give ``result`` to ``Hooks.on_result``; what it raises is logged."""
         observer = self._proxy.on_result
-        if observer is None:
+        if observer is None or result.kind not in self._proxy.hooks.results:
             return
         try:
             observer(result)
@@ -342,17 +350,15 @@ class RuntimeConnection:
         and under 6 MB, is one the Runtime API accepts with 202
         (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-response).
         Such a response is sent and answered at once, and upstream's own reply is read after
-        the runtime has its 202 (:meth:`_settle_owed`), or once the runtime's next call has
-        been sent behind it on the same connection (pipelined): the runtime's ``GET next`` is
-        on its way while upstream is still answering, which saves the invocation that follows
-        a round trip through this proxy.
+        the runtime has its 202 (:meth:`_settle_owed`): the runtime's ``GET next`` is on its
+        way while upstream is still answering, which saves the invocation that follows a
+        round trip through this proxy.  Calls on other connections wait until that reply is
+        read, so that none overtakes the response.
         """
         as_received = call is self._call
         kind = call.kind
-        if self._owed is not None:
-            if as_received and type(call.body) is bytes and call.method != "HEAD":
-                return self._forward_pipelined(call)
-            self._settle_owed()
+        if self._owed is not None:  # a hook forwards a second call
+            self._settle_owed(*self._owed)
         if self._proxy.owed_replies:  # calls after a response reach upstream after it
             self._proxy.wait_for_owed_replies()
         if kind is CallKind.RESPONSE or kind is CallKind.ERROR:
@@ -367,7 +373,7 @@ class RuntimeConnection:
                     and self._accepts_early(found[0], len(call.body))
                 ):
                     data = encode_call(call, True)
-                    upstream = self._proxy.pool.acquire(check_alive=True)
+                    upstream = self._proxy.pool.acquire()
                     self._proxy.owe_reply()
                     self._owed = (upstream, upstream.send(data), data, call.request_id)
                     self._reply = ACCEPTED
@@ -415,63 +421,25 @@ class RuntimeConnection:
             return reply
         raise AssertionError("unreachable")
 
-    def _forward_pipelined(self, call: Call) -> Reply:
-        """Send ``call`` right behind the response accepted at once, on its connection, then
-        read both replies in order: upstream serves them in that order (RFC 9112 §9.3.2), and
-        the runtime's ``next`` does not wait for the response's reply to come back first."""
-        assert self._owed is not None
-        upstream = self._owed[0]
-        upstream.send(encode_call(call, True))
-        if not self._settle_owed(release=False):
-            return self._forward_now(call, True)  # that connection failed: the call with it
-        watch = self._sock if call.kind in _WATCH_FOR_HANGUP else None
-        try:
-            reply = upstream.reply(upstream.received, self._close_requested, watch)
-        except UpstreamError as exc:
-            if not exc.retryable:
-                raise
-            return self._forward_now(call, True)
-        self._proxy.pool.release(upstream)
-        self._reply = reply
-        if call.kind is CallKind.NEXT:
-            self._remember(reply)
-        return reply
-
-    # a response accepted at once ----------------------------------------------------------------
-    def _next_request_first(self) -> bool:
-        """After a response accepted at once: True if the runtime's next request arrives
-        before upstream's reply (it then goes upstream pipelined), False once the reply did."""
-        assert self._owed is not None
-        if self._reader.buffered:
-            return True
-        poller = select.poll()
-        upstream_fd = self._owed[0].fileno()
-        poller.register(upstream_fd, select.POLLIN)
-        poller.register(self._sock, select.POLLIN)
-        return all(fd != upstream_fd for fd, _ in poller.poll())
-
-    def _settle_owed(self, release: bool = True) -> bool:
-        """Read upstream's reply to the response accepted at once; send it again on a fresh
-        connection if the kept one was stale.  A refusal (which the checks in :meth:`forward`
-        rule out but for a race with the deadline) is logged: the runtime already has its 202.
-        True if the reply came on the connection it was sent on."""
-        assert self._owed is not None
-        upstream, received, data, request_id = self._owed
+    def _settle_owed(
+        self, upstream: UpstreamConnection, received: int, data: bytes, request_id: str
+    ) -> None:
+        """Read upstream's reply to a response accepted at once (sent as ``data``); send it
+        again on a fresh connection if the kept one was stale.  A refusal (which the checks in
+        :meth:`forward` rule out but for a race with the deadline) is logged: the runtime
+        already has its 202."""
         self._owed = None
-        settled = True
         try:
             try:
                 raw, status, _, _ = upstream.take_reply(received)
-                if release:
-                    self._proxy.pool.release(upstream)
+                self._proxy.pool.release(upstream)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
-                settled = False
                 raw, status, _, _, _ = self._exchange(data, None)
         except (UpstreamError, OSError) as exc:
             logger.error("the response for %s did not reach the Runtime API: %s", request_id, exc)
-            return False
+            return
         finally:
             self._proxy.owed_reply_read()
         if not 200 <= status < 300:
@@ -480,4 +448,3 @@ class RuntimeConnection:
                 request_id,
                 raw[:300].decode("latin-1"),
             )
-        return settled

@@ -64,6 +64,8 @@ class Hooks:
 
     #: At most this much of a streamed response is kept for :meth:`on_result`.
     result_limit = 1024 * 1024
+    #: The results :meth:`on_result` is given: RESPONSE, ERROR or both (fewer is cheaper).
+    results: frozenset[CallKind] = frozenset((CallKind.RESPONSE, CallKind.ERROR))
 
     def before_next(self) -> None:
         """Called on the runtime's thread before each ``GET next`` goes upstream (before

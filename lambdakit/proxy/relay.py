@@ -83,9 +83,29 @@ def _length(fields: dict[bytes, bytes]) -> int:
     return int(value)
 
 
+#: Scans of heads that come back byte for byte (a runtime's ``GET next``, the Runtime API's
+#: ``202``): a dict lookup instead of a scan.  Emptied when full.
+_SEEN_REQUESTS: dict[bytes, tuple[bool, str, int] | None] = {}
+_SEEN_REPLIES: dict[bytes, tuple[int, int, str, int] | None] = {}
+_MAX_SEEN = 64
+
+
 def scan_request(head: bytes) -> tuple[bool, str, int] | None:
     """A plain ``GET next`` or buffered ``POST …/{id}/response`` head (``head`` ends with its
     empty line): ``(is_next, request id, body length)``; None for anything else."""
+    try:
+        return _SEEN_REQUESTS[head]
+    except KeyError:
+        pass
+    scan = _scan_request(head)
+    if scan is not None and scan[0]:  # responses carry their own request id: never the same
+        if len(_SEEN_REQUESTS) >= _MAX_SEEN:
+            _SEEN_REQUESTS.clear()
+        _SEEN_REQUESTS[head] = scan
+    return scan
+
+
+def _scan_request(head: bytes) -> tuple[bool, str, int] | None:
     line_end = head.find(b"\r\n")
     start = head[:line_end]
     if start == _NEXT_LINE:
@@ -110,6 +130,19 @@ def scan_reply(head: bytes) -> tuple[int, int, str, int] | None:
     """A plain ``HTTP/1.1`` reply head with a ``Content-Length``: ``(status, body length,
     request id, deadline ms)``, the last two from a ``next`` reply's fields ("" and 0 when
     absent); None for anything else (interim, 204 or 304, read until close, chunked, …)."""
+    try:
+        return _SEEN_REPLIES[head]
+    except KeyError:
+        pass
+    scan = _scan_reply(head)
+    if scan is not None and not scan[2]:  # a next reply carries its own request id
+        if len(_SEEN_REPLIES) >= _MAX_SEEN:
+            _SEEN_REPLIES.clear()
+        _SEEN_REPLIES[head] = scan
+    return scan
+
+
+def _scan_reply(head: bytes) -> tuple[int, int, str, int] | None:
     line_end = head.find(b"\r\n")
     if not head.startswith(b"HTTP/1.1 ") or line_end < 12 or head[12:13] not in (b" ", b"\r"):
         return None

@@ -36,6 +36,7 @@ import threading
 import time
 from types import TracebackType
 
+from lambdakit.proxy.calls import CallKind
 from lambdakit.proxy.downstream import RuntimeConnection
 from lambdakit.proxy.hooks import Hooks, active_hooks, overrides
 from lambdakit.proxy.sockets import set_nodelay, shut
@@ -73,6 +74,10 @@ class RuntimeApiProxy:
         #: Observers to call (see ``Hooks.before_next`` and ``Hooks.on_result``), or None.
         self.before_next = self.hooks.before_next if overrides(self.hooks, "before_next") else None
         self.on_result = self.hooks.on_result if overrides(self.hooks, "on_result") else None
+        #: on_result wants the results of responses as such (a streamed one may end as an error).
+        self.observes_responses = self.on_result is not None and (
+            CallKind.RESPONSE in self.hooks.results
+        )
         self.pool = UpstreamPool(host, port)
         #: ``host:port`` to give the runtime as ``AWS_LAMBDA_RUNTIME_API`` once started.
         self.address = ""

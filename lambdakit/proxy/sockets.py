@@ -38,7 +38,7 @@ def shut(sock: socket.socket) -> None:
 class EventReader:
     """The events of one direction of one connection, read from ``sock`` as they are asked for."""
 
-    __slots__ = ("_events", "_index", "_parser", "_raw", "_sock", "received")
+    __slots__ = ("_events", "_index", "_parser", "_poller", "_raw", "_sock", "_watched", "received")
 
     def __init__(self, sock: socket.socket, parser: Parser) -> None:
         self._sock = sock
@@ -49,6 +49,33 @@ class EventReader:
         self._raw = b""
         #: Bytes received so far (callers compare it to see whether a reply has begun).
         self.received = 0
+        #: A poller for ``sock`` and the last socket watched with it (kept: a runtime's calls
+        #: come on one connection and take this upstream one, call after call).
+        self._poller: select.poll | None = None
+        self._watched = -1
+
+    def _wait_readable(self, watch: socket.socket) -> None:
+        """Block until ``sock`` is readable; :class:`HungUp` if ``watch`` reaches EOF first."""
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+            poller.register(self._sock, select.POLLIN)
+        watched = watch.fileno()
+        if watched != self._watched:
+            if self._watched >= 0:
+                poller.unregister(self._watched)
+            poller.register(watched, select.POLLIN)
+            self._watched = watched
+        target = self._sock.fileno()
+        while True:
+            ready = poller.poll()
+            if any(fd == target for fd, _ in ready):
+                return
+            if peer_closed(watch):
+                raise HungUp("the runtime closed its connection")
+            # It sent bytes (pipelining): no hang-up to watch for now.
+            poller.unregister(watched)
+            self._watched = -1
 
     @property
     def buffered(self) -> bool:
@@ -77,7 +104,7 @@ class EventReader:
             if len(raw) >= MAX_HEAD:
                 break
             if watch is not None and not raw:
-                _wait_readable(self._sock, watch)
+                self._wait_readable(watch)
             data = self._sock.recv(RECV_SIZE)
             if not data:
                 if not raw:
@@ -126,7 +153,7 @@ class EventReader:
             self.give_back(b"")
         while self._index >= len(self._events):
             if watch is not None:
-                _wait_readable(self._sock, watch)
+                self._wait_readable(watch)
             data = self._sock.recv(RECV_SIZE)
             self._index = 0
             if not data:
@@ -169,21 +196,6 @@ class EventReader:
             else:
                 self.received += len(data)
                 self._events = self._parser.feed(data)
-
-
-def _wait_readable(sock: socket.socket, watch: socket.socket) -> None:
-    """Block until ``sock`` is readable; raise :class:`HungUp` if ``watch`` reaches EOF first."""
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    poller.register(watch, select.POLLIN)
-    target = sock.fileno()
-    while True:
-        ready = poller.poll()
-        if any(fd == target for fd, _ in ready):
-            return
-        if peer_closed(watch):
-            raise HungUp("the runtime closed its connection")
-        poller.unregister(watch)  # it sent bytes (pipelining): no hang-up to watch for now
 
 
 def peer_closed(sock: socket.socket) -> bool:

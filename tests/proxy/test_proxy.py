@@ -78,8 +78,10 @@ def test_unhooked_calls_pass_through_unchanged_on_one_keep_alive_upstream_connec
         assert upstream.connections == 1
         assert [s.head.raw for s in upstream.requests[::2]] == [NEXT] * 20
         assert bytes(upstream.requests[1].body) == b"[1]"
-        # Threads are reused, not made per connection: one serving, one waiting in accept().
-        assert proxy.thread_count <= 3
+        # Threads are reused, not made per connection: one serving, one waiting in accept(),
+        # and at times one still reading upstream's reply to a response it accepted at once
+        # while this client's next connection is already being served.
+        assert proxy.thread_count <= 4
 
     run_scenario(scenario)
 
