@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -123,6 +124,10 @@ class RuntimeConnection:
         hooked = proxy.hooks_by_kind
         #: The ``next`` reply of the invocation whose result the codec lane is forwarding.
         self._result_delivery = b""
+        #: Polls this connection and the upstream one a response is owed on (see
+        #: ``_next_request_first``); kept, as a runtime's calls take one upstream connection.
+        self._poller: select.poll | None = None
+        self._polled = -1
         #: Which calls may take the fast lane (those no hook overrides).
         self._fast_next = CallKind.NEXT not in hooked
         self._fast_response = CallKind.RESPONSE not in hooked
@@ -201,7 +206,7 @@ class RuntimeConnection:
                 self._observe(streamed_result(request_id, recorder, delivery))
             elif type(call.body) is bytes:
                 self._observe(Result(kind, request_id, call.body, delivery))
-        if self._owed is not None:
+        if self._owed is not None and not self._next_request_first():
             self._settle_owed(*self._owed)
         return (
             self._state is ConnState.IDLE
@@ -258,6 +263,8 @@ class RuntimeConnection:
                 self._proxy.remember_delivery(delivered, deadline, raw)
             return keep
         found = self._proxy.delivered.pop(request_id, None)
+        if self._owed is not None:  # two results in a row (no next between them)
+            self._settle_owed(*self._owed)
         if self._proxy.owed_replies:
             self._proxy.wait_for_owed_replies()
         owed = None
@@ -274,13 +281,29 @@ class RuntimeConnection:
                 raw, status = self._failed_upstream(f"the response for {request_id}", exc), 502
         self._sock.sendall(raw)
         if owed is not None:
-            self._settle_owed(*owed)
+            self._owed = owed
+            if not self._next_request_first():
+                self._settle_owed(*owed)
         if 200 <= status < 300 and self._proxy.observes_responses:
             delivery = found[1] if found is not None else b""
             self._observe(Result(CallKind.RESPONSE, request_id, data[len(head) :], delivery))
         return keep
 
     def _relay_next(self, data: bytes) -> tuple[bytes, int, str, int, bool]:
+        if self._owed is not None:
+            # The runtime asked before upstream answered its response: right behind it, on
+            # its connection (upstream serves them in order, RFC 9112 §9.3.2).
+            upstream = self._owed[0]
+            upstream.send(data)
+            if self._settle_owed(*self._owed, release=False):
+                try:
+                    relayed = upstream.take_reply(upstream.received, self._sock)
+                except UpstreamError as exc:
+                    if not exc.retryable:
+                        raise
+                else:
+                    return self._release(upstream, relayed)
+            return self._exchange(data, self._sock)  # that connection failed: send it anew
         if self._proxy.owed_replies:  # a response on another connection: it goes first
             self._proxy.wait_for_owed_replies()
         return self._exchange(data, self._sock)
@@ -350,14 +373,17 @@ class RuntimeConnection:
         and under 6 MB, is one the Runtime API accepts with 202
         (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-response).
         Such a response is sent and answered at once, and upstream's own reply is read after
-        the runtime has its 202 (:meth:`_settle_owed`): the runtime's ``GET next`` is on its
-        way while upstream is still answering, which saves the invocation that follows a
-        round trip through this proxy.  Calls on other connections wait until that reply is
-        read, so that none overtakes the response.
+        the runtime has its 202 (:meth:`_settle_owed`), or, when the runtime's next call comes
+        first, once that call has been sent behind it on the same connection (pipelined): the
+        runtime's ``GET next`` is on its way while upstream is still answering, which saves
+        the invocation that follows a round trip through this proxy.  Calls on other
+        connections wait until that reply is read, so that none overtakes the response.
         """
         as_received = call is self._call
         kind = call.kind
-        if self._owed is not None:  # a hook forwards a second call
+        if self._owed is not None:
+            if as_received and type(call.body) is bytes and call.method != "HEAD":
+                return self._forward_pipelined(call)
             self._settle_owed(*self._owed)
         if self._proxy.owed_replies:  # calls after a response reach upstream after it
             self._proxy.wait_for_owed_replies()
@@ -421,25 +447,73 @@ class RuntimeConnection:
             return reply
         raise AssertionError("unreachable")
 
+    def _forward_pipelined(self, call: Call) -> Reply:
+        """The codec lane's pipelining (see :meth:`_relay_next`)."""
+        assert self._owed is not None
+        upstream = self._owed[0]
+        upstream.send(encode_call(call, True))
+        if not self._settle_owed(*self._owed, release=False):
+            return self._forward_now(call, True)  # that connection failed: the call with it
+        watch = self._sock if call.kind in _WATCH_FOR_HANGUP else None
+        try:
+            reply = upstream.reply(upstream.received, self._close_requested, watch)
+        except UpstreamError as exc:
+            if not exc.retryable:
+                raise
+            return self._forward_now(call, True)
+        self._proxy.pool.release(upstream)
+        self._reply = reply
+        if call.kind is CallKind.NEXT:
+            self._remember(reply)
+        return reply
+
+    # a response accepted at once ------------------------------------------------------------
+    def _next_request_first(self) -> bool:
+        """After a response accepted at once: True if the runtime's next request arrives
+        before upstream's reply to it (it then goes upstream pipelined), False once the reply
+        did.  A fast runtime asks for its next event before upstream has answered."""
+        assert self._owed is not None
+        if self._reader.buffered:
+            return True
+        upstream_fd = self._owed[0].fileno()
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+            poller.register(self._sock, select.POLLIN)
+        if upstream_fd != self._polled:
+            if self._polled >= 0:
+                poller.unregister(self._polled)
+            poller.register(upstream_fd, select.POLLIN)
+            self._polled = upstream_fd
+        return all(fd != upstream_fd for fd, _ in poller.poll())
+
     def _settle_owed(
-        self, upstream: UpstreamConnection, received: int, data: bytes, request_id: str
-    ) -> None:
+        self,
+        upstream: UpstreamConnection,
+        received: int,
+        data: bytes,
+        request_id: str,
+        release: bool = True,
+    ) -> bool:
         """Read upstream's reply to a response accepted at once (sent as ``data``); send it
         again on a fresh connection if the kept one was stale.  A refusal (which the checks in
         :meth:`forward` rule out but for a race with the deadline) is logged: the runtime
-        already has its 202."""
+        already has its 202.  True if the reply came on the connection it was sent on."""
         self._owed = None
+        settled = True
         try:
             try:
                 raw, status, _, _ = upstream.take_reply(received)
-                self._proxy.pool.release(upstream)
+                if release:
+                    self._proxy.pool.release(upstream)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
+                settled = False
                 raw, status, _, _, _ = self._exchange(data, None)
         except (UpstreamError, OSError) as exc:
             logger.error("the response for %s did not reach the Runtime API: %s", request_id, exc)
-            return
+            return False
         finally:
             self._proxy.owed_reply_read()
         if not 200 <= status < 300:
@@ -448,3 +522,4 @@ class RuntimeConnection:
                 request_id,
                 raw[:300].decode("latin-1"),
             )
+        return settled

@@ -39,8 +39,9 @@ _MAX_LENGTH_DIGITS = 19
 _NEXT_LINE = f"GET {paths.RUNTIME_NEXT} HTTP/1.1".encode()
 _RESPONSE_PREFIX = f"POST {paths.RUNTIME_INVOCATION_PREFIX}".encode()
 _RESPONSE_SUFFIX = f"{paths.RESPONSE_SUFFIX} HTTP/1.1".encode()
-#: What a request id may hold here (Lambda's are UUIDs; serve's too).
-_ID_BYTES = b"0123456789abcdefABCDEF-"
+#: What a request id may hold here: unreserved characters (RFC 3986 §2.3), which need no
+#: escaping in a path (Lambda's ids are UUIDs).
+_ID_BYTES = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~"
 
 #: Field names seen to be tokens, as received -> lower case (bounded: runtimes use a handful).
 _NAMES: dict[bytes, bytes] = {}

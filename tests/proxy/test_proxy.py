@@ -28,6 +28,7 @@ from tests.proxy.support import (
     Responder,
     Seen,
     answer_next_and_accept,
+    event_reply,
     fake_runtime_api,
     post,
 )
@@ -449,3 +450,38 @@ def test_a_response_refused_after_it_was_accepted_is_logged(
 
     with caplog.at_level("ERROR", logger="lambdakit.proxy"):
         run_scenario(scenario, None, held_response(release, refusal))
+
+
+def test_two_responses_in_a_row_are_both_delivered_without_waiting_on_each_other() -> None:
+    """A runtime (an LMI worker, say) that posts a second result before asking for next, while
+    upstream still holds its reply to the first: the proxy reads that reply, then goes on."""
+    release = threading.Event()
+    nexts = iter(range(1, 10))
+
+    def respond(seen: Seen) -> bytes:
+        if seen.head.method == "GET":
+            return event_reply(f"req-{next(nexts)}", b"{}")
+        if not release.is_set():
+            release.wait(TIMEOUT)
+        return OK_202
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        other = RawClient(proxy.address)
+        for runtime in (client, other):
+            runtime.send(NEXT)
+            assert runtime.reply()[0] == 200
+        client.send(post("/2018-06-01/runtime/invocation/req-1/response", b"[1]"))
+        assert client.reply()[0] == 202  # accepted at once; upstream holds its own reply
+        client.send(post("/2018-06-01/runtime/invocation/req-2/response", b"[2]"))
+        timer = threading.Timer(0.3, release.set)
+        timer.start()
+        assert client.reply()[0] == 202
+        timer.join()
+        assert wait_until(lambda: len(upstream.requests) == 4)
+        posted = [bytes(s.body) for s in upstream.requests if s.head.method == "POST"]
+        assert posted == [b"[1]", b"[2]"]
+        client.close()
+        other.close()
+
+    run_scenario(scenario, None, respond)
