@@ -5,7 +5,8 @@ server, not the runtime, dominates the measurement. It keeps one HTTP/1.1 keep-a
 ``AWS_LAMBDA_RUNTIME_API`` and loops ``GET next`` -> ``POST {id}/response`` with the event as the
 body. ``BENCH_SLEEP_MS`` (default 0) makes it sleep that long before each response;
 ``BENCH_CONNECTION_PER_REQUEST=1`` makes it close its connection after every call, as a runtime
-that opens one per request (bash+curl) does.
+that opens one per request (bash+curl) does.  ``BENCH_RUNTIME_CLIENT=http.client`` makes it the
+shape most hand-written Python runtimes have instead: an ``http.client`` loop.
 """
 
 from __future__ import annotations
@@ -109,7 +110,30 @@ class Connection:
             self.buf = self.buf[size + 2 :]
 
 
+def http_client_loop(address: str) -> None:
+    """The same loop as most hand-written Python runtimes: one keep-alive ``http.client``
+    connection, which sends a POST's head and body in two writes and leaves Nagle on."""
+    import http.client  # here: only this shape pays for the email package
+
+    conn = http.client.HTTPConnection(address)
+    while True:
+        conn.request("GET", NEXT_PATH)
+        reply = conn.getresponse()
+        event = reply.read()
+        if reply.status != 200:
+            raise SystemExit(f"GET next: HTTP {reply.status}: {event[:200]!r}")
+        request_id = reply.getheader("Lambda-Runtime-Aws-Request-Id") or ""
+        conn.request("POST", RESPONSE_PATH.format(request_id), event)
+        answer = conn.getresponse()
+        body = answer.read()
+        if answer.status != 202:
+            raise SystemExit(f"POST response: HTTP {answer.status}: {body[:200]!r}")
+
+
 def main() -> None:
+    if os.environ.get("BENCH_RUNTIME_CLIENT") == "http.client":
+        http_client_loop(os.environ["AWS_LAMBDA_RUNTIME_API"])
+        return
     conn = Connection(os.environ["AWS_LAMBDA_RUNTIME_API"])
     sleep_s = int(os.environ.get("BENCH_SLEEP_MS", "0") or "0") / 1000.0
     next_path = NEXT_PATH.encode()

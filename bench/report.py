@@ -83,6 +83,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     errors = results.get("start_errors") or {}
     rie, dmn, srv = seq.get("rie") or {}, seq.get("daemon") or {}, seq.get("serve") or {}
     tdmn, tsrv = tput.get("daemon") or {}, tput.get("serve") or {}
+    shaped = results.get("sequential_http_client", {})
+    hrie, hdmn = shaped.get("rie") or {}, shaped.get("daemon") or {}
+    hsrv = shaped.get("serve") or {}
     crie, cdmn, csrv = conc.get("rie") or {}, conc.get("daemon") or {}, conc.get("serve") or {}
     missing = "not measured" if "daemon" in errors else "n/a"
 
@@ -108,6 +111,8 @@ def render_markdown(results: dict[str, Any]) -> str:
          ratio("p50_ms", dmn), f"<= {TARGET_P50_RATIO}x RIE; <= {TARGET_P50_VS_DAEMON}x daemon",
          _targets(("RIE", _le(p50r, TARGET_P50_RATIO)),
                   ("daemon", _le(p50d, TARGET_P50_VS_DAEMON)))),
+        ("warm p50, ms, http.client runtime", *cols("p50_ms", ".3f", hrie, hdmn, hsrv),
+         ratio("p50_ms", hrie, hsrv), ratio("p50_ms", hdmn, hsrv), "", ""),
         ("warm p99, ms", *cols("p99_ms", ".3f", rie, dmn, srv), ratio("p99_ms", rie),
          ratio("p99_ms", dmn), "", ""),
         ("warm max, ms", *cols("max_ms", ".2f", rie, dmn, srv), "", "", "", ""),
@@ -180,6 +185,22 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "event. CPU is utime+stime of the server process alone (/proc/PID/stat), the runtime "
         "excluded. The daemon and serve may each start up to 8 runtimes (MAX_CONCURRENCY=8, "
         "--concurrency 8).",
+        "The first row is the servers' own cost, with that lean runtime (the README's figure); "
+        "the second is the same phase with the minimal runtime as an http.client loop "
+        "(BENCH_RUNTIME_CLIENT=http.client: separate head and body writes, Nagle on), the shape "
+        "of most hand-written Python runtimes, in fresh servers: serve / RIE "
+        + _x(
+            ((summ.get("http_client_runtime") or {}).get("rie") or {}).get(
+                "p50_ratio_median_of_rounds"
+            )
+        )
+        + ", serve / daemon "
+        + _x(
+            ((summ.get("http_client_runtime") or {}).get("daemon") or {}).get(
+                "p50_ratio_median_of_rounds"
+            )
+        )
+        + " (medians over rounds).",
         "Median over rounds of serve / RIE: "
         f"p50 {_x(summ.get('p50_ratio_median_of_rounds'))}, "
         f"server CPU {_x(summ.get('cpu_ratio_median_of_rounds'))}; of serve / daemon: "

@@ -37,14 +37,19 @@ class Server:
         return self.process.stop()
 
 
-def _base_env(sleep_ms: int) -> dict[str, str]:
+#: The minimal runtime's client (bench/minimal_runtime.py): "raw" or "http.client".
+RUNTIME_CLIENTS = ("raw", "http.client")
+
+
+def _base_env(sleep_ms: int, client: str = "raw") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["BENCH_SLEEP_MS"] = str(sleep_ms)
+    env["BENCH_RUNTIME_CLIENT"] = client
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
-def start_rie(sleep_ms: int, name: str) -> Server:
+def start_rie(sleep_ms: int, name: str, client: str = "raw") -> Server:
     """AWS's RIE on its own pair of free ports; the runtime inherits its environment."""
     rie = ensure_rie()
     port, api_port = free_port(), free_port()
@@ -56,7 +61,7 @@ def start_rie(sleep_ms: int, name: str) -> Server:
         f"127.0.0.1:{api_port}",
         *RUNTIME_ARGV,
     ]
-    env = _base_env(sleep_ms)
+    env = _base_env(sleep_ms, client)
     env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = "30"
     proc = Managed(name, argv, env, cwd=Path(tempfile.gettempdir()))
     try:
@@ -108,6 +113,7 @@ def start_daemon(
     name: str,
     concurrency: int = 8,
     extra_env: Mapping[str, str] | None = None,
+    client: str = "raw",
 ) -> Server:
     """The Lambda Runtime API Daemon on a pair of free ports, the runtime as its command.
 
@@ -121,7 +127,7 @@ def start_daemon(
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         raise DaemonMissing(f"not measured: no daemon binary at {binary}; {DAEMON_HOWTO}")
     port, api_port = free_port(), free_port()
-    env = _base_env(sleep_ms)
+    env = _base_env(sleep_ms, client)
     for key in _DAEMON_UNSET:
         env.pop(key, None)
     env.update(
@@ -180,7 +186,11 @@ def serve_source() -> str | None:
 
 
 def start_serve(
-    sleep_ms: int, name: str, concurrency: int = 8, extra_args: Sequence[str] = ()
+    sleep_ms: int,
+    name: str,
+    concurrency: int = 8,
+    extra_args: Sequence[str] = (),
+    client: str = "raw",
 ) -> Server:
     """``lambdakit serve --port 0`` running the minimal runtime; waits for its listening line."""
     argv = [
@@ -197,11 +207,13 @@ def start_serve(
         "text",
         "--env",
         f"BENCH_SLEEP_MS={sleep_ms}",
+        "--env",
+        f"BENCH_RUNTIME_CLIENT={client}",
         *extra_args,
         "--",
         *RUNTIME_ARGV,
     ]
-    proc = Managed(name, argv, _base_env(sleep_ms), cwd=REPO)
+    proc = Managed(name, argv, _base_env(sleep_ms, client), cwd=REPO)
     try:
         match = proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", START_TIMEOUT_S)
     except BaseException:
