@@ -202,8 +202,10 @@ class LiveView:
             events.Throttled: self._tally_throttled,
             events.EventRetried: self._tally_retried,
         }
-        #: Each environment's last state, applied after a catch-up whatever the queue dropped.
-        self._last_state: dict[str, events.EnvironmentState] = {}
+        #: Each environment's last event that put it in a state (see ``events.implied_state``),
+        #: applied after a catch-up whatever the queue dropped; kept as the event itself, so
+        #: the warm path builds no EnvironmentState for it.
+        self._last_state: dict[str, ActivityEvent] = {}
         #: Managed Instances environments: they report busy and idle themselves, while an
         #: on-demand environment's state follows its invocation's events.
         self._concurrent: set[str] = set()
@@ -362,9 +364,8 @@ class LiveView:
         if self._streams:
             self._apply(event)  # someone watches: the model too, at once
         else:  # nobody does: the model when someone asks
-            implied = self._implied_state(event)
-            if implied is not None:
-                self._last_state[implied.environment] = implied
+            if kind is events.EnvironmentState or events.implied_state(event, self._concurrent):
+                self._last_state[event.environment] = event  # type: ignore[union-attr]
             self._unread.append(event)
 
     def _implied_state(self, event: ActivityEvent) -> events.EnvironmentState | None:
@@ -384,7 +385,10 @@ class LiveView:
         while unread:
             self._apply(unread.popleft())
         last, self._last_state = self._last_state, {}
-        for event in last.values():  # in case the queue dropped an environment's last change
+        for stated in last.values():  # in case the queue dropped an environment's last change
+            event = self._implied_state(stated)
+            if event is None:
+                continue
             function = self._functions.get(event.function)
             env = function.environments.get(event.environment) if function else None
             if env is None or env["since"] < event.at:

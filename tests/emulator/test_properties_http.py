@@ -80,6 +80,32 @@ def _feed(pieces: list[bytes]) -> RequestReader:
 
 # --- the codec, without I/O ------------------------------------------------------------------
 @bounded(150)
+@given(
+    request=_valid_requests,
+    mutation=st.none()
+    | st.tuples(st.integers(min_value=0, max_value=5000), st.sampled_from(_BAD_BYTES)),
+)
+def test_a_request_read_whole_by_the_scan_is_read_as_llhttp_reads_it(
+    request: RawRequest, mutation: tuple[int, bytes] | None
+) -> None:
+    """Fed in one piece, a plain request takes the codec's scan; fed a byte at a time, llhttp.
+    Both give the same Request, or both refuse it (with a bad byte somewhere in it)."""
+    data = request.encode()
+    if mutation is not None:
+        where, bad = mutation
+        data = _mutate(data, where, bad, replace=True)
+    outcomes: list[object] = []
+    for pieces in ([data], [data[i : i + 1] for i in range(len(data))]):
+        try:
+            reader = _feed(pieces)
+        except ProtocolError as exc:
+            outcomes.append(("refused", exc.status))
+        else:
+            outcomes.append(("read", list(reader.requests)))
+    assert outcomes[0] == outcomes[1]
+
+
+@bounded(150)
 @given(request=_valid_requests, pipelined=st.integers(min_value=1, max_value=3))
 def test_the_codec_parses_any_well_formed_request_however_its_bytes_are_cut(
     request: RawRequest, pipelined: int

@@ -3,6 +3,16 @@
 Parsing is httptools' (llhttp): it reads chunked bodies and reports trailer fields as header
 callbacks that arrive after the last body chunk and before the message completes (RFC 9112
 §7.1.2), which is how the Runtime API's streaming error trailers reach us.
+
+Plain requests skip it.  Every invocation brings serve three requests (the caller's, the
+runtime's ``next`` and its ``/response``), and llhttp calls back into Python a dozen times for
+each (the URL, every header, the end of the head, the body, the end).  A request that arrives
+whole in one read and is plain (``HTTP/1.1``, a common method, an origin-form target, token
+field names each given once, a ``Content-Length`` or no body, no ``Transfer-Encoding``,
+``Connection``, ``Expect`` or ``Upgrade``, no control character but HTAB) is read by
+:func:`scan_plain` instead, with a handful of C calls; anything else, or a request cut across
+reads with more than a small body to come, goes to llhttp, which also decides what is an
+error.  The two meet only between messages, so each request is read by one of them whole.
 """
 
 from __future__ import annotations
@@ -24,6 +34,9 @@ StreamPredicate = Callable[[str, Mapping[str, str]], bool]
 MAX_HEAD_BYTES = 64 * 1024
 #: Most header fields one request may have.
 MAX_HEADERS = 200
+#: A plain request whose body has not all arrived is held for the rest up to this size
+#: (larger ones go to llhttp, which does not copy what it has already seen).
+MAX_HELD_BODY = 64 * 1024
 
 
 class ProtocolError(Exception):
@@ -48,6 +61,10 @@ class RequestReader:
         #: A request has begun and its headers are not complete yet (for a read timeout).
         self.in_head = False
         self._parser = httptools.HttpRequestParser(self)
+        #: llhttp is between messages: the next bytes may be scanned (see the module docstring).
+        self._between = True
+        #: A plain request's head whose (small) body is still on its way.
+        self._partial = b""
         self._error: ProtocolError | None = None
         self.requests: deque[Request] = deque()
         # Per-request state, reset by on_message_begin.
@@ -66,6 +83,12 @@ class RequestReader:
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; complete requests are appended to :attr:`requests`."""
+        if self._between:
+            if self._partial:
+                data, self._partial = self._partial + data, b""
+            data = self._take_plain(data)
+            if not data:
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -74,6 +97,35 @@ class RequestReader:
             # An error raised in one of our callbacks reaches us wrapped ("User callback error").
             error, self._error = self._error, None
             raise error or ProtocolError(str(exc)) from exc
+
+    def _take_plain(self, data: bytes) -> bytes:
+        """Queue the plain requests ``data`` begins with (see :func:`scan_plain`); the rest,
+        from the first request that is not plain or not whole, is llhttp's."""
+        pos = 0
+        size = len(data)
+        while pos < size:
+            end = data.find(b"\r\n\r\n", pos, pos + MAX_HEAD_BYTES)
+            if end < 0:
+                break
+            scan = scan_plain(data, pos, end + 2)
+            if scan is None:
+                break
+            method, target, headers, length = scan
+            body_end = end + 4 + length
+            if length > self._max_body:
+                break
+            if body_end > size:
+                if length <= MAX_HELD_BODY:  # most clients write the head, then the body
+                    self._partial = data[pos:]
+                    return b""
+                break
+            path, _, query = target.partition("?")
+            if self._streams is not None and self._streams(path, headers):
+                break
+            body = data[end + 4 : body_end] if length else b""
+            self.requests.append(Request(method, path, query, headers, body, body_size=length))
+            pos = body_end
+        return data[pos:] if pos else data
 
     def _fail(self, message: str, status: int) -> None:
         self._error = ProtocolError(message, status)
@@ -86,6 +138,7 @@ class RequestReader:
 
     # httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._between = False
         self._url = b""
         self._headers = {}
         self._repeated = None
@@ -155,6 +208,7 @@ class RequestReader:
             self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._between = True
         if self.stream is not None:
             stream, self.stream = self.stream, None
             stream.finish(self._trailers)
@@ -196,6 +250,67 @@ class RequestReader:
         stream, self.stream = self.stream, None
         if stream is not None and not stream.finished:
             stream.abort()
+
+
+# Plain requests (see the module docstring) -----------------------------------------------------
+#: Methods a plain request may have (others, and any error, are llhttp's to judge).
+_PLAIN_METHODS = {
+    m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")
+}
+#: Every control byte but HTAB: a head may hold CR and LF only as its CRLF line ends.
+_CONTROLS = bytes(range(0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
+#: tchar (RFC 9110 §5.6.2): ``name.strip(_TCHAR)`` is empty exactly for a token.
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: Fields that make a request llhttp's: they change its framing or the connection.
+_NOT_PLAIN = frozenset(("transfer-encoding", "connection", "expect", "upgrade"))
+#: Field names seen to be tokens, as received -> lower case (bounded).
+_NAMES: dict[bytes, str] = {}
+_MAX_NAMES = 512
+_MAX_LENGTH_DIGITS = 19
+
+
+def scan_plain(data: bytes, start: int, end: int) -> tuple[str, str, dict[str, str], int] | None:
+    """A plain request head, ``data[start:end]`` (up to its last field line's CRLF):
+    ``(method, target, headers, body length)``, or None when llhttp must read it."""
+    line_end = data.find(b"\r\n", start, end)
+    space = data.find(b" ", start, line_end)
+    method = _PLAIN_METHODS.get(data[start:space]) if space > start else None
+    if method is None:
+        return None
+    target_at = start + len(method) + 1
+    if data[line_end - 9 : line_end] != b" HTTP/1.1" or data[target_at : target_at + 1] != b"/":
+        return None
+    target = data[target_at : line_end - 9]
+    head = data[start:end]
+    if b" " in target or len(head) - len(head.translate(None, _CONTROLS)) != 2 * head.count(
+        b"\r\n"
+    ):
+        return None  # a space in the target, a control byte, or a bare CR or LF
+    headers: dict[str, str] = {}
+    if line_end + 2 < end:
+        names = _NAMES
+        for line in data[line_end + 2 : end - 2].split(b"\r\n"):
+            name, colon, value = line.partition(b":")
+            key = names.get(name)
+            if key is None:
+                if not colon or not name or name.strip(_TCHAR):
+                    return None
+                key = name.decode("latin-1").lower()
+                if len(names) < _MAX_NAMES:
+                    names[name] = key
+            if key in headers or key in _NOT_PLAIN:
+                return None
+            headers[key] = value.strip(b" \t").decode("latin-1")
+    declared = headers.get("content-length")
+    if declared is None:
+        length = 0
+    elif declared.isdigit() and declared.isascii() and len(declared) <= _MAX_LENGTH_DIGITS:
+        length = int(declared)
+    else:
+        return None
+    if len(headers) > MAX_HEADERS:
+        return None
+    return method, target.decode("latin-1"), headers, length
 
 
 def _status_line(status: int) -> bytes:
