@@ -345,7 +345,19 @@ def test_ctrl_c_stops_a_one_shot_serve_at_once_and_reaps_it() -> None:
         (serve,) = _children(process.pid)
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 130
+        try:
+            status = process.wait(30)
+        except subprocess.TimeoutExpired:  # say what it was doing (seen once under load)
+            try:
+                family = [serve, *_children(serve)]
+            except OSError:
+                family = [serve]
+            alive = {pid: process_alive(pid) for pid in family}
+            process.kill()
+            rest = process.stderr.read().decode(errors="replace")
+            message = f"no exit 30 s after SIGINT; alive: {alive}; stderr: {rest}"
+            raise AssertionError(message) from None
+        assert status == 130
         assert time.monotonic() - started < 10  # not serve's 10 s grace for the invocation
         assert not process_alive(serve)
     finally:
