@@ -265,8 +265,8 @@ class RuntimeConnection:
         found = self._proxy.delivered.pop(request_id, None)
         if self._owed is not None:  # two results in a row (no next between them)
             self._settle_owed(*self._owed)
-        if self._proxy.owed_replies:
-            self._proxy.wait_for_owed_replies()
+        # No wait for other connections' owed replies: a result may pass another invocation's
+        # (only a next must not pass a response: see _relay_next).
         owed = None
         if found is not None and self._accepts_early(found[0], length):
             # Stale, the connection would show it by reading no reply: _settle_owed resends.
@@ -376,8 +376,9 @@ class RuntimeConnection:
         the runtime has its 202 (:meth:`_settle_owed`), or, when the runtime's next call comes
         first, once that call has been sent behind it on the same connection (pipelined): the
         runtime's ``GET next`` is on its way while upstream is still answering, which saves
-        the invocation that follows a round trip through this proxy.  Calls on other
-        connections wait until that reply is read, so that none overtakes the response.
+        the invocation that follows a round trip through this proxy.  A ``next`` on another
+        connection waits until that reply is read, so that it never overtakes the response;
+        another invocation's result need not.
         """
         as_received = call is self._call
         kind = call.kind
@@ -385,7 +386,7 @@ class RuntimeConnection:
             if as_received and type(call.body) is bytes and call.method != "HEAD":
                 return self._forward_pipelined(call)
             self._settle_owed(*self._owed)
-        if self._proxy.owed_replies:  # calls after a response reach upstream after it
+        if kind is CallKind.NEXT and self._proxy.owed_replies:  # never before a response
             self._proxy.wait_for_owed_replies()
         if kind is CallKind.RESPONSE or kind is CallKind.ERROR:
             found = self._proxy.delivered.pop(call.request_id, None)

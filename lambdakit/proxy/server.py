@@ -90,8 +90,8 @@ class RuntimeApiProxy:
         #: since the epoch, 0 if unknown) and the ``next`` reply as received.  Single dict
         #: operations, atomic under the GIL.
         self.delivered: dict[str, tuple[int, bytes]] = {}
-        #: Responses accepted at once whose upstream reply is not read yet; calls wait for
-        #: them to be read (so a ``next`` on another connection never overtakes a response).
+        #: Responses accepted at once whose upstream reply is not read yet; a ``next`` waits
+        #: for them to be read (so that it never overtakes a response on another connection).
         self.owed_replies = 0
         self._owed_read = threading.Condition(self._lock)
         #: Notified whenever a runtime connection ends.

@@ -485,3 +485,47 @@ def test_two_responses_in_a_row_are_both_delivered_without_waiting_on_each_other
         other.close()
 
     run_scenario(scenario, None, respond)
+
+
+def test_a_result_does_not_wait_for_another_connections_held_next() -> None:
+    """Two workers (Managed Instances): one's next is held by a hook (the post-runner's
+    command) while upstream still owes the reply to its response; the other's response is
+    answered meanwhile, not after the hook lets go."""
+    gate = threading.Event()
+    release = threading.Event()
+    nexts = iter(range(1, 10))
+
+    armed = threading.Event()
+
+    class Gate(Hooks):
+        def before_next(self) -> None:
+            if armed.is_set():
+                gate.wait(TIMEOUT)
+
+    def respond(seen: Seen) -> bytes:
+        if seen.head.method == "GET":
+            return event_reply(f"req-{next(nexts)}", b"{}")
+        if seen.head.target.endswith("/req-1/response"):
+            release.wait(TIMEOUT)
+        return OK_202
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        first, second = RawClient(proxy.address), RawClient(proxy.address)
+        for runtime in (first, second):
+            runtime.send(NEXT)
+            assert runtime.reply()[0] == 200
+        first.send(post("/2018-06-01/runtime/invocation/req-1/response", b"[1]"))
+        assert first.reply()[0] == 202  # accepted at once; upstream holds its own reply
+        armed.set()
+        first.send(NEXT)  # held by the hook
+        started = time.monotonic()
+        second.send(post("/2018-06-01/runtime/invocation/req-2/response", b"[2]"))
+        assert second.reply()[0] == 202
+        assert time.monotonic() - started < TIMEOUT / 2
+        gate.set()
+        release.set()
+        assert first.reply()[0] == 200  # its next went on once the hook let go
+        first.close()
+        second.close()
+
+    run_scenario(scenario, Gate(), respond)
