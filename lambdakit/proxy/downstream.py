@@ -268,9 +268,12 @@ class RuntimeConnection:
         # No wait for other connections' owed replies: a result may pass another invocation's
         # (only a next must not pass a response: see _relay_next).
         owed = None
+        upstream = None
         if found is not None and self._accepts_early(found[0], length):
             # Stale, the connection would show it by reading no reply: _settle_owed resends.
-            upstream = self._proxy.pool.acquire()
+            with contextlib.suppress(UpstreamError):  # none to be had: answered below (502)
+                upstream = self._proxy.pool.acquire()
+        if upstream is not None:
             self._proxy.owe_reply()
             owed = (upstream, upstream.send(data), data, request_id)
             raw, status = ACCEPTED.raw, 202
