@@ -156,7 +156,11 @@ class RuntimeConnection:
                 if not head:
                     return False
                 scan = scan_request(head)
-                if scan is not None and (self._fast_next if scan[0] else self._fast_response):
+                if (
+                    scan is not None
+                    and scan[2] <= EARLY_ACCEPT_LIMIT  # larger: the codec lane, as before
+                    and (self._fast_next if scan[0] else self._fast_response)
+                ):
                     return self._relay(head, *scan)
                 self._reader.give_back(head)
         return self._serve_decoded()
@@ -198,14 +202,15 @@ class RuntimeConnection:
         # A reply before the runtime finished its body ends the connection: the rest of the
         # body cannot be skipped safely (RECEIVING + REPLIED -> CLOSED).
         self._state = advance(self._state, ConnEvent.REPLIED)
-        self._sock.sendall(encode_reply(reply, reply is self._reply))
-        self._call = self._reply = None
         if (kind is CallKind.RESPONSE or kind is CallKind.ERROR) and 200 <= reply.status < 300:
+            # Before the runtime has its answer (see _relay).
             delivery, self._result_delivery = self._result_delivery, b""
             if recorder is not None:
                 self._observe(streamed_result(request_id, recorder, delivery))
             elif type(call.body) is bytes:
                 self._observe(Result(kind, request_id, call.body, delivery))
+        self._sock.sendall(encode_reply(reply, reply is self._reply))
+        self._call = self._reply = None
         if self._owed is not None and not self._next_request_first():
             self._settle_owed(*self._owed)
         return (
@@ -249,7 +254,7 @@ class RuntimeConnection:
             try:
                 if self._proxy.before_next is not None:
                     self._proxy.before_next()
-                raw, status, delivered, deadline, keep = self._relay_next(data)  # NOWATCH
+                raw, status, delivered, deadline, keep = self._relay_next(data)
             except UpstreamError as exc:
                 raw, status, delivered = self._failed_upstream("GET next", exc), 502, ""
             except HungUp:
@@ -258,9 +263,9 @@ class RuntimeConnection:
                 logger.exception("the before_next hook failed")
                 raw = encode_reply(bad_gateway(f"proxy hook failed: {exc!r}"), False)
                 status, delivered = 502, ""
-            self._sock.sendall(raw)
-            if status == 200 and delivered:
+            if status == 200 and delivered:  # before the runtime can answer it elsewhere
                 self._proxy.remember_delivery(delivered, deadline, raw)
+            self._sock.sendall(raw)
             return keep
         found = self._proxy.delivered.pop(request_id, None)
         if self._owed is not None:  # two results in a row (no next between them)
@@ -275,21 +280,22 @@ class RuntimeConnection:
                 upstream = self._proxy.pool.acquire()
         if upstream is not None:
             self._proxy.owe_reply()
-            owed = (upstream, upstream.send(data), data, request_id)
+            # Kept on the connection at once: whatever happens next, serve() settles it.
+            owed = self._owed = (upstream, upstream.send(data), data, request_id)
             raw, status = ACCEPTED.raw, 202
         else:
             try:
                 raw, status, _, _, keep = self._exchange(data, None)
             except UpstreamError as exc:
                 raw, status = self._failed_upstream(f"the response for {request_id}", exc), 502
-        self._sock.sendall(raw)
-        if owed is not None:
-            self._owed = owed
-            if not self._next_request_first():
-                self._settle_owed(*owed)
         if 200 <= status < 300 and self._proxy.observes_responses:
+            # Before the runtime has its answer: a next it sends on another connection then
+            # finds what on_result started (the post-runner's command) in before_next.
             delivery = found[1] if found is not None else b""
             self._observe(Result(CallKind.RESPONSE, request_id, data[len(head) :], delivery))
+        self._sock.sendall(raw)
+        if owed is not None and not self._next_request_first():
+            self._settle_owed(*owed)
         return keep
 
     def _relay_next(self, data: bytes) -> tuple[bytes, int, str, int, bool]:
@@ -385,29 +391,30 @@ class RuntimeConnection:
         """
         as_received = call is self._call
         kind = call.kind
+        found = None
+        if kind is CallKind.RESPONSE or kind is CallKind.ERROR:
+            found = self._proxy.delivered.pop(call.request_id, None)
+            if found is not None:
+                self._result_delivery = found[1]
         if self._owed is not None:
             if as_received and type(call.body) is bytes and call.method != "HEAD":
                 return self._forward_pipelined(call)
             self._settle_owed(*self._owed)
         if kind is CallKind.NEXT and self._proxy.owed_replies:  # never before a response
             self._proxy.wait_for_owed_replies()
-        if kind is CallKind.RESPONSE or kind is CallKind.ERROR:
-            found = self._proxy.delivered.pop(call.request_id, None)
-            if found is not None:
-                self._result_delivery = found[1]
-                if (
-                    kind is CallKind.RESPONSE
-                    and as_received
-                    and type(call.body) is bytes
-                    and not self._close_requested
-                    and self._accepts_early(found[0], len(call.body))
-                ):
-                    data = encode_call(call, True)
-                    upstream = self._proxy.pool.acquire()
-                    self._proxy.owe_reply()
-                    self._owed = (upstream, upstream.send(data), data, call.request_id)
-                    self._reply = ACCEPTED
-                    return ACCEPTED
+        if found is not None and (
+            kind is CallKind.RESPONSE
+            and as_received
+            and type(call.body) is bytes
+            and not self._close_requested
+            and self._accepts_early(found[0], len(call.body))
+        ):
+            data = encode_call(call, True)
+            upstream = self._proxy.pool.acquire()
+            self._proxy.owe_reply()
+            self._owed = (upstream, upstream.send(data), data, call.request_id)
+            self._reply = ACCEPTED
+            return ACCEPTED
         reply = self._forward_now(call, as_received)
         if kind is CallKind.NEXT:
             self._remember(reply)

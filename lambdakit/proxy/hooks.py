@@ -75,7 +75,8 @@ class Hooks:
 
     def on_result(self, result: Result) -> None:
         """Called once the Runtime API accepted an invocation's result (``/response`` or
-        ``/error``, buffered or streamed), after the runtime has been answered."""
+        ``/error``, buffered or streamed), just before the runtime has its answer: so what it
+        starts is there for ``before_next`` when the runtime asks for its next event."""
 
     def close(self) -> None:
         """Called once, after the runtime behind the proxy has exited (clean up here)."""

@@ -61,7 +61,7 @@ def _plain_fields(head: bytes, start: int) -> dict[bytes, bytes] | None:
     for line in head[start:-4].split(b"\r\n"):
         name, colon, value = line.partition(b":")
         lowered = names.get(name)
-        if lowered is None:
+        if lowered is None or not colon:
             if not colon or not name or name.strip(_TCHAR):
                 return None  # obs-fold, whitespace before the colon, not a token
             lowered = name.lower()

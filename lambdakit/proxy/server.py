@@ -114,9 +114,10 @@ class RuntimeApiProxy:
             self._owed_read.notify_all()
 
     def wait_for_owed_replies(self) -> None:
-        """Wait until upstream has answered every response accepted at once."""
+        """Wait until upstream has answered every response accepted at once (or the proxy
+        closes: then the caller's upstream call fails as any would)."""
         with self._lock:
-            self._owed_read.wait_for(lambda: not self.owed_replies)
+            self._owed_read.wait_for(lambda: not self.owed_replies or self._closing)
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen (port 0: a free one) and return ``host:port``; OSError if the port is taken."""
@@ -143,6 +144,7 @@ class RuntimeApiProxy:
         """Stop listening, hang up on the runtime's connections and upstream's, join threads."""
         with self._lock:
             self._closing = True
+            self._owed_read.notify_all()  # nothing waits for an owed reply any more
             connections, threads = list(self._connections), list(self._threads)
         if self._listener is not None:
             shut(self._listener)  # wakes the threads in accept()

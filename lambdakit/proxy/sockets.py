@@ -94,7 +94,7 @@ class EventReader:
             return None
         raw = self._raw
         while True:
-            end = raw.find(b"\r\n\r\n")
+            end = raw.find(b"\r\n\r\n", 0, MAX_HEAD)  # a longer head is the codec's to refuse
             if end >= 0:
                 if raw.startswith(b"\r\n"):
                     break  # an empty line before a request line: the codec skips it
@@ -126,17 +126,21 @@ class EventReader:
         """Exactly ``length`` bytes (a body after a scanned head); ProtocolError if the peer
         closes first."""
         raw = self._raw
-        while len(raw) < length:
-            data = self._sock.recv(max(RECV_SIZE, length - len(raw)))
+        if len(raw) >= length:
+            self._raw = raw[length:] if len(raw) > length else b""
+            return raw[:length] if len(raw) > length else raw
+        parts = [raw]
+        have = len(raw)
+        while have < length:
+            data = self._sock.recv(RECV_SIZE)
             if not data:
                 raise ProtocolError("connection closed in the middle of a message")
             self.received += len(data)
-            raw += data
-        if len(raw) == length:
-            self._raw = b""
-            return raw
-        self._raw = raw[length:]
-        return raw[:length]
+            parts.append(data)
+            have += len(data)
+        whole = b"".join(parts)
+        self._raw = whole[length:]
+        return whole[:length] if have > length else whole
 
     def expect_head_only(self) -> None:
         """The next response answers a ``HEAD`` request (see ``Parser.expect_head_only``)."""

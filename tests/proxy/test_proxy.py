@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -529,3 +530,39 @@ def test_a_result_does_not_wait_for_another_connections_held_next() -> None:
         second.close()
 
     run_scenario(scenario, Gate(), respond)
+
+
+def test_a_runtime_that_resets_right_after_its_response_leaves_no_reply_owed() -> None:
+    """The 202 accepted at once cannot be written (the runtime reset its connection): the
+    response still reaches upstream, its reply is read, and a next on a new connection is
+    answered (it used to wait for that reply forever)."""
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        for _ in range(5):  # the reset races the proxy's write: several tries
+            client = RawClient(proxy.address)
+            client.send(NEXT)
+            assert client.reply()[0] == 200
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.send(post(RESPONSE, b"[1]"))
+            client.sock.close()  # a reset, not a FIN
+            assert wait_until(lambda: proxy.owed_replies == 0)
+            other = RawClient(proxy.address)
+            other.send(NEXT)
+            assert other.reply()[0] == 200
+            other.close()
+        assert sum(seen.head.method == "POST" for seen in upstream.requests) == 5
+
+    run_scenario(scenario)
+
+
+def test_a_scanned_field_line_without_a_colon_is_refused_as_the_codec_refuses_it() -> None:
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        client = RawClient(proxy.address)
+        client.send(NEXT.replace(b"Host: api\r\n", b"Host: api\r\nUser-Agent: x\r\n"))
+        assert client.reply()[0] == 200  # the name is now known to the scan
+        client.send(NEXT.replace(b"Host: api\r\n", b"Host: api\r\nUser-Agent\r\n"))
+        assert client.reply()[0] == 400
+        assert client.at_eof()
+        client.close()
+
+    run_scenario(scenario)
