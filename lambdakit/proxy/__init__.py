@@ -29,6 +29,7 @@ from lambdakit.proxy.calls import (
     ProxiedInvocation,
     RecordingStream,
     Reply,
+    Result,
     classify,
 )
 from lambdakit.proxy.hooks import Forward, Hook, Hooks
@@ -49,6 +50,7 @@ __all__ = [
     "ProxiedInvocation",
     "RecordingStream",
     "Reply",
+    "Result",
     "RuntimeApiProxy",
     "UpstreamError",
     "classify",

@@ -272,16 +272,11 @@ class RuntimeConnection:
             self._settle_owed(*self._owed)
         # No wait for other connections' owed replies: a result may pass another invocation's
         # (only a next must not pass a response: see _relay_next).
-        owed = None
-        upstream = None
-        if found is not None and self._accepts_early(found[0], length):
-            # Stale, the connection would show it by reading no reply: _settle_owed resends.
-            with contextlib.suppress(UpstreamError):  # none to be had: answered below (502)
-                upstream = self._proxy.pool.acquire()
-        if upstream is not None:
-            self._proxy.owe_reply()
-            # Kept on the connection at once: whatever happens next, serve() settles it.
-            owed = self._owed = (upstream, upstream.send(data), data, request_id)
+        if (
+            found is not None
+            and self._accepts_early(found[0], length)
+            and self._send_owing(data, request_id)
+        ):
             raw, status = ACCEPTED.raw, 202
         else:
             try:
@@ -294,8 +289,8 @@ class RuntimeConnection:
             delivery = found[1] if found is not None else b""
             self._observe(Result(CallKind.RESPONSE, request_id, data[len(head) :], delivery))
         self._sock.sendall(raw)
-        if owed is not None and not self._next_request_first():
-            self._settle_owed(*owed)
+        if self._owed is not None and not self._next_request_first():
+            self._settle_owed(*self._owed)
         return keep
 
     def _relay_next(self, data: bytes) -> tuple[bytes, int, str, int, bool]:
@@ -375,6 +370,19 @@ class RuntimeConnection:
     def _accepts_early(self, deadline: int, length: int) -> bool:
         return length <= EARLY_ACCEPT_LIMIT and (not deadline or time.time() * 1000 < deadline)
 
+    def _send_owing(self, data: bytes, request_id: str) -> bool:
+        """Send a response to be answered at once, upstream's reply owed (kept on the
+        connection at once: whatever happens next, :meth:`serve` settles it).  False when no
+        upstream connection is to be had (the call then takes the usual way, to a 502)."""
+        try:
+            upstream = self._proxy.pool.acquire()
+        except UpstreamError:
+            return False
+        # Stale, the connection would show it by reading no reply: _settle_owed resends.
+        self._proxy.owe_reply()
+        self._owed = (upstream, upstream.send(data), data, request_id)
+        return True
+
     def forward(self, call: Call) -> Reply:
         """Send ``call`` upstream and return the reply: the ``forward`` every hook is given.
 
@@ -402,17 +410,15 @@ class RuntimeConnection:
             self._settle_owed(*self._owed)
         if kind is CallKind.NEXT and self._proxy.owed_replies:  # never before a response
             self._proxy.wait_for_owed_replies()
-        if found is not None and (
-            kind is CallKind.RESPONSE
+        if (
+            found is not None
+            and kind is CallKind.RESPONSE
             and as_received
             and type(call.body) is bytes
             and not self._close_requested
             and self._accepts_early(found[0], len(call.body))
+            and self._send_owing(encode_call(call, True), call.request_id)
         ):
-            data = encode_call(call, True)
-            upstream = self._proxy.pool.acquire()
-            self._proxy.owe_reply()
-            self._owed = (upstream, upstream.send(data), data, call.request_id)
             self._reply = ACCEPTED
             return ACCEPTED
         reply = self._forward_now(call, as_received)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from typing import NoReturn
 
 from lambdakit.proxy.calls import ForwardedBody, Relayed, Reply, deadline_of, encode_reply
 from lambdakit.proxy.relay import scan_reply
@@ -90,10 +91,7 @@ class UpstreamConnection:
             if head_only:
                 self._reader.expect_head_only()
         except BaseException as exc:
-            failure = self._failed(exc, received)
-            if failure is exc:
-                raise
-            raise failure from exc
+            self._fail(exc, received)
         return self.reply(received, close, watch)
 
     def exchange(self, data: bytes, watch: socket.socket | None = None) -> Relayed:
@@ -119,10 +117,7 @@ class UpstreamConnection:
                 raise ConnectionResetError("the Runtime API closed the connection")
             reply = self._read_reply(False, watch if head is None else None)
         except BaseException as exc:
-            failure = self._failed(exc, received)
-            if failure is exc:
-                raise
-            raise failure from exc
+            self._fail(exc, received)
         self.used = True
         return (
             encode_reply(reply, True),
@@ -155,24 +150,20 @@ class UpstreamConnection:
         try:
             reply = self._read_reply(close, watch)
         except BaseException as exc:
-            failure = self._failed(exc, received)
-            if failure is exc:
-                raise
-            raise failure from exc
+            self._fail(exc, received)
         self.used = True
         return reply
 
-    def _failed(self, exc: BaseException, received: int) -> BaseException:
-        """Close the connection after ``exc``; what to raise instead (UpstreamError, mostly)."""
+    def _fail(self, exc: BaseException, received: int) -> NoReturn:
+        """Close the connection after ``exc`` and raise what the caller should see: an
+        :class:`UpstreamError` (retryable if no reply byte came), or ``exc`` itself."""
         self.close()
-        if isinstance(exc, (HungUp, UpstreamError)) or not isinstance(exc, Exception):
-            return exc
         if isinstance(exc, ProtocolError):
-            return UpstreamError(f"malformed reply from the Runtime API: {exc}")
-        if not isinstance(exc, OSError):
-            return exc
-        retryable = self.used and self._reader.received == received
-        return UpstreamError(f"the Runtime API connection failed: {exc}", retryable)
+            raise UpstreamError(f"malformed reply from the Runtime API: {exc}") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, (HungUp, UpstreamError)):
+            retryable = self.used and self._reader.received == received
+            raise UpstreamError(f"the Runtime API connection failed: {exc}", retryable) from exc
+        raise exc
 
     def _read_reply(self, close: bool, watch: socket.socket | None) -> Reply:
         head = self._reader.next(watch)
