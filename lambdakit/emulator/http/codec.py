@@ -107,10 +107,13 @@ class RequestReader:
             end = data.find(b"\r\n\r\n", pos, pos + MAX_HEAD_BYTES)
             if end < 0:
                 break
-            scan = scan_plain(data, pos, end + 2)
+            head = data[pos : end + 2]
+            scan = _SCANNED.get(head)
             if scan is None:
-                break
-            method, target, headers, length = scan
+                scan = _scan(head)
+                if scan is None:
+                    break
+            method, path, query, headers, length = scan
             body_end = end + 4 + length
             if length > self._max_body:
                 break
@@ -119,7 +122,6 @@ class RequestReader:
                     self._partial = data[pos:]
                     return b""
                 break
-            path, _, query = target.partition("?")
             if self._streams is not None and self._streams(path, headers):
                 break
             body = data[end + 4 : body_end] if length else b""
@@ -311,6 +313,39 @@ def scan_plain(data: bytes, start: int, end: int) -> tuple[str, str, dict[str, s
     if len(headers) > MAX_HEADERS:
         return None
     return method, target.decode("latin-1"), headers, length
+
+
+#: A scanned head: method, path, query, headers (shared: read-only), body length.
+_Scanned = tuple[str, str, str, dict[str, str], int]
+#: Heads that came byte for byte more than once, scanned (bounded).  A runtime's ``next`` and a
+#: benchmark's or a poller's invoke repeat exactly; a ``/response`` (its path holds the request
+#: id) never does, so a head is kept only on its second sighting and ``_SEEN_ONCE`` is a bounded
+#: set of candidates, emptied when full (both hold heads of at most 2 KiB).
+_SCANNED: dict[bytes, _Scanned] = {}
+_SEEN_ONCE: set[bytes] = set()
+_MAX_SCANNED = 256
+_MAX_SEEN_ONCE = 1024
+_MAX_REMEMBERED_HEAD = 2048
+
+
+def _scan(head: bytes) -> _Scanned | None:
+    """:func:`scan_plain` of a whole head (up to its last field line's CRLF), remembered."""
+    scan = scan_plain(head, 0, len(head))
+    if scan is None:
+        return None
+    method, target, headers, length = scan
+    path, _, query = target.partition("?")
+    scanned = (method, path, query, headers, length)
+    if len(head) > _MAX_REMEMBERED_HEAD:
+        pass
+    elif head in _SEEN_ONCE:
+        if len(_SCANNED) < _MAX_SCANNED:
+            _SCANNED[head] = scanned
+    else:
+        if len(_SEEN_ONCE) >= _MAX_SEEN_ONCE:
+            _SEEN_ONCE.clear()
+        _SEEN_ONCE.add(head)
+    return scanned
 
 
 def _status_line(status: int) -> bytes:

@@ -145,3 +145,35 @@ def test_responses_are_framed_with_their_length_and_connection() -> None:
     assert b"Content-Length: 2" in head and body == b"{}"
     closing = encode_response(Response(500), keep_alive=False)
     assert b"Connection: close" in closing
+
+
+def test_a_head_that_repeats_is_scanned_once_and_read_the_same_every_time() -> None:
+    from lambdakit.emulator.http import codec
+
+    head = b"GET /2018-06-01/runtime/invocation/next?x=1 HTTP/1.1\r\nHost: repeat.test\r\n"
+    reader = RequestReader(1024)
+    for _ in range(3):
+        reader.feed(head + b"\r\n")
+    first, second, third = reader.requests
+    assert first == second == third
+    assert (third.method, third.path, third.query) == (
+        "GET",
+        "/2018-06-01/runtime/invocation/next",
+        "x=1",
+    )
+    assert third.headers == {"host": "repeat.test"}
+    assert head in codec._SCANNED  # remembered on its second sighting
+
+    # A head seen once (a /response: its path names the request) is not kept.
+    once = (
+        b"POST /2018-06-01/runtime/invocation/only-once/response HTTP/1.1\r\nContent-Length: 2\r\n"
+    )
+    reader.feed(once + b"\r\n{}")
+    assert reader.requests[-1].body == b"{}"
+    assert once not in codec._SCANNED
+    # A head too long to remember is read all the same.
+    long = b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n"
+    for _ in range(2):
+        reader.feed(long + b"\r\n")
+    assert reader.requests[-1].path == "/" + "a" * 3000
+    assert long not in codec._SCANNED and long not in codec._SEEN_ONCE
