@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import time
@@ -67,6 +68,10 @@ class OutputPipe:
         self._partial = bytearray()
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
+        #: Tells whether the pipe holds anything: a synchronous drain (on every invocation's
+        #: path) then costs one poll, not a read failing with EAGAIN and its exception.
+        self._readable = select.poll()
+        self._readable.register(self.read_fd, select.POLLIN)
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self._loop.add_reader(self.read_fd, self.drain, _READS_PER_WAKEUP)
 
@@ -94,6 +99,11 @@ class OutputPipe:
                 self._close()
                 return
             self._split(data)
+
+    def drain_written(self, reads: int) -> None:
+        """:meth:`drain` (at most ``reads`` reads) if the pipe holds anything or was closed."""
+        if self._readable.poll(0):
+            self.drain(reads)
 
     def _split(self, data: bytes) -> None:
         start = 0
@@ -180,7 +190,7 @@ class ProcessGroup:
 
     def drain_output(self) -> None:
         """Deliver the lines the group has written so far (up to a few MB)."""
-        self._output.drain(4 * _READS_PER_WAKEUP)
+        self._output.drain_written(4 * _READS_PER_WAKEUP)
 
     @property
     def exit_status(self) -> int | None:

@@ -20,6 +20,7 @@ from typing import Protocol
 from lambdakit.emulator import runtime_results
 from lambdakit.emulator.extension_registry import ExtensionRegistry
 from lambdakit.emulator.http import Deferred, Reply, Request, Response
+from lambdakit.emulator.http.codec import preencoded
 from lambdakit.emulator.invocation import InvocationResult
 from lambdakit.emulator.response_stream import DISCARD, StreamEnd, StreamRelay
 from lambdakit.emulator.sandbox_machine import (
@@ -37,7 +38,7 @@ from lambdakit.emulator.telemetry import TelemetryHub
 from lambdakit.wire import errors, headers, limits, paths
 
 _JSON = (("Content-Type", "application/json"),)
-_ACCEPTED = Response(202, _JSON, b'{"status":"OK"}')
+_ACCEPTED = preencoded(Response(202, _JSON, b'{"status":"OK"}'))
 _NOT_FOUND = Response(404, _JSON, errors.error_body("NotFound", "Unknown Runtime API path"))
 _PONG = Response(200, (("Content-Type", "text/plain"),), b"pong")
 _GONE = Response(

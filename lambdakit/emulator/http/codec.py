@@ -385,8 +385,30 @@ LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+#: Responses given again and again (the Runtime API's 202), as ``id -> (response, bytes to
+#: keep the connection, bytes to close it)``; the response is kept, so its id is never reused.
+_PREENCODED: dict[int, tuple[Response, bytes, bytes]] = {}
+
+
+def preencoded(response: Response) -> Response:
+    """``response``, encoded once here for every time it is sent (a module's constant)."""
+    _PREENCODED[id(response)] = (
+        response,
+        _encode(response, True),
+        _encode(response, False),
+    )
+    return response
+
+
 def encode_response(response: Response, keep_alive: bool) -> bytes:
     """Serialize ``response`` with a ``Content-Length`` and the connection disposition."""
+    known = _PREENCODED.get(id(response))
+    if known is not None and known[0] is response:
+        return known[1] if keep_alive else known[2]
+    return _encode(response, keep_alive)
+
+
+def _encode(response: Response, keep_alive: bool) -> bytes:
     status = _STATUS_LINES.get(response.status) or _status_line(response.status)
     fields = "".join([f"{name}: {value}\r\n" for name, value in response.headers])
     closing = b"Connection: close\r\n" if not keep_alive or response.close else b""

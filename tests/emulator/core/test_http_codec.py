@@ -177,3 +177,14 @@ def test_a_head_that_repeats_is_scanned_once_and_read_the_same_every_time() -> N
         reader.feed(long + b"\r\n")
     assert reader.requests[-1].path == "/" + "a" * 3000
     assert long not in codec._SCANNED and long not in codec._SEEN_ONCE
+
+
+def test_a_preencoded_response_is_framed_as_any_other() -> None:
+    from lambdakit.emulator.http import codec
+
+    response = codec.preencoded(Response(202, (("Content-Type", "application/json"),), b"{}"))
+    fresh = Response(202, (("Content-Type", "application/json"),), b"{}")
+    assert encode_response(response, True) == encode_response(fresh, True)
+    assert encode_response(response, False) == encode_response(fresh, False)
+    assert b"Connection: close" in encode_response(response, False)
+    assert codec._PREENCODED[id(response)][0] is response
