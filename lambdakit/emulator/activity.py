@@ -30,8 +30,8 @@ seconds (``time.time()``) so that a browser can place them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container
-from typing import TypeAlias
+from collections.abc import Callable, Container, Mapping
+from typing import Any, TypeAlias
 
 from lambdakit.emulator.values import value
 
@@ -197,6 +197,19 @@ ActivityEvent: TypeAlias = (
     | AmqpMessage
 )
 Subscriber: TypeAlias = Callable[[ActivityEvent], None]
+#: Every kind of event, in the order of the union above.
+EVENT_KINDS: tuple[type[ActivityEvent], ...] = (
+    EnvironmentState,
+    InitEnded,
+    InvocationStarted,
+    InvocationResponded,
+    NextCalled,
+    InvocationEnded,
+    OutputLine,
+    Throttled,
+    EventRetried,
+    AmqpMessage,
+)
 
 
 def implied_state(event: ActivityEvent, concurrent: Container[str]) -> str:
@@ -214,38 +227,64 @@ def implied_state(event: ActivityEvent, concurrent: Container[str]) -> str:
 
 
 class Activity:
-    """The service's event stream: publish once, every subscriber gets each event in order."""
+    """The service's event stream: publish once, every subscriber gets each event in order.
 
-    __slots__ = ("_all", "_lines")
+    A subscriber names a handler for each kind of event it wants (:meth:`subscribe_kinds`), so
+    publishing an event is one lookup by its type and a call per handler: a subscriber neither
+    receives the kinds it ignores nor asks each event what it is.
+    """
+
+    __slots__ = ("_by_kind", "_registrations")
 
     def __init__(self) -> None:
-        self._all: tuple[Subscriber, ...] = ()
-        self._lines: tuple[Subscriber, ...] = ()
+        self._registrations: tuple[dict[type[ActivityEvent], Subscriber], ...] = ()
+        self._by_kind: dict[type[ActivityEvent], tuple[Subscriber, ...]] = {}
+        self._rebuild()
 
     @property
     def wants_lines(self) -> bool:
         """Whether some subscriber wants :class:`OutputLine` events (else do not build them)."""
-        return bool(self._lines)
+        return bool(self._by_kind[OutputLine])
 
     def subscribe(self, subscriber: Subscriber, lines: bool = False) -> Callable[[], None]:
         """Deliver every event to ``subscriber`` (output lines too if ``lines``); returns the
         function that ends the subscription."""
-        self._all = (*self._all, subscriber)
-        if lines:
-            self._lines = (*self._lines, subscriber)
+        kinds = EVENT_KINDS if lines else tuple(k for k in EVENT_KINDS if k is not OutputLine)
+        return self.subscribe_kinds({kind: subscriber for kind in kinds})
+
+    def subscribe_kinds(
+        self, handlers: Mapping[type[ActivityEvent], Callable[[Any], None]]
+    ) -> Callable[[], None]:
+        """Deliver each event of a kind ``handlers`` names to that handler (which takes events
+        of that kind); returns the function that ends the subscription, of every kind at once."""
+        unknown = [kind for kind in handlers if kind not in EVENT_KINDS]
+        if unknown:
+            raise TypeError(f"not a kind of activity event: {unknown!r}")
+        registration = dict(handlers)
+        self._registrations = (*self._registrations, registration)
+        self._rebuild()
 
         def unsubscribe() -> None:
-            self._all = tuple(s for s in self._all if s is not subscriber)
-            self._lines = tuple(s for s in self._lines if s is not subscriber)
+            self._drop(registration)
 
         return unsubscribe
 
     def publish(self, event: ActivityEvent) -> None:
-        subscribers = self._lines if type(event) is OutputLine else self._all
-        for subscriber in subscribers:
+        for handler in self._by_kind.get(type(event), ()):
             try:
-                subscriber(event)
+                handler(event)
             except Exception:  # one broken consumer must not break an invocation
-                logger.exception("activity subscriber %r failed; unsubscribed", subscriber)
-                self._all = tuple(s for s in self._all if s is not subscriber)
-                self._lines = tuple(s for s in self._lines if s is not subscriber)
+                logger.exception("activity subscriber %r failed; unsubscribed", handler)
+                for registration in self._registrations:
+                    if registration.get(type(event)) is handler:
+                        self._drop(registration)
+
+    def _drop(self, registration: dict[type[ActivityEvent], Subscriber]) -> None:
+        self._registrations = tuple(r for r in self._registrations if r is not registration)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        registrations = self._registrations
+        self._by_kind = {
+            kind: tuple(r[kind] for r in registrations if kind in r) for kind in EVENT_KINDS
+        }

@@ -209,7 +209,12 @@ class LiveView:
         #: Managed Instances environments: they report busy and idle themselves, while an
         #: on-demand environment's state follows its invocation's events.
         self._concurrent: set[str] = set()
-        self._unsubscribe: Callable[[], None] | None = activity.subscribe(self._on_event)
+        # A runtime's next moves no counter and no state: queued or applied, nothing else.
+        handlers: dict[type[ActivityEvent], Callable[[Any], None]]
+        handlers = {kind: self._on_event for kind in events.EVENT_KINDS}
+        handlers[events.NextCalled] = self._on_next_called
+        del handlers[events.OutputLine]  # only while watched (see _attach)
+        self._unsubscribe: Callable[[], None] | None = activity.subscribe_kinds(handlers)
 
     # Reading ---------------------------------------------------------------------------------
     @property
@@ -273,7 +278,9 @@ class LiveView:
             return
         self._streams.append(stream)
         if self._lines_unsubscribe is None:
-            self._lines_unsubscribe = self._activity.subscribe(self._on_line, lines=True)
+            self._lines_unsubscribe = self._activity.subscribe_kinds(
+                {events.OutputLine: self._on_line}
+            )
         self._arm()
 
     def _arm(self) -> None:
@@ -368,6 +375,12 @@ class LiveView:
                 self._last_state[event.environment] = event  # type: ignore[union-attr]
             self._unread.append(event)
 
+    def _on_next_called(self, event: events.NextCalled) -> None:
+        if self._streams:
+            self._apply(event)
+        else:
+            self._unread.append(event)
+
     def _implied_state(self, event: ActivityEvent) -> events.EnvironmentState | None:
         """The state an event puts its environment in (see activity.py), if any."""
         if isinstance(event, events.EnvironmentState):
@@ -403,12 +416,11 @@ class LiveView:
         except Exception:  # keep the subscription: one odd event must not blind the view
             logger.exception("live view: could not apply %r", event)
 
-    def _on_line(self, event: ActivityEvent) -> None:
-        if type(event) is events.OutputLine:  # every other event came to _on_event already
-            try:
-                self._line(event)
-            except Exception:
-                logger.exception("live view: could not apply %r", event)
+    def _on_line(self, event: events.OutputLine) -> None:
+        try:
+            self._line(event)
+        except Exception:  # keep the subscription, as _apply does
+            logger.exception("live view: could not apply %r", event)
 
     def _responded(self, event: events.InvocationResponded) -> None:
         if event.environment not in self._concurrent:

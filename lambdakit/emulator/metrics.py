@@ -74,7 +74,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from lambdakit.emulator import activity
 from lambdakit.emulator.activity import (
+    AFTER_RESPONSE,
     BUSY,
+    IDLE,
     Activity,
     ActivityEvent,
     AmqpMessage,
@@ -84,9 +86,7 @@ from lambdakit.emulator.activity import (
     InvocationEnded,
     InvocationResponded,
     InvocationStarted,
-    NextCalled,
     Throttled,
-    implied_state,
 )
 from lambdakit.emulator.http import Response
 
@@ -213,7 +213,19 @@ class Metrics:
         self._responded: dict[str, float] = {}
         self._registry = CollectorRegistry()
         self._registry.register(_Collector(self))
-        self.unsubscribe = activity.subscribe(self._on_event)
+        # Every kind but NextCalled and OutputLine, which no figure counts.
+        self.unsubscribe = activity.subscribe_kinds(
+            {
+                InvocationStarted: self._started_event,
+                InvocationResponded: self._responded_event,
+                InvocationEnded: self._ended_event,
+                EnvironmentState: self._on_rare_event,
+                InitEnded: self._on_rare_event,
+                Throttled: self._on_rare_event,
+                EventRetried: self._on_rare_event,
+                AmqpMessage: self._on_rare_event,
+            }
+        )
 
     @property
     def pending(self) -> int:
@@ -231,59 +243,58 @@ class Metrics:
         figures = self.functions[function] = FunctionFigures()
         return figures
 
-    def _on_event(self, event: ActivityEvent) -> None:
-        if isinstance(event, InvocationStarted):
-            if event.concurrent:
-                self._concurrent.add(event.environment)
-            else:
-                self._environments[event.environment] = (event.function, BUSY)
-            started = self._started
-            started[event.request_id] = event.at
-            if len(started) > self._limit:
-                self._trim(started, "started")
-            if event.cold:
-                figures = self.functions.get(event.function) or self._new_figures(event.function)
-                figures.cold_starts += 1
-        elif isinstance(event, InvocationResponded):
-            if state := implied_state(event, self._concurrent):
-                self._environments[event.environment] = (event.function, state)
-            at = self._started.pop(event.request_id, None)
-            if at is not None:
-                responded = self._responded
-                responded[event.request_id] = event.at
-                if len(responded) > self._limit:
-                    self._trim(responded, "responded")
-                figures = self.functions.get(event.function) or self._new_figures(event.function)
-                now = event.at
-                seconds = now - at if now > at else 0.0  # 0 if the wall clock went back
-                histogram = figures.response
-                histogram.counts[bisect_left(BUCKETS, seconds)] += 1
-                histogram.sum += seconds
-        elif isinstance(event, InvocationEnded):
-            if state := implied_state(event, self._concurrent):  # on demand: idle again
-                self._environments[event.environment] = (event.function, state)
+    def _started_event(self, event: InvocationStarted) -> None:
+        if event.concurrent:
+            self._concurrent.add(event.environment)
+        else:
+            self._environments[event.environment] = (event.function, BUSY)
+        started = self._started
+        started[event.request_id] = event.at
+        if len(started) > self._limit:
+            self._trim(started, "started")
+        if event.cold:
             figures = self.functions.get(event.function) or self._new_figures(event.function)
-            at = self._responded.pop(event.request_id, None)
-            if at is None:  # no answer (a timeout, a crash): it never reached "responded"
-                self._started.pop(event.request_id, None)
-            elif event.after_response_known:  # not in Managed Instances mode
-                now = event.at
-                seconds = now - at if now > at else 0.0
-                histogram = figures.after_response
-                histogram.counts[bisect_left(BUCKETS, seconds)] += 1
-                histogram.sum += seconds
-            seconds = event.duration_ms / 1000
-            histogram = figures.duration
+            figures.cold_starts += 1
+
+    def _responded_event(self, event: InvocationResponded) -> None:
+        if event.environment not in self._concurrent:
+            self._environments[event.environment] = (event.function, AFTER_RESPONSE)
+        at = self._started.pop(event.request_id, None)
+        if at is not None:
+            responded = self._responded
+            responded[event.request_id] = event.at
+            if len(responded) > self._limit:
+                self._trim(responded, "responded")
+            figures = self.functions.get(event.function) or self._new_figures(event.function)
+            now = event.at
+            seconds = now - at if now > at else 0.0  # 0 if the wall clock went back
+            histogram = figures.response
             histogram.counts[bisect_left(BUCKETS, seconds)] += 1
             histogram.sum += seconds
-            status = event.status
-            if status != "success":
-                figures.errors[status] = figures.errors.get(status, 0) + 1
-        elif not isinstance(event, NextCalled):
-            self._on_rare_event(event)
+
+    def _ended_event(self, event: InvocationEnded) -> None:
+        if event.after_response_known:  # on demand: idle again (see implied_state)
+            self._environments[event.environment] = (event.function, IDLE)
+        figures = self.functions.get(event.function) or self._new_figures(event.function)
+        at = self._responded.pop(event.request_id, None)
+        if at is None:  # no answer (a timeout, a crash): it never reached "responded"
+            self._started.pop(event.request_id, None)
+        elif event.after_response_known:  # not in Managed Instances mode
+            now = event.at
+            seconds = now - at if now > at else 0.0
+            histogram = figures.after_response
+            histogram.counts[bisect_left(BUCKETS, seconds)] += 1
+            histogram.sum += seconds
+        seconds = event.duration_ms / 1000
+        histogram = figures.duration
+        histogram.counts[bisect_left(BUCKETS, seconds)] += 1
+        histogram.sum += seconds
+        status = event.status
+        if status != "success":
+            figures.errors[status] = figures.errors.get(status, 0) + 1
 
     def _on_rare_event(self, event: ActivityEvent) -> None:
-        """Events that are not part of every invocation (output lines never come here)."""
+        """Events that are not part of every invocation."""
         if isinstance(event, EnvironmentState):
             if event.state == _DEAD:
                 self._environments.pop(event.environment, None)
