@@ -213,6 +213,9 @@ class LiveView:
         handlers: dict[type[ActivityEvent], Callable[[Any], None]]
         handlers = {kind: self._on_event for kind in events.EVENT_KINDS}
         handlers[events.NextCalled] = self._on_next_called
+        handlers[events.InvocationStarted] = self._on_started
+        handlers[events.InvocationResponded] = self._on_responded
+        handlers[events.InvocationEnded] = self._on_ended
         del handlers[events.OutputLine]  # only while watched (see _attach)
         self._unsubscribe: Callable[[], None] | None = activity.subscribe_kinds(handlers)
 
@@ -375,6 +378,34 @@ class LiveView:
                 self._last_state[event.environment] = event  # type: ignore[union-attr]
             self._unread.append(event)
 
+    # The three events of every invocation: _on_event, with the state each implies written
+    # out (``events.implied_state``) -----------------------------------------------------------
+    def _on_started(self, event: events.InvocationStarted) -> None:
+        self._tally_started(event)
+        if self._streams:
+            self._apply(event)
+        else:
+            if not event.concurrent:  # busy
+                self._last_state[event.environment] = event
+            self._unread.append(event)
+
+    def _on_responded(self, event: events.InvocationResponded) -> None:
+        if self._streams:
+            self._apply(event)
+        else:
+            if event.environment not in self._concurrent:  # after-response
+                self._last_state[event.environment] = event
+            self._unread.append(event)
+
+    def _on_ended(self, event: events.InvocationEnded) -> None:
+        self._tally_ended(event)
+        if self._streams:
+            self._apply(event)
+        else:
+            if event.after_response_known:  # idle
+                self._last_state[event.environment] = event
+            self._unread.append(event)
+
     def _on_next_called(self, event: events.NextCalled) -> None:
         if self._streams:
             self._apply(event)
@@ -404,7 +435,7 @@ class LiveView:
                 continue
             function = self._functions.get(event.function)
             env = function.environments.get(event.environment) if function else None
-            if env is None or env["since"] < event.at:
+            if env is None or env["since"] <= event.at:  # the last change, or one as old
                 self._environment_state(event)
 
     def _apply(self, event: ActivityEvent) -> None:

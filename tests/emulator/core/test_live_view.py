@@ -393,3 +393,32 @@ def test_an_on_demand_environment_follows_its_invocations_events() -> None:
         ev.InvocationEnded("fn", "fn#2", "r2", at + 5, "success", 1e3, 1000, 9, None, False)
     )
     assert env_state("fn#2") == ev.BUSY
+
+
+def test_a_state_an_invocation_implied_survives_its_events_falling_out_of_the_queue() -> None:
+    activity, clock = Activity(), Clock()
+    view = LiveView(activity, ["fn"], clock=clock)
+    at = clock.now
+    # On demand, as PhaseLog publishes it: no EnvironmentState, the invocation's events say it.
+    activity.publish(ev.InvocationStarted("fn", "fn#1", "a", at, False, 1))
+    activity.publish(ev.InvocationStarted("fn", "fn#2", "b", at, False, 1))
+    activity.publish(ev.InvocationResponded("fn", "fn#2", "b", at + 0.1, "", 1))
+    activity.publish(ev.InvocationStarted("fn", "fn#3", "c", at, False, 1))
+    activity.publish(ev.InvocationResponded("fn", "fn#3", "c", at + 0.1, "", 1))
+    activity.publish(ev.InvocationEnded("fn", "fn#3", "c", at + 0.2, "success", 1.0, 1, 1, None))
+    # Managed Instances: the events of one of its invocations imply nothing of the environment.
+    activity.publish(ev.EnvironmentState("fn", "fn#4", ev.BUSY, at))
+    activity.publish(ev.InvocationStarted("fn", "fn#4", "d", at, False, 1, concurrent=True))
+    activity.publish(ev.InvocationResponded("fn", "fn#4", "d", at + 0.1, "", 1))
+    activity.publish(
+        ev.InvocationEnded(
+            "fn", "fn#4", "d", at + 0.2, "success", 1.0, 1, 1, None, after_response_known=False
+        )
+    )
+    for n in range(live_view.UNREAD_KEPT):  # every event above falls out of the queue
+        activity.publish(ev.NextCalled("fn", "fn#9", f"x{n}", "", at + 1))
+    environments = {e["name"]: e["state"] for e in state(view)["functions"][0]["environments"]}
+    assert environments["fn#1"] == ev.BUSY
+    assert environments["fn#2"] == ev.AFTER_RESPONSE
+    assert environments["fn#3"] == ev.IDLE
+    assert environments["fn#4"] == ev.BUSY
