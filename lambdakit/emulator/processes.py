@@ -272,7 +272,15 @@ def _peak_rss_kb(pid: int) -> int:
 
 
 def _group_members(pgid: int) -> list[int]:
-    """PIDs whose process group is ``pgid`` (Linux ``/proc``; just the leader elsewhere)."""
+    """The leader ``pgid`` and its descendants: the processes whose memory an environment uses.
+
+    Read from the kernel's lists of each thread's children (``/proc/PID/task/TID/children``,
+    Linux 3.5+), a few files for a runtime and its children; where there are none, from every
+    process's ``/proc/PID/stat`` (those in the group): about six system calls per process on
+    the machine, on the event loop, which is why the lists come first.
+    """
+    if _HAS_CHILDREN_LISTS:
+        return _descendants(pgid)
     members = [pgid]
     try:
         entries = os.listdir("/proc")
@@ -289,3 +297,26 @@ def _group_members(pgid: int) -> list[int]:
         if len(fields) > 2 and int(fields[2]) == pgid:
             members.append(int(entry))
     return members
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (those that exit meanwhile are left out)."""
+    found = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        found.append(parent)
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children", "rb") as children:
+                    stack.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
+    return found
+
+
+_HAS_CHILDREN_LISTS = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
