@@ -270,13 +270,17 @@ class Activity:
         return unsubscribe
 
     def publish(self, event: ActivityEvent) -> None:
-        for handler in self._by_kind.get(type(event), ()):
+        handlers = self._by_kind.get(type(event))
+        if handlers is None:  # a subclass of a kind: its kind's handlers (looked up once)
+            kind = next((k for k in EVENT_KINDS if isinstance(event, k)), None)
+            handlers = self._by_kind[type(event)] = self._by_kind.get(kind, ()) if kind else ()
+        for handler in handlers:
             try:
                 handler(event)
             except Exception:  # one broken consumer must not break an invocation
                 logger.exception("activity subscriber %r failed; unsubscribed", handler)
                 for registration in self._registrations:
-                    if registration.get(type(event)) is handler:
+                    if handler in registration.values():
                         self._drop(registration)
 
     def _drop(self, registration: dict[type[ActivityEvent], Subscriber]) -> None:

@@ -149,8 +149,6 @@ class ProcessGroup:
         self._protocol = protocol
         self._output = output
         self.pid: int = transport.get_pid()
-        self._members: list[int] = [self.pid]
-        self._members_scanned = 0.0
         self._max_rss_kb = 0
         self._rss_read = 0.0
 
@@ -231,10 +229,8 @@ class ProcessGroup:
         now = time.monotonic()
         if now - self._rss_read > _RSS_READ_INTERVAL:
             self._rss_read = now
-            if now - self._members_scanned > _MEMBER_SCAN_INTERVAL:
-                self._members = _group_members(self.pid)
-                self._members_scanned = now
-            total_kb = sum(_peak_rss_kb(pid) for pid in self._members)
+            members = _GROUPS.members(self.pid, now)
+            total_kb = sum(_peak_rss_kb(pid) for pid in members)
             self._max_rss_kb = max(self._max_rss_kb, total_kb)
         return max(1, round(self._max_rss_kb / 1024))
 
@@ -271,52 +267,49 @@ def _peak_rss_kb(pid: int) -> int:
     return 0
 
 
-def _group_members(pgid: int) -> list[int]:
-    """The leader ``pgid`` and its descendants: the processes whose memory an environment uses.
+class _ProcessGroups:
+    """Every process group on the machine, read from ``/proc`` once for all environments.
 
-    Read from the kernel's lists of each thread's children (``/proc/PID/task/TID/children``,
-    Linux 3.5+), a few files for a runtime and its children; where there are none, from every
-    process's ``/proc/PID/stat`` (those in the group): about six system calls per process on
-    the machine, on the event loop, which is why the lists come first.
+    A group's members are found only by reading each process's ``/proc/PID/stat``: three system
+    calls per process on the machine, on the event loop.  Read once per environment (as before),
+    that was a few milliseconds every few seconds per environment, during which nothing else
+    was served; one table serves them all.  A group not in the table (an environment that just
+    started) has it read again, at most once a second.
     """
-    if _HAS_CHILDREN_LISTS:
-        return _descendants(pgid)
-    members = [pgid]
+
+    def __init__(self) -> None:
+        self._groups: dict[int, list[int]] = {}
+        self._read_at = float("-inf")
+
+    def members(self, pgid: int, now: float) -> list[int]:
+        """The processes in group ``pgid`` (Linux ``/proc``; just the leader elsewhere)."""
+        age = now - self._read_at
+        if age > _MEMBER_SCAN_INTERVAL or (pgid not in self._groups and age > _RSS_READ_INTERVAL):
+            self._groups = _read_groups()
+            self._read_at = now
+        return self._groups.get(pgid) or [pgid]
+
+
+def _read_groups() -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return members
+        return groups
     for entry in entries:
-        if not entry.isdigit() or int(entry) == pgid:
+        if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (those that exit meanwhile are left out)."""
-    found = []
-    stack = [pid]
-    while stack:
-        parent = stack.pop()
-        found.append(parent)
-        try:
-            threads = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for thread in threads:
+            fd = os.open(f"/proc/{entry}/stat", os.O_RDONLY)
             try:
-                with open(f"/proc/{parent}/task/{thread}/children", "rb") as children:
-                    stack.extend(int(child) for child in children.read().split())
-            except OSError:
-                continue
-    return found
+                data = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+            pgid = int(data.rsplit(b")", 1)[1].split()[2])
+        except (OSError, IndexError, ValueError):
+            continue
+        groups.setdefault(pgid, []).append(int(entry))
+    return groups
 
 
-_HAS_CHILDREN_LISTS = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+_GROUPS = _ProcessGroups()

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 import httptools
@@ -315,12 +316,12 @@ def scan_plain(data: bytes, start: int, end: int) -> tuple[str, str, dict[str, s
     return method, target.decode("latin-1"), headers, length
 
 
-#: A scanned head: method, path, query, headers (shared: read-only), body length.
-_Scanned = tuple[str, str, str, dict[str, str], int]
+#: A scanned head: method, path, query, headers (read-only: shared once remembered), body length.
+_Scanned = tuple[str, str, str, Mapping[str, str], int]
 #: Heads that came byte for byte more than once, scanned (bounded).  A runtime's ``next`` and a
 #: benchmark's or a poller's invoke repeat exactly; a ``/response`` (its path holds the request
 #: id) never does, so a head is kept only on its second sighting and ``_SEEN_ONCE`` is a bounded
-#: set of candidates, emptied when full (both hold heads of at most 2 KiB).
+#: set of candidates; each is emptied when full (both hold heads of at most 2 KiB).
 _SCANNED: dict[bytes, _Scanned] = {}
 _SEEN_ONCE: set[bytes] = set()
 _MAX_SCANNED = 256
@@ -339,8 +340,9 @@ def _scan(head: bytes) -> _Scanned | None:
     if len(head) > _MAX_REMEMBERED_HEAD:
         pass
     elif head in _SEEN_ONCE:
-        if len(_SCANNED) < _MAX_SCANNED:
-            _SCANNED[head] = scanned
+        if len(_SCANNED) >= _MAX_SCANNED:
+            _SCANNED.clear()  # environments come and go (each has its port in its Host)
+        _SCANNED[head] = (method, path, query, MappingProxyType(headers), length)
     else:
         if len(_SEEN_ONCE) >= _MAX_SEEN_ONCE:
             _SEEN_ONCE.clear()

@@ -67,3 +67,16 @@ def test_a_failing_handler_ends_its_whole_subscription_and_spares_the_others(
     assert "failed; unsubscribed" in caplog.text
     assert also == []  # the subscription that failed is gone, each of its kinds
     assert [type(e) for e in kept] == [ev.InvocationStarted, ev.NextCalled, ev.InvocationEnded]
+
+
+def test_an_event_of_a_subclass_goes_to_its_kinds_handlers() -> None:
+    class Retried(ev.EventRetried):
+        pass
+
+    activity = Activity()
+    seen: list[ev.ActivityEvent] = []
+    activity.subscribe_kinds({ev.EventRetried: seen.append})
+    event = Retried("fn", "r1", 1, 1.0)
+    activity.publish(event)
+    activity.publish(event)
+    assert seen == [event, event]

@@ -163,6 +163,8 @@ def test_a_head_that_repeats_is_scanned_once_and_read_the_same_every_time() -> N
     )
     assert third.headers == {"host": "repeat.test"}
     assert head in codec._SCANNED  # remembered on its second sighting
+    with pytest.raises(TypeError):  # shared by every request with that head: read-only
+        third.headers["host"] = "changed"  # type: ignore[index]
 
     # A head seen once (a /response: its path names the request) is not kept.
     once = (
@@ -188,3 +190,24 @@ def test_a_preencoded_response_is_framed_as_any_other() -> None:
     assert encode_response(response, False) == encode_response(fresh, False)
     assert b"Connection: close" in encode_response(response, False)
     assert codec._PREENCODED[id(response)][0] is response
+
+
+def test_a_full_table_of_heads_starts_again_so_new_heads_are_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lambdakit.emulator.http import codec
+
+    monkeypatch.setattr(codec, "_SCANNED", {})
+    reader = RequestReader(1024)
+
+    def twice(port: int) -> bytes:
+        head = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % port
+        reader.feed(head + b"\r\n" + head + b"\r\n")
+        return head
+
+    for port in range(codec._MAX_SCANNED):  # one environment after another, each its port
+        twice(port)
+    assert len(codec._SCANNED) == codec._MAX_SCANNED
+    newest = twice(65000)
+    assert newest in codec._SCANNED and len(codec._SCANNED) == 1
+    assert reader.requests[-1].headers == {"host": "127.0.0.1:65000"}
