@@ -191,6 +191,7 @@ def start_serve(
     concurrency: int = 8,
     extra_args: Sequence[str] = (),
     client: str = "raw",
+    extra_env: Mapping[str, str] | None = None,
 ) -> Server:
     """``lambdakit serve --port 0`` running the minimal runtime; waits for its listening line."""
     argv = [
@@ -213,7 +214,7 @@ def start_serve(
         "--",
         *RUNTIME_ARGV,
     ]
-    proc = Managed(name, argv, _base_env(sleep_ms, client), cwd=REPO)
+    proc = Managed(name, argv, {**_base_env(sleep_ms, client), **(extra_env or {})}, cwd=REPO)
     try:
         match = proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", START_TIMEOUT_S)
     except BaseException:
