@@ -5,10 +5,11 @@ Theory of operation
 An invocation goes to the most recently idle environment (a stack, so that a steady load keeps
 few environments warm and the rest can be reaped).  With none idle it waits in a bounded FIFO
 queue, and the pool starts environments while fewer are starting than invocations wait and the
-function's concurrency allows; whichever environment becomes ready first takes the queue's
-head.  A full queue refuses with :class:`Throttled` (the Invoke API's 429).  An environment whose
-Init fails takes one waiting invocation down with it (Lambda returns an init error to the
-invocation that caused the cold start); the others get new environments.
+function's concurrency allows (after :data:`SCALE_OUT_DELAY`, 2 ms, when an environment that
+is running an invocation may ask for its next first); whichever environment becomes ready
+first takes the queue's head.  A full queue refuses with :class:`Throttled` (the Invoke API's
+429).  An environment whose Init fails takes one waiting invocation down with it (Lambda returns
+an init error to the invocation that caused the cold start); the others get new environments.
 
 A sandbox reports that it is idle on the stack of its runtime's ``GET next``: the pool never
 hands it work there, but schedules the hand-over on the event loop (:meth:`Pool._drain`), so
@@ -49,6 +50,15 @@ from lambdakit.emulator.spindown import SPINDOWN_GRACE
 from lambdakit.wire import errors
 
 logger = logging.getLogger("lambdakit.pool")
+
+
+#: How long an invocation that finds every environment busy waits for one of them to ask for
+#: its next event before the pool starts another (seconds).  A caller that invokes again as soon
+#: as it has its answer is usually a little ahead of the runtime's ``next``; starting an
+#: environment then cost a cold start nobody needed, and blocked the event loop while the
+#: process was spawned (several ms).  Lambda, too, keeps a steady sequential caller on one
+#: environment.
+SCALE_OUT_DELAY = 0.002
 
 
 class Throttled(Exception):
@@ -126,6 +136,7 @@ class Pool:
         self._numbered = 0
         self._stopping = False
         self._drain_scheduled = False
+        self._scale_timer: asyncio.TimerHandle | None = None
 
     # Work -----------------------------------------------------------------------------------------
     def submit(self, invocation: Invocation, *, bounded: bool = True) -> None:
@@ -151,12 +162,39 @@ class Pool:
             self.activity.publish(activity.Throttled(self.function.name, time.time()))
             raise Throttled(f"{self.function.name}: all environments busy and queue full")
         self._queue.append(invocation)
+        if self._may_come_back():
+            self._scale_soon()  # an environment about to ask for its next may take it
+        else:
+            try:
+                self._scale()
+            except BaseException:
+                self._queue.remove(invocation)
+                raise
+        self._drain_soon()
+
+    def _may_come_back(self) -> bool:
+        """Some environment runs an invocation and will take new work when it asks for next."""
+        return len(self.sandboxes) - len(self._starting) - len(self._stale) > len(self._idle)
+
+    def _scale_soon(self) -> None:
+        if self._scale_timer is None:
+            self._scale_timer = asyncio.get_running_loop().call_later(
+                SCALE_OUT_DELAY, self._scale_now
+            )
+
+    def _scale_now(self) -> None:
+        """Start what the queue still needs :data:`SCALE_OUT_DELAY` after it began to wait."""
+        self._scale_timer = None
         try:
             self._scale()
-        except BaseException:
-            self._queue.remove(invocation)
-            raise
-        self._drain_soon()
+        except Exception as exc:  # no caller to answer: those waiting learn it
+            logger.exception("%s: could not start an environment", self.function.name)
+            while self._queue and not self._starting:
+                invocation = self._queue.popleft()
+                detail = f"could not start an environment: {exc}"
+                invocation.resolve(
+                    platform_error(errors.SANDBOX_FAILURE, invocation.request_id, detail)
+                )
 
     def _capacity_to_start(self) -> int:
         """Environments that may still be started (each takes one invocation off the queue)."""
@@ -278,6 +316,9 @@ class Pool:
     async def stop(self, grace: float = SPINDOWN_GRACE) -> None:
         """Stop every environment (SIGTERM, ``grace``, SIGKILL) and wait until all are reaped."""
         self._stopping = True
+        if self._scale_timer is not None:
+            self._scale_timer.cancel()
+            self._scale_timer = None
         while self._queue:
             invocation = self._queue.popleft()
             invocation.resolve(

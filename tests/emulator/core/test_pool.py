@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from lambdakit.emulator import pool as pool_module
 from lambdakit.emulator.config import FunctionConfig, ServiceConfig
 from lambdakit.emulator.invocation import Invocation, InvocationRequest, InvocationResult
 from lambdakit.emulator.lifecycle import SandboxState
@@ -120,6 +121,11 @@ async def _turn() -> None:
     await asyncio.sleep(0)
 
 
+async def _scale_out_delay() -> None:
+    """Let the pool's wait before it starts another environment pass."""
+    await asyncio.sleep(pool_module.SCALE_OUT_DELAY * 5)
+
+
 def _run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(scenario())
 
@@ -222,7 +228,29 @@ async def _an_environment_that_dies_idle_is_not_reused() -> None:
     assert len(h.made) == 2 and sandbox.invoked[-1].request_id == "r-1"
 
 
+async def _a_busy_environment_that_asks_for_next_soon_takes_the_work_no_new_one() -> None:
+    h = Harness(concurrency=4, max_queue=5)
+    h.submit("r-1")
+    (sandbox,) = h.made
+    sandbox.ready()
+    await _turn()
+    second = h.submit("r-2")  # its caller is a little ahead of the runtime's next
+    assert len(h.made) == 1
+    sandbox.ready()  # r-1's invoke phase is over
+    await _turn()
+    assert sandbox.invoked[-1] is second
+    await _scale_out_delay()
+    assert len(h.made) == 1  # no cold start for nothing
+    third = h.submit("r-3")  # this time the runtime stays busy: another environment starts
+    await _scale_out_delay()
+    assert len(h.made) == 2
+    h.made[1].ready()
+    await _turn()
+    assert h.made[1].invoked == [third]
+
+
 SCENARIOS = [
+    _a_busy_environment_that_asks_for_next_soon_takes_the_work_no_new_one,
     _a_cold_start_then_warm_reuse,
     _the_most_recently_idle_environment_is_reused,
     _queued_work_keeps_its_order_and_the_queue_is_bounded,
@@ -246,6 +274,7 @@ async def _a_reload_lets_running_work_finish_and_stops_the_old_environments() ->
     busy.ready()
     await _turn()
     h.submit("r-2")
+    await _scale_out_delay()  # busy runs r-1: r-2 waits a moment for it before a new one starts
     idle = h.made[1]
     idle.ready()
     await _turn()
