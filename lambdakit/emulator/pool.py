@@ -162,7 +162,9 @@ class Pool:
             self.activity.publish(activity.Throttled(self.function.name, time.time()))
             raise Throttled(f"{self.function.name}: all environments busy and queue full")
         self._queue.append(invocation)
-        if self._may_come_back():
+        if len(self.sandboxes) >= self.function.concurrency:
+            pass  # none may start: it waits for one to ask for its next (no timer to arm)
+        elif self._may_come_back():
             self._scale_soon()  # an environment about to ask for its next may take it
         else:
             try:
