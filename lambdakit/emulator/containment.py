@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from lambdakit.deathsig import die_with_parent
 from lambdakit.emulator.cgroups import Cgroup, CgroupsUnavailable, CgroupTree, join, start_time
 from lambdakit.emulator.peer import SocketDiag, held_by
+from lambdakit.emulator.proc_table import pids, process_table
 
 logger = logging.getLogger("lambdakit.containment")
 
@@ -231,15 +232,9 @@ class Enclosure:
 def _marked_processes() -> dict[int, str]:
     """Every process whose environment has :data:`MARKER`, with its value."""
     found: dict[int, str] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
+    for pid in pids():
         try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
                 variables = environ.read()
         except OSError:
             continue
@@ -249,7 +244,7 @@ def _marked_processes() -> dict[int, str]:
         if at >= 0:
             end = variables.find(b"\0", at)
             value = variables[at + len(_MARKER_PREFIX) : end if end >= 0 else None]
-            found[int(entry)] = value.decode("ascii", "replace")
+            found[pid] = value.decode("ascii", "replace")
     return found
 
 
@@ -272,20 +267,7 @@ def _descendants(roots: set[int]) -> list[int]:
     """``roots``, the processes in their process groups, and their descendants (``/proc``)."""
     parents: dict[int, list[int]] = {}
     found = set(roots)
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return sorted(found)
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            ppid, pgid = int(fields[1]), int(fields[2])
-        except (OSError, IndexError, ValueError):
-            continue
-        pid = int(entry)
+    for pid, ppid, pgid in process_table():
         if pgid in roots:
             found.add(pid)
         parents.setdefault(ppid, []).append(pid)

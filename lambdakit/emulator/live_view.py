@@ -371,46 +371,34 @@ class LiveView:
         tally = self._tallies.get(kind)
         if tally is not None:
             tally(event)  # the counters, always at once (a few additions)
+        states = kind is events.EnvironmentState or events.implied_state(event, self._concurrent)
+        self._take(event, bool(states))
+
+    def _take(self, event: ActivityEvent, states: bool) -> None:
+        """Apply ``event`` if someone watches, else queue it (and keep it as its environment's
+        last state-changing event when it ``states`` one)."""
         if self._streams:
             self._apply(event)  # someone watches: the model too, at once
         else:  # nobody does: the model when someone asks
-            if kind is events.EnvironmentState or events.implied_state(event, self._concurrent):
+            if states:
                 self._last_state[event.environment] = event  # type: ignore[union-attr]
             self._unread.append(event)
 
-    # The three events of every invocation: _on_event, with the state each implies written
-    # out (``events.implied_state``) -----------------------------------------------------------
+    # The events of every invocation: _on_event, with the state each implies written out
+    # (``events.implied_state``) ---------------------------------------------------------------
     def _on_started(self, event: events.InvocationStarted) -> None:
         self._tally_started(event)
-        if self._streams:
-            self._apply(event)
-        else:
-            if not event.concurrent:  # busy
-                self._last_state[event.environment] = event
-            self._unread.append(event)
+        self._take(event, not event.concurrent)  # busy
 
     def _on_responded(self, event: events.InvocationResponded) -> None:
-        if self._streams:
-            self._apply(event)
-        else:
-            if event.environment not in self._concurrent:  # after-response
-                self._last_state[event.environment] = event
-            self._unread.append(event)
+        self._take(event, event.environment not in self._concurrent)  # after-response
 
     def _on_ended(self, event: events.InvocationEnded) -> None:
         self._tally_ended(event)
-        if self._streams:
-            self._apply(event)
-        else:
-            if event.after_response_known:  # idle
-                self._last_state[event.environment] = event
-            self._unread.append(event)
+        self._take(event, event.after_response_known)  # idle
 
     def _on_next_called(self, event: events.NextCalled) -> None:
-        if self._streams:
-            self._apply(event)
-        else:
-            self._unread.append(event)
+        self._take(event, False)  # no counter, no state
 
     def _implied_state(self, event: ActivityEvent) -> events.EnvironmentState | None:
         """The state an event puts its environment in (see activity.py), if any."""

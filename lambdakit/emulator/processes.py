@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from lambdakit.deathsig import die_with_parent
+from lambdakit.emulator.proc_table import process_table
 
 logger = logging.getLogger("lambdakit.processes")
 
@@ -270,11 +271,11 @@ def _peak_rss_kb(pid: int) -> int:
 class _ProcessGroups:
     """Every process group on the machine, read from ``/proc`` once for all environments.
 
-    A group's members are found only by reading each process's ``/proc/PID/stat``: three system
-    calls per process on the machine, on the event loop.  Read once per environment (as before),
-    that was a few milliseconds every few seconds per environment, during which nothing else
-    was served; one table serves them all.  A group not in the table (an environment that just
-    started) has it read again, at most once a second.
+    A group's members are found only by reading every process's ``/proc/PID/stat``
+    (:func:`~lambdakit.emulator.proc_table.process_table`), on the event loop.  Read once per
+    environment (as before), that was a few milliseconds every few seconds per environment,
+    during which nothing else was served; one table serves them all.  A group not in the table
+    (an environment that just started) has it read again, at most once a second.
     """
 
     def __init__(self) -> None:
@@ -292,23 +293,8 @@ class _ProcessGroups:
 
 def _read_groups() -> dict[int, list[int]]:
     groups: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return groups
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            fd = os.open(f"/proc/{entry}/stat", os.O_RDONLY)
-            try:
-                data = os.read(fd, 4096)
-            finally:
-                os.close(fd)
-            pgid = int(data.rsplit(b")", 1)[1].split()[2])
-        except (OSError, IndexError, ValueError):
-            continue
-        groups.setdefault(pgid, []).append(int(entry))
+    for pid, _, pgid in process_table():
+        groups.setdefault(pgid, []).append(pid)
     return groups
 
 

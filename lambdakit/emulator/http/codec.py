@@ -336,18 +336,21 @@ def _scan(head: bytes) -> _Scanned | None:
         return None
     method, target, headers, length = scan
     path, _, query = target.partition("?")
-    scanned = (method, path, query, headers, length)
-    if len(head) > _MAX_REMEMBERED_HEAD:
-        pass
-    elif head in _SEEN_ONCE:
+    if len(head) <= _MAX_REMEMBERED_HEAD:
+        _remember(head, (method, path, query, MappingProxyType(headers), length))
+    return method, path, query, headers, length
+
+
+def _remember(head: bytes, scanned: _Scanned) -> None:
+    """Keep ``head`` in the table on its second sighting; each table starts again when full."""
+    if head in _SEEN_ONCE:
         if len(_SCANNED) >= _MAX_SCANNED:
             _SCANNED.clear()  # environments come and go (each has its port in its Host)
-        _SCANNED[head] = (method, path, query, MappingProxyType(headers), length)
+        _SCANNED[head] = scanned
     else:
         if len(_SEEN_ONCE) >= _MAX_SEEN_ONCE:
             _SEEN_ONCE.clear()
         _SEEN_ONCE.add(head)
-    return scanned
 
 
 def _status_line(status: int) -> bytes:
