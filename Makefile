@@ -1,14 +1,29 @@
 # Two commands on a fresh machine: `make serve` and `make test`.
-PYTHON ?= python3
+#
+# The venv's interpreter: the distribution's own /usr/bin/python3 when it is 3.10 or newer and
+# can make a venv, else the python3 on PATH; `make PYTHON=python3.12 test` chooses another.
+# Debian's (like Ubuntu's and Fedora's) is built with profile-guided and link-time optimisation
+# and links libpython statically; pyenv's default build has neither, and on it serve spends
+# 1.27x the CPU per sequential invocation and answers 1.13x slower (bench/interpreter_ab.py,
+# docs/architecture.md).  Everything in the venv runs on it: serve, the runtimes the tests and
+# benchmarks start with sys.executable, and the benchmarks' clients.
+DISTRIBUTION_PYTHON := $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 && echo /usr/bin/python3)
+PYTHON ?= $(or $(DISTRIBUTION_PYTHON),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: serve test lint typecheck unit bench rie broker chromium clean
+.PHONY: serve test lint typecheck unit bench rie broker chromium clean FORCE
 
-# The venv is rebuilt whenever pyproject.toml changes.
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# Which interpreter the venv was made with: a different one rebuilds it.
+.cache/.venv-python: FORCE
+	@mkdir -p .cache
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: no $(PYTHON): install Python 3.10 or newer, or run make PYTHON=/path/to/python3" >&2; exit 1; }
+	@echo "$$(command -v $(PYTHON))" | cmp -s - $@ || echo "$$(command -v $(PYTHON))" > $@
+
+# The venv is rebuilt whenever pyproject.toml or the interpreter changes.
+$(BIN)/.installed: pyproject.toml .cache/.venv-python
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
@@ -68,4 +83,4 @@ bench: $(BIN)/.installed .cache/.rie
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache/.venv-python

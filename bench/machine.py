@@ -103,6 +103,11 @@ def stale_bytecode(root: Path) -> list[str]:
     return stale
 
 
+def python_executable() -> str:
+    """The interpreter behind this venv, its symlinks resolved (``/usr/bin/python3.11``)."""
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
 def machine_info() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -111,6 +116,9 @@ def machine_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        # Which build: a distribution's (PGO and LTO) and pyenv's default differ by 10-20% in
+        # serve's CPU per invocation (bench/serve_ab.py --base-python).
+        "python_executable": python_executable(),
         "python_implementation": platform.python_implementation(),
         "lambdakit_version": _lambdakit_version(),
         "git_commit": _git_commit(),

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.machine import machine_info
+from bench.machine import machine_info, python_executable
 from tests.serving import BASH_RUNTIME, REPO, Serve, running_serve
 
 RESULTS = REPO / "bench" / "results"
@@ -332,6 +332,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "cpu_model": machine_info()["cpu_model"],
+            "python_executable": python_executable(),
         },
         "method": (
             "sequential invokes over a keep-alive socket to lambdakit serve (--concurrency 1), "
@@ -368,7 +369,9 @@ def write(result: dict[str, Any]) -> None:
     lines = [
         "# Post-runner proxy: added invoke latency",
         "",
-        f"{result['date']}, Python {machine['python']}, {machine['cpus']} CPUs "
+        f"{result['date']}, Python {machine['python']} "
+        f"({machine.get('python_executable') or 'interpreter not recorded'}), "
+        f"{machine['cpus']} CPUs "
         f"({machine.get('cpu_model') or 'model not recorded'}). "
         f"{result['method']}. {result['runs']} runs x {result['rounds']} rounds x "
         f"{result['per_round']} invokes per variant.",

@@ -172,7 +172,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
         dmn_src += f" (binary sha256 {d['sha256'][:12]})"
     notes = [
         f"Measured {m.get('date', '?')} on {m.get('nproc', '?')} CPUs "
-        f"({m.get('cpu_model') or '?'}), Python {m.get('python', '?')}, RIE from {rie_src}, "
+        f"({m.get('cpu_model') or '?'}), Python {m.get('python', '?')} "
+        f"({m.get('python_executable') or 'interpreter not recorded'}), RIE from {rie_src}, "
         f"the Lambda Runtime API Daemon (LRA daemon; github.com/fadams/lambda-runtime-api-daemon, "
         f"Go, built by shared/tools/daemon.sh) {dmn_src}, "
         f"lambdakit {m.get('lambdakit_version') or '?'} ({m.get('git_commit') or 'uncommitted'}).",

@@ -1,6 +1,8 @@
 """``lambdakit serve`` at a git revision beside serve as it is now: is a change faster?
 
 ``python -m bench.serve_ab --base REV [--clients N] [--blocks N] [--seconds S | --per-block N]``
+``python -m bench.serve_ab --base-python PYTHON [...]``: the same code on another interpreter
+(``bench/interpreters.py``), to see what the interpreter's build is worth.
 
 Both servers run at once, each with its own minimal runtime (``bench/minimal_runtime.py``); the
 load goes to one, then the other, in blocks whose order alternates, so that drift on the machine
@@ -32,7 +34,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import load
+from bench.interpreters import interpreter_python
 from bench.postrun_latency import export_revision
+from bench.rie import REPO
 from bench.servers import Server, start_serve
 
 #: Two servers of the same code came out this far apart on the 2-CPU VM (see the docstring).
@@ -67,7 +71,13 @@ def _concurrent_block(server: Server, clients: int, seconds: float) -> tuple[flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.serve_ab", description=__doc__)
-    parser.add_argument("--base", required=True, help="git revision to compare with, e.g. HEAD~1")
+    base = parser.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", help="git revision to compare with, e.g. HEAD~1")
+    base.add_argument(
+        "--base-python",
+        metavar="PYTHON",
+        help="the same code on this interpreter (a venv of it is made under .cache/bench-python)",
+    )
     parser.add_argument("--clients", type=int, default=0, help="concurrent clients (0: sequential)")
     parser.add_argument("--blocks", type=int, default=20, help="blocks per server (default 20)")
     parser.add_argument("--per-block", type=int, default=500, help="sequential invokes per block")
@@ -89,19 +99,31 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="lambdakit-ab-") as tmp,
         contextlib.ExitStack() as stack,
     ):
-        try:
-            base_tree = export_revision(args.base, Path(tmp) / "base")
-        except subprocess.CalledProcessError as exc:  # git says what is wrong with it
-            detail = exc.stderr.decode(errors="replace").strip() if exc.stderr else str(exc)
-            raise SystemExit(f"cannot export revision {args.base!r}: {detail}") from exc
-        servers = {
-            "base": start_serve(
+        if args.base_python:
+            python = interpreter_python(args.base_python)
+            base_label = f"on {args.base_python}"
+            base_server = start_serve(
+                0,
+                "serve-base",
+                8,
+                args.serve_arg,
+                extra_env={"PYTHONPATH": str(REPO)},
+                command=[str(python), "-m", "lambdakit", "serve"],
+            )
+        else:
+            try:
+                base_tree = export_revision(args.base, Path(tmp) / "base")
+            except subprocess.CalledProcessError as exc:  # git says what is wrong with it
+                detail = exc.stderr.decode(errors="replace").strip() if exc.stderr else str(exc)
+                raise SystemExit(f"cannot export revision {args.base!r}: {detail}") from exc
+            base_label = f"at {args.base}"
+            base_server = start_serve(
                 0, "serve-base", 8, args.serve_arg, extra_env={"PYTHONPATH": str(base_tree)}
-            ),
-            "now": start_serve(0, "serve-now", 8, args.serve_arg),
-        }
-        for server in servers.values():
-            stack.callback(server.stop)
+            )
+        stack.callback(base_server.stop)
+        now_server = start_serve(0, "serve-now", 8, args.serve_arg)
+        stack.callback(now_server.stop)
+        servers = {"base": base_server, "now": now_server}
         for server in servers.values():  # warm-up: their environments start
             block(server)
         figures: dict[str, list[float]] = {name: [] for name in servers}
@@ -119,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = statistics.median(n / b for n, b in zip(cpus["now"], cpus["base"], strict=True))
     gain = ratio - 1 if higher_is_better else 1 - ratio
     verdict = "within the noise" if abs(gain) < NOISE else ("better" if gain > 0 else "worse")
-    print(f"serve now beside serve at {args.base}, {args.blocks} blocks each, alternating")
+    print(f"serve now ({sys.executable}) beside serve {base_label}, {args.blocks} blocks each")
     print(f"{'':24} {'base':>10} {'now':>10} {'now / base':>11}")
     print(
         f"{figure:24} {statistics.median(figures['base']):10.3f} "

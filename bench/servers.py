@@ -192,10 +192,14 @@ def start_serve(
     extra_args: Sequence[str] = (),
     client: str = "raw",
     extra_env: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
 ) -> Server:
-    """``lambdakit serve --port 0`` running the minimal runtime; waits for its listening line."""
+    """``lambdakit serve --port 0`` running the minimal runtime; waits for its listening line.
+
+    ``command`` runs serve instead of this interpreter's ``lambdakit serve`` (another
+    interpreter's ``python -m lambdakit serve``, say)."""
     argv = [
-        *serve_argv(),
+        *(command or serve_argv()),
         "--port",
         "0",
         "--function-name",

@@ -1,0 +1,72 @@
+"""serve on another Python interpreter: a venv of it with serve's dependencies, made once.
+
+``bench.serve_ab --base-python PYTHON`` runs the checkout's ``lambdakit`` on ``PYTHON`` beside the
+same code on the interpreter running the benchmark, to show what the interpreter's build is worth:
+a distribution's python3 (Debian's, built with profile-guided and link-time optimisation and
+libpython linked in) against pyenv's default build (neither), say.  The venv lives under
+``.cache/bench-python/`` and holds only serve's dependencies from ``pyproject.toml``; the code
+comes from the checkout through ``PYTHONPATH``, so both sides run the same source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.rie import REPO
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the project's venv has tomli on 3.10
+    import tomli as tomllib
+
+VENVS = REPO / ".cache" / "bench-python"
+
+
+def serve_dependencies() -> list[str]:
+    """The ``[project] dependencies`` of ``pyproject.toml`` (what ``lambdakit serve`` imports)."""
+    with (REPO / "pyproject.toml").open("rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def interpreter_python(python: str) -> Path:
+    """The python of a venv of ``python`` that has serve's dependencies (made if needed).
+
+    Raises SystemExit naming the interpreter when it cannot be found or set up.
+    """
+    found = _resolve(python)
+    dependencies = serve_dependencies()
+    key = hashlib.sha1(f"{found}\n{dependencies}".encode()).hexdigest()[:12]
+    venv = VENVS / key
+    marker = venv / ".installed"
+    venv_python = venv / "bin" / "python"
+    if marker.exists():
+        return venv_python
+    try:
+        subprocess.run([found, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        subprocess.run(
+            [str(venv_python), "-m", "pip", "install", "--quiet", *dependencies],
+            check=True,
+            timeout=900,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(f"cannot make a venv of {found} with serve's dependencies: {exc}") from exc
+    marker.write_text(found + "\n")
+    return venv_python
+
+
+def _resolve(python: str) -> str:
+    """``python`` as an absolute path (looked up on PATH when it has no slash)."""
+    if os.sep not in python:
+        for directory in os.environ.get("PATH", "").split(os.pathsep):
+            candidate = Path(directory) / python
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate.resolve())
+        raise SystemExit(f"no interpreter {python!r} on PATH")
+    path = Path(python)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise SystemExit(f"no interpreter at {python}")
+    return str(path.resolve())
