@@ -3,10 +3,11 @@
 # The venv's interpreter: the distribution's own /usr/bin/python3 when it is 3.10 or newer and
 # can make a venv, else the python3 on PATH; `make PYTHON=python3.12 test` chooses another.
 # Debian's (like Ubuntu's and Fedora's) is built with profile-guided and link-time optimisation
-# and links libpython statically; pyenv's default build has neither, and on it serve spends
-# 1.27x the CPU per sequential invocation and answers 1.13x slower (bench/interpreter_ab.py,
-# docs/architecture.md).  Everything in the venv runs on it: serve, the runtimes the tests and
-# benchmarks start with sys.executable, and the benchmarks' clients.
+# and links libpython statically; pyenv's default build has neither, and on it serve spent
+# 1.11-1.20x the CPU per sequential invocation and answered 1.06-1.12x slower, side by side on
+# the same machine (`python -m bench.serve_ab --base-python PATH`, docs/architecture.md).
+# Everything in the venv runs on it: serve, the runtimes the tests and benchmarks start with
+# sys.executable, and the benchmarks' clients.
 DISTRIBUTION_PYTHON := $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 && echo /usr/bin/python3)
 PYTHON ?= $(or $(DISTRIBUTION_PYTHON),python3)
 VENV := .venv
