@@ -43,13 +43,18 @@ from tests.serving import BASH_RUNTIME, REPO, Serve, running_serve
 
 RESULTS = REPO / "bench" / "results"
 
-#: A minimal custom runtime: one keep-alive socket, no HTTP library, echoes the event.
-LEAN_RUNTIME = r"""
+#: Minimal custom runtimes, no HTTP library, echoing the event.  What both share: a connection and a reader of one message on it.
+_LEAN_READER = r"""
 import os, socket
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
-sock = socket.create_connection((host, int(port)))
-sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-buf = b""
+address = (host, int(port))
+sock, buf = None, b""
+
+def connect():
+    global sock, buf
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
 
 def read_message():
     global buf
@@ -67,16 +72,46 @@ def read_message():
     return fields, body
 
 NEXT = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: runtime\r\n\r\n"
-while True:
-    sock.sendall(NEXT)
-    fields, event = read_message()
-    request_id = fields[b"lambda-runtime-aws-request-id"]
-    sock.sendall(
+
+def response(request_id, event):
+    return (
         b"POST /2018-06-01/runtime/invocation/" + request_id + b"/response HTTP/1.1\r\n"
         b"Host: runtime\r\nContent-Length: %d\r\n\r\n" % len(event) + event
     )
+"""
+
+#: The lean runtime: one keep-alive connection, ``GET next`` and ``POST response`` on it.
+LEAN_RUNTIME = (
+    _LEAN_READER
+    + r"""
+connect()
+while True:
+    sock.sendall(NEXT)
+    fields, event = read_message()
+    sock.sendall(response(fields[b"lambda-runtime-aws-request-id"], event))
     read_message()
 """
+)
+
+#: curl's pattern without curl's forks: the lean runtime, but a new connection for each call,
+#: closed once its answer is read (curl exits after each request), so that what the proxy adds
+#: per connection (accept, a thread to serve it) shows apart from bash+curl's own variance.
+LEAN_PER_CALL_RUNTIME = (
+    _LEAN_READER
+    + r"""
+def call(request):
+    connect()
+    try:
+        sock.sendall(request)
+        return read_message()
+    finally:
+        sock.close()
+
+while True:
+    fields, event = call(NEXT)
+    call(response(fields[b"lambda-runtime-aws-request-id"], event))
+"""
+)
 
 #: The runtime most Python code would write: one keep-alive http.client connection (it sends a
 #: POST's head and body in two writes and leaves Nagle on).
@@ -119,10 +154,12 @@ def runtime_kinds(tmp: Path) -> tuple[dict[str, RuntimeKind], dict[str, str]]:
     python = sys.executable
     (tmp / "lean.py").write_text(LEAN_RUNTIME)
     (tmp / "httpclient.py").write_text(HTTP_CLIENT_RUNTIME)
+    (tmp / "per_call.py").write_text(LEAN_PER_CALL_RUNTIME)
     (tmp / "handler.py").write_text(PYTHON_HANDLER)
     code = str(tmp)
     kinds = {
         "raw socket (lean)": RuntimeKind([python, str(tmp / "lean.py")], code),
+        "raw socket, a connection per call": RuntimeKind([python, str(tmp / "per_call.py")], code),
         "http.client loop": RuntimeKind([python, str(tmp / "httpclient.py")], code),
         "awslambdaric": RuntimeKind([python, "-m", "awslambdaric", "handler.echo"], code),
         "bash + curl": RuntimeKind(
@@ -313,6 +350,10 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         if args.baseline_rev:
             baseline = export_revision(args.baseline_rev, Path(tmp) / "baseline")
         configs = variants(kinds, baseline, args.baseline_rev, args.with_command)
+        if args.only:
+            configs = [variant for variant in configs if variant.runtime in args.only]
+            if not configs:
+                raise SystemExit(f"--only names no runtime measured here: {sorted(kinds)}")
         for run in range(args.runs):
             runs.append(stats_of(measure_once(configs, args), configs))
             print(f"run {run + 1}/{args.runs}:", _brief(runs[-1]), file=sys.stderr)
@@ -433,11 +474,18 @@ def main() -> int:
         metavar="REV",
         help="also run the post-runner as it was at git revision REV (e.g. the asyncio layer)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="RUNTIME",
+        help="measure only this runtime (repeatable; implies --no-write)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     result = measure(args)
     print(json.dumps(result["median"], indent=2))
-    if not args.no_write:
+    if not (args.no_write or args.only):
         write(result)
     return 0
 
