@@ -59,6 +59,8 @@ logger = logging.getLogger("lambdakit.pool")
 #: process was spawned (several ms).  Lambda, too, keeps a steady sequential caller on one
 #: environment.
 SCALE_OUT_DELAY = 0.002
+#: The states of an environment that runs an invocation (and so may soon ask for its next).
+_RUNNING = frozenset({SandboxState.INVOKING, SandboxState.RESPONDED})
 
 
 class Throttled(Exception):
@@ -175,8 +177,11 @@ class Pool:
         self._drain_soon()
 
     def _may_come_back(self) -> bool:
-        """Some environment runs an invocation and will take new work when it asks for next."""
-        return len(self.sandboxes) - len(self._starting) - len(self._stale) > len(self._idle)
+        """Some environment runs an invocation and will take new work when it asks for next:
+        not one that is stopping, dead or stale (waiting for those would be for nothing), nor a
+        Managed Instances one on the idle stack (it has a free slot already)."""
+        stale, idle = self._stale, self._idle
+        return any(s.state in _RUNNING and s not in stale and s not in idle for s in self.sandboxes)
 
     def _scale_soon(self) -> None:
         if self._scale_timer is None:
@@ -187,6 +192,9 @@ class Pool:
     def _scale_now(self) -> None:
         """Start what the queue still needs :data:`SCALE_OUT_DELAY` after it began to wait."""
         self._scale_timer = None
+        # An environment that asked for its next in this same loop iteration, before this timer
+        # ran, takes the work first: a start now would be the cold start the wait is to avoid.
+        self._drain()
         try:
             self._scale()
         except Exception as exc:  # no caller to answer: those waiting learn it

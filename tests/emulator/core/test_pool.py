@@ -249,8 +249,39 @@ async def _a_busy_environment_that_asks_for_next_soon_takes_the_work_no_new_one(
     assert h.made[1].invoked == [third]
 
 
+async def _an_environment_asking_for_next_as_the_wait_ends_takes_the_work_no_new_one() -> None:
+    h = Harness(concurrency=4, max_queue=5)
+    h.submit("r-1")
+    (sandbox,) = h.made
+    sandbox.ready()
+    await _turn()
+    second = h.submit("r-2")
+    timer = h.pool._scale_timer
+    assert timer is not None
+    # r-1's phase ends in the loop iteration in which the wait ends, just before the timer runs
+    asyncio.get_running_loop().call_at(timer.when() - 1e-9, sandbox.ready)
+    await _scale_out_delay()
+    assert sandbox.invoked[-1] is second
+    assert len(h.made) == 1  # no cold start for nothing
+
+
+async def _an_environment_that_is_stopping_is_not_waited_for() -> None:
+    h = Harness(concurrency=4, max_queue=5)
+    h.submit("r-1")
+    (sandbox,) = h.made
+    sandbox.ready()
+    await _turn()
+    sandbox.ready()
+    h.pool.reap_idle()  # idle too long (since 0.0): stopping, not dead yet
+    assert sandbox.stopped
+    h.submit("r-2")
+    assert len(h.made) == 2  # started at once: the stopping one will not ask for next
+
+
 SCENARIOS = [
     _a_busy_environment_that_asks_for_next_soon_takes_the_work_no_new_one,
+    _an_environment_asking_for_next_as_the_wait_ends_takes_the_work_no_new_one,
+    _an_environment_that_is_stopping_is_not_waited_for,
     _a_cold_start_then_warm_reuse,
     _the_most_recently_idle_environment_is_reused,
     _queued_work_keeps_its_order_and_the_queue_is_bounded,
