@@ -228,12 +228,18 @@ async def _an_environment_that_dies_idle_is_not_reused() -> None:
     assert len(h.made) == 2 and sandbox.invoked[-1].request_id == "r-1"
 
 
-async def _a_busy_environment_that_asks_for_next_soon_takes_the_work_no_new_one() -> None:
+async def _one_environment_running_r1() -> tuple[Harness, FakeSandbox]:
+    """A function that may have 4 environments, its first one running ``r-1``."""
     h = Harness(concurrency=4, max_queue=5)
     h.submit("r-1")
     (sandbox,) = h.made
     sandbox.ready()
     await _turn()
+    return h, sandbox
+
+
+async def _a_busy_environment_that_asks_for_next_soon_takes_the_work_no_new_one() -> None:
+    h, sandbox = await _one_environment_running_r1()
     second = h.submit("r-2")  # its caller is a little ahead of the runtime's next
     assert len(h.made) == 1
     sandbox.ready()  # r-1's invoke phase is over
@@ -250,11 +256,7 @@ async def _a_busy_environment_that_asks_for_next_soon_takes_the_work_no_new_one(
 
 
 async def _an_environment_asking_for_next_as_the_wait_ends_takes_the_work_no_new_one() -> None:
-    h = Harness(concurrency=4, max_queue=5)
-    h.submit("r-1")
-    (sandbox,) = h.made
-    sandbox.ready()
-    await _turn()
+    h, sandbox = await _one_environment_running_r1()
     second = h.submit("r-2")
     timer = h.pool._scale_timer
     assert timer is not None
@@ -266,11 +268,7 @@ async def _an_environment_asking_for_next_as_the_wait_ends_takes_the_work_no_new
 
 
 async def _an_environment_that_is_stopping_is_not_waited_for() -> None:
-    h = Harness(concurrency=4, max_queue=5)
-    h.submit("r-1")
-    (sandbox,) = h.made
-    sandbox.ready()
-    await _turn()
+    h, sandbox = await _one_environment_running_r1()
     sandbox.ready()
     h.pool.reap_idle()  # idle too long (since 0.0): stopping, not dead yet
     assert sandbox.stopped
