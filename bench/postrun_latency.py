@@ -34,16 +34,19 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.machine import machine_info, python_executable
 from tests.serving import BASH_RUNTIME, REPO, Serve, running_serve
 
 RESULTS = REPO / "bench" / "results"
+T = TypeVar("T")
 
-#: Minimal custom runtimes, no HTTP library, echoing the event.  What both share: a connection and a reader of one message on it.
+#: Minimal custom runtimes, no HTTP library, echoing the event.  What both share: a connection
+#: and a reader of one message on it.
 _LEAN_READER = r"""
 import os, socket
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
@@ -147,6 +150,11 @@ class RuntimeKind:
     handler: str = ""
     #: Fraction of --per-round invokes this one gets (bash+curl forks three processes each).
     share: float = 1.0
+    #: Measure its variants invocation by invocation in turn, not in blocks: for a runtime whose
+    #: own latency drifts between blocks by more than a proxy adds (bash+curl).  That takes the
+    #: drift out, not the spread of each invocation: bash+curl's added p50 still moved from
+    #: +0.03 to +0.48 ms between runs of 600 pairs.
+    paired: bool = False
 
 
 def runtime_kinds(tmp: Path) -> tuple[dict[str, RuntimeKind], dict[str, str]]:
@@ -163,7 +171,11 @@ def runtime_kinds(tmp: Path) -> tuple[dict[str, RuntimeKind], dict[str, str]]:
         "http.client loop": RuntimeKind([python, str(tmp / "httpclient.py")], code),
         "awslambdaric": RuntimeKind([python, "-m", "awslambdaric", "handler.echo"], code),
         "bash + curl": RuntimeKind(
-            [str(BASH_RUNTIME / "bootstrap")], str(BASH_RUNTIME), "function.echo_event", 0.2
+            [str(BASH_RUNTIME / "bootstrap")],
+            str(BASH_RUNTIME),
+            "function.echo_event",
+            0.2,
+            paired=True,
         ),
     }
     missing: dict[str, str] = {}
@@ -313,13 +325,39 @@ def measure_once(configs: list[Variant], args: argparse.Namespace) -> dict[str, 
         for client, count in clients.values():
             for _ in range(min(args.warmup, count * 2)):
                 client.invoke()
-        order = list(clients)
+        order = _units(configs)
         for round_index in range(args.rounds):
-            shift = round_index % len(order)
-            for name in order[shift:] + order[:shift]:
-                client, count = clients[name]
-                samples[name].extend(client.invoke() for _ in range(count))
+            for unit in _rotated(order, round_index):
+                count = clients[unit[0]][1]
+                if len(unit) == 1:  # a block of one variant
+                    client = clients[unit[0]][0]
+                    samples[unit[0]].extend(client.invoke() for _ in range(count))
+                    continue
+                for index in range(count):  # a runtime's variants, one invocation each in turn
+                    for name in _rotated(unit, index):
+                        samples[name].append(clients[name][0].invoke())
     return samples
+
+
+def _units(configs: list[Variant]) -> list[tuple[str, ...]]:
+    """What a round runs in turn: a block of one variant, or all variants of a ``paired``
+    runtime, invocation by invocation."""
+    units: list[list[str]] = []
+    paired: dict[str, list[str]] = {}
+    for variant in configs:
+        if not variant.kind.paired:
+            units.append([variant.name])
+        elif variant.runtime in paired:
+            paired[variant.runtime].append(variant.name)
+        else:
+            paired[variant.runtime] = [variant.name]
+            units.append(paired[variant.runtime])
+    return [tuple(unit) for unit in units]
+
+
+def _rotated(items: Sequence[T], shift: int) -> list[T]:
+    shift %= len(items)
+    return [*items[shift:], *items[:shift]]
 
 
 def stats_of(samples: dict[str, list[int]], configs: list[Variant]) -> dict[str, dict[str, float]]:
@@ -444,7 +482,9 @@ def write(result: dict[str, Any]) -> None:
         "The proxy is lambdakit.proxy as it is now (blocking sockets, a thread per runtime "
         "connection, synchronous hooks)"
         + (f"; '({rev})' is the asyncio layer as it was at git revision {rev}" if rev else "")
-        + ". bash + curl gets a fifth of the invokes of the others (curl forks per call). "
+        + ". bash + curl gets a fifth of the invokes of the others (curl forks per call), and its "
+        "direct and post-run variants go invocation by invocation in turn rather than in blocks "
+        "(its own latency drifts between blocks by more than the proxy adds). "
         "The post-run variants use AWS_LAMBDA_POST_RUNNER_MODE=AfterError with a runtime "
         "that never fails, so every call passes the proxy and its hooks but the command never "
         "runs; 'bare proxy' is `python -m lambdakit.proxy`, no hooks. Serve runs with "
