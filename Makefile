@@ -16,11 +16,14 @@ PORT ?= 8080
 
 .PHONY: serve test lint typecheck unit bench rie broker chromium clean FORCE
 
-# Which interpreter the venv was made with: a different one rebuilds it.
+# Which interpreter the venv was made with (its real path and version, so that a pyenv shim or
+# a distribution upgrade behind the same name counts): a different one rebuilds it.  PYTHON set
+# in the environment wins over the default, as make's ?= does.
 .cache/.venv-python: FORCE
 	@mkdir -p .cache
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: no $(PYTHON): install Python 3.10 or newer, or run make PYTHON=/path/to/python3" >&2; exit 1; }
-	@echo "$$(command -v $(PYTHON))" | cmp -s - $@ || echo "$$(command -v $(PYTHON))" > $@
+	@found=$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])' 2>/dev/null) \
+		|| { echo "make: cannot run $(PYTHON): install Python 3.10 or newer, or run make PYTHON=/path/to/python3" >&2; exit 1; }; \
+	echo "$$found" | cmp -s - $@ || echo "$$found" > $@
 
 # The venv is rebuilt whenever pyproject.toml or the interpreter changes.
 $(BIN)/.installed: pyproject.toml .cache/.venv-python

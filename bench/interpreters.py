@@ -37,7 +37,7 @@ def interpreter_python(python: str) -> Path:
 
     Raises SystemExit naming the interpreter when it cannot be found or set up.
     """
-    found = _resolve(python)
+    found = _identify(_resolve(python))
     dependencies = serve_dependencies()
     key = hashlib.sha1(f"{found}\n{dependencies}".encode()).hexdigest()[:12]
     venv = VENVS / key
@@ -46,7 +46,9 @@ def interpreter_python(python: str) -> Path:
     if marker.exists():
         return venv_python
     try:
-        subprocess.run([found, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        subprocess.run(
+            [found.split()[0], "-m", "venv", "--clear", str(venv)], check=True, timeout=300
+        )
         subprocess.run(
             [str(venv_python), "-m", "pip", "install", "--quiet", *dependencies],
             check=True,
@@ -56,6 +58,24 @@ def interpreter_python(python: str) -> Path:
         raise SystemExit(f"cannot make a venv of {found} with serve's dependencies: {exc}") from exc
     marker.write_text(found + "\n")
     return venv_python
+
+
+def _identify(python: str) -> str:
+    """``python``'s real executable and version (``/usr/bin/python3.11 3.11.2``): a pyenv shim
+    or an upgrade behind the same path is another interpreter.  SystemExit if it is older than
+    3.10, which serve needs, or does not run."""
+    code = (
+        "import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0]); "
+        "sys.exit(sys.version_info < (3, 10))"
+    )
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(f"cannot run {python}: {exc}") from exc
+    if done.returncode != 0:
+        shown = done.stdout.strip() or done.stderr.strip()[-200:]
+        raise SystemExit(f"{python} is not Python 3.10 or newer ({shown})")
+    return done.stdout.strip()
 
 
 def _resolve(python: str) -> str:

@@ -59,10 +59,16 @@ def connect():
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = b""
 
+def receive():
+    data = sock.recv(65536)
+    if not data:
+        raise ConnectionError("the Runtime API closed the connection")
+    return data
+
 def read_message():
     global buf
     while b"\r\n\r\n" not in buf:
-        buf += sock.recv(65536)
+        buf += receive()
     head, _, buf = buf.partition(b"\r\n\r\n")
     fields = {}
     for line in head.split(b"\r\n")[1:]:
@@ -70,7 +76,7 @@ def read_message():
         fields[name.strip().lower()] = value.strip()
     length = int(fields.get(b"content-length", b"0"))
     while len(buf) < length:
-        buf += sock.recv(65536)
+        buf += receive()
     body, buf = buf[:length], buf[length:]
     return fields, body
 
@@ -389,9 +395,10 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             baseline = export_revision(args.baseline_rev, Path(tmp) / "baseline")
         configs = variants(kinds, baseline, args.baseline_rev, args.with_command)
         if args.only:
+            unknown = sorted(set(args.only) - set(kinds))
+            if unknown:
+                raise SystemExit(f"--only: no runtime {unknown} here; there are {sorted(kinds)}")
             configs = [variant for variant in configs if variant.runtime in args.only]
-            if not configs:
-                raise SystemExit(f"--only names no runtime measured here: {sorted(kinds)}")
         for run in range(args.runs):
             runs.append(stats_of(measure_once(configs, args), configs))
             print(f"run {run + 1}/{args.runs}:", _brief(runs[-1]), file=sys.stderr)
