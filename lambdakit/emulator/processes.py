@@ -20,10 +20,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import cast
 
 from lambdakit.deathsig import die_with_parent
+from lambdakit.emulator import spawning
 from lambdakit.emulator.proc_table import process_table
+from lambdakit.emulator.spawning import Child
 
 logger = logging.getLogger("lambdakit.processes")
 
@@ -35,24 +36,6 @@ _RSS_READ_INTERVAL = 1.0
 _READ_SIZE = 65536
 _READS_PER_WAKEUP = 16
 MAX_LINE = 256 * 1024
-
-
-class _ExitProtocol(asyncio.SubprocessProtocol):
-    """Notices the group leader's exit."""
-
-    def __init__(self) -> None:
-        self._transport: asyncio.SubprocessTransport | None = None
-        #: The leader's exit status (negative: killed by that signal).
-        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.SubprocessTransport, transport)  # uvloop: no subclass
-
-    def process_exited(self) -> None:
-        assert self._transport is not None
-        code = self._transport.get_returncode()
-        if not self.exited.done():
-            self.exited.set_result(-1 if code is None else code)
 
 
 class OutputPipe:
@@ -143,13 +126,10 @@ class OutputPipe:
 class ProcessGroup:
     """A process group led by one child we spawned."""
 
-    def __init__(
-        self, transport: asyncio.SubprocessTransport, protocol: _ExitProtocol, output: OutputPipe
-    ) -> None:
-        self._transport = transport
-        self._protocol = protocol
+    def __init__(self, child: Child, output: OutputPipe) -> None:
+        self._child = child
         self._output = output
-        self.pid: int = transport.get_pid()
+        self.pid: int = child.pid
         self._max_rss_kb = 0
         self._rss_read = 0.0
 
@@ -163,20 +143,14 @@ class ProcessGroup:
         on_line: Callable[[str], None],
         preexec: Callable[[], None] = die_with_parent,
     ) -> ProcessGroup:
-        """Start ``command`` as the leader of a new process group; raise ``OSError`` if it can't."""
-        loop = asyncio.get_running_loop()
+        """Start ``command`` as the leader of a new process group; raise ``OSError`` if it can't.
+
+        The event loop goes on while the process is forked (:mod:`lambdakit.emulator.spawning`).
+        """
         output = OutputPipe(on_line)
         try:
-            transport, protocol = await loop.subprocess_exec(
-                _ExitProtocol,
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output.write_fd,
-                stderr=output.write_fd,
-                env=dict(env),
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=preexec,
+            child = await spawning.spawn(
+                command, env=env, cwd=cwd, output_fd=output.write_fd, preexec=preexec
             )
         except subprocess.SubprocessError as exc:  # preexec failed (joining the cgroup)
             output.abandon()
@@ -185,7 +159,7 @@ class ProcessGroup:
             output.abandon()
             raise
         output.child_started()
-        return cls(transport, protocol, output)
+        return cls(child, output)
 
     def drain_output(self) -> None:
         """Deliver the lines the group has written so far (up to a few MB)."""
@@ -193,11 +167,11 @@ class ProcessGroup:
 
     @property
     def exit_status(self) -> int | None:
-        return self._transport.get_returncode()
+        return self._child.returncode
 
     def exited(self) -> asyncio.Future[int]:
         """Resolves with the leader's exit status (negative: killed by a signal)."""
-        return self._protocol.exited
+        return self._child.exited
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to every process of the group (silently if none is left)."""
@@ -206,7 +180,7 @@ class ProcessGroup:
 
     async def stop(self, grace: float) -> int:
         """SIGTERM the group, wait up to ``grace`` seconds, SIGKILL it, and reap the leader."""
-        exited = self._protocol.exited
+        exited = self._child.exited
         if grace > 0 and not exited.done():
             self.signal(signal.SIGTERM)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -218,7 +192,7 @@ class ProcessGroup:
             await asyncio.wait_for(asyncio.shield(self._output.closed), 1.0)
         if not self._output.closed.done():
             self._output.abandon()  # a grandchild kept the pipe open: stop reading it
-        self._transport.close()
+        self._child.release()
         return code
 
     def max_rss_mb(self) -> int:
@@ -236,7 +210,7 @@ class ProcessGroup:
         return max(1, round(self._max_rss_kb / 1024))
 
     def __repr__(self) -> str:
-        code = self._transport.get_returncode()
+        code = self._child.returncode
         if code is None:
             return f"<ProcessGroup running with PID {self.pid}>"
         if code < 0:

@@ -278,7 +278,12 @@ class SandboxBase:
                 )
             )
             await self._processes.launch(
-                extensions, env, self.function.command, self._log.output, self._registered
+                extensions,
+                env,
+                self.function.command,
+                self._log.output,
+                self._registered,
+                lambda: self._machine.over,
             )
         except OSError as exc:
             culprit = exc.filename or self.function.command[0]
@@ -286,9 +291,11 @@ class SandboxBase:
                 errors.RUNTIME_INVALID_ENTRYPOINT,
                 f"cannot start {culprit!r}: {exc.strerror or exc}",
             )
-        if self._machine.over and self._processes.runtime is not None:
-            # Init failed while we were spawning: this process must not outlive it.
-            self._processes.runtime.signal(signal.SIGKILL)
+        if self._machine.over:
+            # Init failed while a process was starting, and the environment's processes were
+            # reaped without it: none may outlive Init (each is reaped when it exits).
+            for group in self._processes.groups():
+                group.signal(signal.SIGKILL)
 
     def _cannot_start(self, error_type: str, detail: str) -> None:
         logger.error("%s: %s", self.name, detail)

@@ -68,17 +68,21 @@ class SandboxProcesses:
         command: Sequence[str],
         output: Callable[[str, str], None],
         registered: Callable[[], Awaitable[bool]],
+        over: Callable[[], bool],
     ) -> None:
         """Init's launch order: the extensions, then (once they all registered) the runtime.
 
         ``output`` gets each line with its kind (``extension`` or ``function``); ``registered``
-        waits for the extensions and says whether Init still goes on.  Raises ``OSError`` when
-        a process cannot be started.
+        waits for the extensions and says whether Init still goes on; once ``over()`` (Init
+        failed or timed out while a process was starting: the loop runs meanwhile), nothing more
+        is started.  Raises ``OSError`` when a process cannot be started.
         """
         extension_output = functools.partial(output, "extension")
         for path in extensions:
+            if over():
+                return
             await self.launch_extension(path, extension_environment(env), extension_output)
-        if extensions and not await registered():
+        if (extensions and not await registered()) or over():
             return
         await self.spawn_runtime(command, env, functools.partial(output, "function"))
 
