@@ -8,7 +8,9 @@ import asyncio
 import gc
 import os
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -24,6 +26,20 @@ pytestmark = pytest.mark.skipif(
     not spawning._has_pidfd(), reason="no pidfd here: the loop forks, as before"
 )
 
+T = TypeVar("T")
+Run = Callable[[Coroutine[Any, Any, T]], T]
+#: The stdlib's loop and uvloop's (serve's, when it is installed): pidfds work on both.
+LOOPS = pytest.mark.parametrize("run", ["asyncio", "uvloop"], indirect=True)
+
+
+@pytest.fixture
+def run(request: pytest.FixtureRequest) -> Run[Any]:
+    """``asyncio.run`` or ``uvloop.run``."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return cast(Run[Any], uvloop.run)
+    return asyncio.run
+
 
 def _slow_preexec() -> None:
     """In the child, between fork and exec: what a slow preexec (a busy machine) looks like."""
@@ -36,7 +52,8 @@ def _exists(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
 
-def test_the_loop_goes_on_while_a_process_starts(tmp_path: Path) -> None:
+@LOOPS
+def test_the_loop_goes_on_while_a_process_starts(tmp_path: Path, run: Run[Any]) -> None:
     async def main() -> tuple[int, int | None]:
         ticks = 0
 
@@ -62,13 +79,13 @@ def test_the_loop_goes_on_while_a_process_starts(tmp_path: Path) -> None:
         assert lines == ["started"]
         return during, code
 
-    during, code = asyncio.run(main())
+    during, code = run(main())
     assert code == 0
     # The child took SLOW seconds to exec; a loop that forked it itself waited all along (0).
     assert during >= 10
 
 
-def _cancel_a_start(tmp_path: Path, cancellations: int) -> int:
+def _cancel_a_start(tmp_path: Path, cancellations: int, run: Run[Any]) -> int:
     """Start ``sleep 60`` slowly, cancel the start ``cancellations`` times while the child is
     between fork and exec; the child's pid."""
     pid_file = tmp_path / "pid"
@@ -89,7 +106,7 @@ def _cancel_a_start(tmp_path: Path, cancellations: int) -> int:
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    run(main())
     gc.collect()  # a Popen of a live process would warn (an error under -W error)
     return int(pid_file.read_text())
 
@@ -101,14 +118,16 @@ def _assert_gone(pid: int) -> None:
     assert not _exists(pid), "the process of a cancelled start lives on, or was never reaped"
 
 
-def test_a_cancelled_start_leaves_no_process(tmp_path: Path) -> None:
+@LOOPS
+def test_a_cancelled_start_leaves_no_process(tmp_path: Path, run: Run[Any]) -> None:
     fds = len(os.listdir("/proc/self/fd"))
-    _assert_gone(_cancel_a_start(tmp_path, 1))
+    _assert_gone(_cancel_a_start(tmp_path, 1, run))
     assert len(os.listdir("/proc/self/fd")) <= fds  # its output pipe was closed, both ends
 
 
-def test_a_start_cancelled_twice_still_leaves_no_process(tmp_path: Path) -> None:
-    _assert_gone(_cancel_a_start(tmp_path, 2))
+@LOOPS
+def test_a_start_cancelled_twice_still_leaves_no_process(tmp_path: Path, run: Run[Any]) -> None:
+    _assert_gone(_cancel_a_start(tmp_path, 2, run))
 
 
 def test_nothing_more_starts_once_init_is_over(tmp_path: Path) -> None:
@@ -149,3 +168,23 @@ def test_nothing_more_starts_once_init_is_over(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert launched == ["a"]
+
+
+@LOOPS
+def test_without_pidfds_the_loop_starts_the_process(
+    tmp_path: Path, run: Run[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where there is no pidfd (macOS, Linux before 5.3): the loop's own subprocess_exec."""
+    monkeypatch.setattr(spawning, "_pidfd", False)
+
+    async def main() -> tuple[list[str], int]:
+        lines: list[str] = []
+        group = await ProcessGroup.spawn(
+            ["/bin/echo", "hello"], env={}, cwd=str(tmp_path), on_line=lines.append
+        )
+        assert not isinstance(group._child, spawning._WatchedChild)
+        code = await asyncio.wait_for(group.exited(), 10)
+        await group.stop(1.0)
+        return lines, code
+
+    assert run(main()) == (["hello"], 0)
