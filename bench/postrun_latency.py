@@ -388,6 +388,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     runs: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         kinds, missing = runtime_kinds(Path(tmp))
+        if args.only:  # what was not asked for is not "not measured"
+            missing = {name: why for name, why in missing.items() if name in args.only}
         for name, why in missing.items():
             print(f"not measured: {name}: {why}", file=sys.stderr)
         baseline = None
@@ -447,9 +449,10 @@ def _brief(stats: dict[str, dict[str, float]]) -> str:
     )
 
 
-def write(result: dict[str, Any]) -> None:
+def write(result: dict[str, Any], stem: str = "postrun_latency") -> None:
+    """``bench/results/STEM.{json,md}``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "postrun_latency.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     median, runs = result["median"], result["per_run"]
     machine = result["machine"]
     lines = [
@@ -500,7 +503,7 @@ def write(result: dict[str, Any]) -> None:
         "after every invocation, which the next invocation waits for.",
         "",
     ]
-    (RESULTS / "postrun_latency.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
 
 
 def main() -> int:
@@ -526,14 +529,14 @@ def main() -> int:
         action="append",
         default=[],
         metavar="RUNTIME",
-        help="measure only this runtime (repeatable; implies --no-write)",
+        help="measure only this runtime (repeatable); writes postrun_latency_only.{json,md}",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     result = measure(args)
     print(json.dumps(result["median"], indent=2))
-    if not (args.no_write or args.only):
-        write(result)
+    if not args.no_write:
+        write(result, "postrun_latency_only" if args.only else "postrun_latency")
     return 0
 
 
