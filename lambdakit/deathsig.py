@@ -35,3 +35,11 @@ def die_with_parent() -> None:
     """In the child, before exec: be killed when the parent (thread) is gone."""
     if prctl is not None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def terminated_with_parent() -> None:
+    """In the child, before exec: be sent SIGTERM (a graceful stop) when the parent (thread) is
+    gone; for a process that must clean up after itself, as a ``lambdakit serve`` started by a
+    test run or a benchmark does."""
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lambdakit.deathsig import terminated_with_parent
+
 REPO = Path(__file__).resolve().parent.parent
 BASH_RUNTIME = REPO / "tests" / "fixtures" / "runtimes" / "bash"
 _LISTENING = re.compile(r"listening on http://([0-9.]+):(\d+)")
@@ -153,6 +155,8 @@ def running_serve(
         stdin=subprocess.DEVNULL,
         cwd=cwd or REPO,
         env={**os.environ, **(env or {})},
+        # A test run or benchmark killed with SIGTERM runs no cleanup: its serves still stop.
+        preexec_fn=terminated_with_parent,  # noqa: PLW1509 (one prctl call, no lock taken)
     )
     serve = Serve(process)
     try:
