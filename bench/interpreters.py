@@ -11,7 +11,7 @@ comes from the checkout through ``PYTHONPATH``, so both sides run the same sourc
 from __future__ import annotations
 
 import hashlib
-import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,33 +37,35 @@ def interpreter_python(python: str) -> Path:
 
     Raises SystemExit naming the interpreter when it cannot be found or set up.
     """
-    found = _identify(_resolve(python))
+    found = shutil.which(python)
+    if found is None:
+        raise SystemExit(f"no interpreter {python!r} (not on PATH, or not executable)")
+    executable, version = _identify(found)
     dependencies = serve_dependencies()
-    key = hashlib.sha1(f"{found}\n{dependencies}".encode()).hexdigest()[:12]
+    key = hashlib.sha1(f"{executable} {version}\n{dependencies}".encode()).hexdigest()[:12]
     venv = VENVS / key
     marker = venv / ".installed"
     venv_python = venv / "bin" / "python"
     if marker.exists():
         return venv_python
     try:
-        subprocess.run(
-            [found.split()[0], "-m", "venv", "--clear", str(venv)], check=True, timeout=300
-        )
+        subprocess.run([executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
         subprocess.run(
             [str(venv_python), "-m", "pip", "install", "--quiet", *dependencies],
             check=True,
             timeout=900,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        raise SystemExit(f"cannot make a venv of {found} with serve's dependencies: {exc}") from exc
-    marker.write_text(found + "\n")
+        detail = f"cannot make a venv of {executable} with serve's dependencies: {exc}"
+        raise SystemExit(detail) from exc
+    marker.write_text(f"{executable} {version}\n")
     return venv_python
 
 
-def _identify(python: str) -> str:
-    """``python``'s real executable and version (``/usr/bin/python3.11 3.11.2``): a pyenv shim
-    or an upgrade behind the same path is another interpreter.  SystemExit if it is older than
-    3.10, which serve needs, or does not run."""
+def _identify(python: str) -> tuple[str, str]:
+    """``python``'s real executable and version (``/usr/bin/python3.11``, ``3.11.2``): a pyenv
+    shim or an upgrade behind the same path is another interpreter.  SystemExit if it is older
+    than 3.10, which serve needs, or does not run."""
     code = (
         "import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0]); "
         "sys.exit(sys.version_info < (3, 10))"
@@ -72,21 +74,8 @@ def _identify(python: str) -> str:
         done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         raise SystemExit(f"cannot run {python}: {exc}") from exc
-    if done.returncode != 0:
+    executable, _, version = done.stdout.strip().rpartition(" ")
+    if done.returncode != 0 or not executable:
         shown = done.stdout.strip() or done.stderr.strip()[-200:]
         raise SystemExit(f"{python} is not Python 3.10 or newer ({shown})")
-    return done.stdout.strip()
-
-
-def _resolve(python: str) -> str:
-    """``python`` as an absolute path (looked up on PATH when it has no slash)."""
-    if os.sep not in python:
-        for directory in os.environ.get("PATH", "").split(os.pathsep):
-            candidate = Path(directory) / python
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate.resolve())
-        raise SystemExit(f"no interpreter {python!r} on PATH")
-    path = Path(python)
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise SystemExit(f"no interpreter at {python}")
-    return str(path.resolve())
+    return executable, version

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.machine import machine_info, python_executable
+from bench.machine import machine_info
 from tests.serving import BASH_RUNTIME, REPO, Serve, running_serve
 
 RESULTS = REPO / "bench" / "results"
@@ -388,8 +388,13 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     runs: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         kinds, missing = runtime_kinds(Path(tmp))
-        if args.only:  # what was not asked for is not "not measured"
+        if args.only:
+            unknown = sorted(set(args.only) - set(kinds) - set(missing))
+            if unknown:
+                raise SystemExit(f"--only: no runtime {unknown}; there are {sorted(kinds)}")
             missing = {name: why for name, why in missing.items() if name in args.only}
+            if not set(args.only) & set(kinds):
+                raise SystemExit(f"--only: none of them can be measured here: {missing}")
         for name, why in missing.items():
             print(f"not measured: {name}: {why}", file=sys.stderr)
         baseline = None
@@ -397,9 +402,6 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             baseline = export_revision(args.baseline_rev, Path(tmp) / "baseline")
         configs = variants(kinds, baseline, args.baseline_rev, args.with_command)
         if args.only:
-            unknown = sorted(set(args.only) - set(kinds))
-            if unknown:
-                raise SystemExit(f"--only: no runtime {unknown} here; there are {sorted(kinds)}")
             configs = [variant for variant in configs if variant.runtime in args.only]
         for run in range(args.runs):
             runs.append(stats_of(measure_once(configs, args), configs))
@@ -412,6 +414,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         }
         for name in names
     }
+    info = machine_info()
     return {
         "benchmark": "postrun_latency",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -419,8 +422,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "cpu_model": machine_info()["cpu_model"],
-            "python_executable": python_executable(),
+            "cpu_model": info["cpu_model"],
+            "python_executable": info["python_executable"],
         },
         "method": (
             "sequential invokes over a keep-alive socket to lambdakit serve (--concurrency 1), "

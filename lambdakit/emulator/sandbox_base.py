@@ -294,8 +294,7 @@ class SandboxBase:
         if self._machine.over:
             # Init failed while a process was starting, and the environment's processes were
             # reaped without it: none may outlive Init (each is reaped when it exits).
-            for group in self._processes.groups():
-                group.signal(signal.SIGKILL)
+            self._processes.signal(signal.SIGKILL)
 
     def _cannot_start(self, error_type: str, detail: str) -> None:
         logger.error("%s: %s", self.name, detail)
