@@ -12,10 +12,11 @@ them in rounds over keep-alive sockets, rotating the order each round, so drift 
 hits every variant alike.  Each run starts fresh processes; the figures reported are medians
 over runs.  The post-runner variants run with ``AWS_LAMBDA_POST_RUNNER_MODE=AfterError``
 against a runtime that never fails: every call goes through the proxy and its hooks, the
-command never runs.  ``--baseline-rev REV`` adds the post-runner as it was at git revision REV
-(``git archive``), for example the asyncio layer the thread layer replaced, under asyncio and
-uvloop.  ``--with-command`` adds a variant whose command (``true``) runs after every
-invocation, to show what spawning it costs the *next* invocation.  Results go to
+command never runs.  ``--baseline-rev REV`` adds, for every runtime, the post-runner as it was
+at git revision REV (``git archive``): a change to the proxy measured side by side with what it
+replaces, in the same rounds (and, for bash + curl, invocation by invocation in turn).
+``--with-command`` adds a variant whose command (``true``) runs after every invocation, to show
+what spawning it costs the *next* invocation.  Results go to
 ``bench/results/postrun_latency.{json,md}``.
 """
 
@@ -272,16 +273,11 @@ def variants(
     for name, kind in kinds.items():
         found.append(Variant(name, DIRECT, kind))
         found.append(Variant(name, POST_RUN, kind, post_run, never))
+        if baseline is not None:  # the same command, importing lambdakit as it was at rev
+            old = (("PYTHONPATH", str(baseline)),)
+            found.append(Variant(name, f"{POST_RUN} ({rev})", kind, post_run, never + old))
     lean = kinds["raw socket (lean)"]
     found.append(Variant("raw socket (lean)", "bare proxy", lean, bare))
-    if baseline is not None:
-        old = (("PYTHONPATH", str(baseline)),)
-        old_post_run = (python, "-m", "lambdakit", "post-run", "--loop", "asyncio", "--")
-        found.append(
-            Variant(
-                "raw socket (lean)", f"post-run, asyncio ({rev})", lean, old_post_run, never + old
-            )
-        )
     if with_command:
         every = (
             ("AWS_LAMBDA_POST_RUNNER_COMMAND", "true"),
@@ -305,7 +301,10 @@ def export_revision(rev: str, into: Path) -> Path:
         check=True,
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):  # 3.11.4 and later (Debian 12 has 3.11.2)
+            tar.extractall(into, filter="data")
+        else:  # our own repository's archive: nothing to filter out
+            tar.extractall(into)
     return into
 
 
@@ -494,7 +493,7 @@ def write(result: dict[str, Any], stem: str = "postrun_latency") -> None:
         "Target (issue 15): at most 0.10 ms added at p50 and 0.25 ms at p99, for each runtime. "
         "The proxy is lambdakit.proxy as it is now (blocking sockets, a thread per runtime "
         "connection, synchronous hooks)"
-        + (f"; '({rev})' is the asyncio layer as it was at git revision {rev}" if rev else "")
+        + (f"; 'post-run ({rev})' is the post-runner as it was at revision {rev}" if rev else "")
         + ". bash + curl gets a fifth of the invokes of the others (curl forks per call), and its "
         "direct and post-run variants go invocation by invocation in turn rather than in blocks "
         "(its own latency drifts between blocks by more than the proxy adds). "
@@ -525,7 +524,7 @@ def main() -> int:
         "--baseline-rev",
         default="",
         metavar="REV",
-        help="also run the post-runner as it was at git revision REV (e.g. the asyncio layer)",
+        help="also run the post-runner as it was at git revision REV, for every runtime (A/B)",
     )
     parser.add_argument(
         "--only",

@@ -39,7 +39,7 @@ from types import TracebackType
 from lambdakit.proxy.calls import CallKind
 from lambdakit.proxy.downstream import RuntimeConnection
 from lambdakit.proxy.hooks import Hooks, active_hooks, overrides
-from lambdakit.proxy.sockets import set_nodelay, shut
+from lambdakit.proxy.sockets import accepted, listen, shut
 from lambdakit.proxy.upstream import UpstreamPool
 
 logger = logging.getLogger("lambdakit.proxy")
@@ -121,7 +121,7 @@ class RuntimeApiProxy:
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen (port 0: a free one) and return ``host:port``; OSError if the port is taken."""
-        self._listener = socket.create_server((host, port))
+        self._listener = listen(host, port)
         bound = self._listener.getsockname()
         self.address = f"{bound[0]}:{bound[1]}"
         with self._lock:
@@ -205,9 +205,8 @@ class RuntimeApiProxy:
                     if not self._spare:
                         self._spawn()
                     self._connections.add(sock)
-                set_nodelay(sock)
                 try:
-                    RuntimeConnection(self, sock).serve()
+                    RuntimeConnection(self, accepted(sock)).serve()
                 except Exception:
                     logger.exception("runtime connection failed")
                 with self._lock:

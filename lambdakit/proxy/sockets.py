@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import sys
 
 from lambdakit.wire.http1 import MAX_HEAD, EndOfMessage, Event, Parser, ProtocolError
 
@@ -27,6 +28,41 @@ def set_nodelay(sock: socket.socket) -> None:
     """Send small writes at once (every proxied message is one write; Nagle would hold it)."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+#: Accepted sockets inherit TCP_NODELAY from their listener (Linux: Lambda's OS).
+_INHERITS_NODELAY = sys.platform.startswith("linux")
+#: Seconds a connection may wait for its first bytes before accept() returns it anyway.
+DEFER_ACCEPT_SECONDS = 1
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A loopback listener for the runtime's connections; OSError if the port is taken.
+
+    Two options save the proxy a wake-up and a system call per connection, which matters for a
+    runtime that opens one per call (curl forks for each, bench/results/postrun_latency.md):
+
+    * ``TCP_DEFER_ACCEPT``: ``accept()`` returns a connection once its request has arrived, not
+      at the handshake.  A Runtime API client always speaks first; curl sends about 0.1 ms
+      after ``connect()`` returns, which was otherwise one wake-up in ``accept()`` and one more
+      in ``recv()``.  A connection that stays silent is handed over when its first bytes come
+      (or after ``DEFER_ACCEPT_SECONDS``, once the kernel's retry of the handshake is answered).
+    * ``TCP_NODELAY`` on the listener, which accepted sockets inherit on Linux (elsewhere
+      :func:`accepted` sets it on each).
+    """
+    listener = socket.create_server((host, port))
+    set_nodelay(listener)
+    if hasattr(socket, "TCP_DEFER_ACCEPT"):
+        with contextlib.suppress(OSError):
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
+    return listener
+
+
+def accepted(sock: socket.socket) -> socket.socket:
+    """``sock`` from :func:`listen`'s ``accept()``, ready to serve (TCP_NODELAY on)."""
+    if not _INHERITS_NODELAY:
+        set_nodelay(sock)
+    return sock
 
 
 def shut(sock: socket.socket) -> None:

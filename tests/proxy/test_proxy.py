@@ -327,6 +327,7 @@ def test_close_wakes_every_thread_and_leaves_none_behind() -> None:
         polling.send(NEXT)
         assert upstream.got_request.wait(TIMEOUT)
         idle = RawClient(proxy.address)
+        idle.send(NEXT[:20])  # a request begun: accepted, its thread waits for the rest
         assert wait_until(lambda: proxy.thread_count == 3)
         started = time.monotonic()
         proxy.close()
@@ -356,6 +357,27 @@ def test_both_sides_of_the_proxy_send_small_writes_at_once_tcp_nodelay() -> None
         client.close()
 
     run_scenario(scenario, None, never_answer_next)
+
+
+def test_the_listener_hands_over_connections_once_their_request_arrived() -> None:
+    """TCP_DEFER_ACCEPT: a runtime that opens a connection per call (curl) costs the proxy
+    one wake-up per connection, not two (issue 15); a connection that is silent at first is
+    still served once it speaks."""
+
+    def scenario(proxy: RuntimeApiProxy, upstream: FakeRuntimeApi) -> None:
+        listener = proxy._listener
+        assert listener is not None
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) > 0
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        late = RawClient(proxy.address)
+        time.sleep(0.2)
+        assert not proxy._connections  # connected, nothing sent: not handed over yet
+        late.send(NEXT)
+        status, _, body = late.reply()
+        assert (status, body) == (200, b'{"n": 1}')
+        late.close()
+
+    run_scenario(scenario)
 
 
 # A /response accepted at once (issue 15) ------------------------------------------------------
