@@ -86,18 +86,19 @@ def _length(fields: dict[bytes, bytes]) -> int:
 
 #: Scans of heads that come back byte for byte (a runtime's ``GET next``, the Runtime API's
 #: ``202``): a dict lookup instead of a scan.  Emptied when full.
-_SEEN_REQUESTS: dict[bytes, tuple[bool, str, int] | None] = {}
-_SEEN_REPLIES: dict[bytes, tuple[int, int, str, int] | None] = {}
+#: (A miss is the common case for heads that carry a request id: ``get``, not ``[]`` and a
+#: KeyError, which costs a raised exception per invocation.)
+_SEEN_REQUESTS: dict[bytes, tuple[bool, str, int]] = {}
+_SEEN_REPLIES: dict[bytes, tuple[int, int, str, int]] = {}
 _MAX_SEEN = 64
 
 
 def scan_request(head: bytes) -> tuple[bool, str, int] | None:
     """A plain ``GET next`` or buffered ``POST …/{id}/response`` head (``head`` ends with its
     empty line): ``(is_next, request id, body length)``; None for anything else."""
-    try:
-        return _SEEN_REQUESTS[head]
-    except KeyError:
-        pass
+    seen = _SEEN_REQUESTS.get(head)
+    if seen is not None:
+        return seen
     scan = _scan_request(head)
     if scan is not None and scan[0]:  # responses carry their own request id: never the same
         if len(_SEEN_REQUESTS) >= _MAX_SEEN:
@@ -131,10 +132,9 @@ def scan_reply(head: bytes) -> tuple[int, int, str, int] | None:
     """A plain ``HTTP/1.1`` reply head with a ``Content-Length``: ``(status, body length,
     request id, deadline ms)``, the last two from a ``next`` reply's fields ("" and 0 when
     absent); None for anything else (interim, 204 or 304, read until close, chunked, …)."""
-    try:
-        return _SEEN_REPLIES[head]
-    except KeyError:
-        pass
+    seen = _SEEN_REPLIES.get(head)
+    if seen is not None:
+        return seen
     scan = _scan_reply(head)
     if scan is not None and not scan[2]:  # a next reply carries its own request id
         if len(_SEEN_REPLIES) >= _MAX_SEEN:
