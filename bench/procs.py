@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from lambdakit.deathsig import terminated_with_parent
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 LOG_TAIL_LINES = 400
@@ -148,6 +150,10 @@ class Managed:
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
+            # SIGTERM if this thread ends before stop(): a benchmark killed outright (SIGKILL,
+            # which interrupt_on_signals cannot catch) leaves nothing running, as the tests'
+            # running_serve does.
+            preexec_fn=terminated_with_parent,  # noqa: PLW1509 (one prctl call, no lock taken)
         )
         self.pid = self.proc.pid
         self._reader = threading.Thread(target=self._drain, name=f"drain-{name}", daemon=True)
