@@ -5,6 +5,7 @@ one thread; nothing else reads it.  :class:`EventReader` turns what ``recv`` ret
 :mod:`lambdakit.wire.http1` events, one at a time, keeping any extra a ``recv`` brought (a
 pipelined request, the rest of a body) for the next call.  Other threads only ever
 ``shutdown()`` a socket (:func:`shut`), which wakes its owner; the owner closes it.
+:func:`listen` makes the listener the runtime connects to.
 """
 
 from __future__ import annotations
