@@ -31,6 +31,7 @@ keep-alive connections upstream (:mod:`lambdakit.proxy.upstream`).
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import time
@@ -39,7 +40,7 @@ from types import TracebackType
 from lambdakit.proxy.calls import CallKind
 from lambdakit.proxy.downstream import RuntimeConnection
 from lambdakit.proxy.hooks import Hooks, active_hooks, overrides
-from lambdakit.proxy.sockets import accepted, listen, shut
+from lambdakit.proxy.sockets import listen, passes_on_nodelay, set_nodelay, shut
 from lambdakit.proxy.upstream import UpstreamPool
 
 logger = logging.getLogger("lambdakit.proxy")
@@ -53,6 +54,10 @@ JOIN_TIMEOUT = 2.0
 MAX_DELIVERED = 1024
 #: Seconds to wait before accepting again after accept() failed.
 ACCEPT_BACKOFF = 0.05
+#: Seconds :meth:`RuntimeApiProxy.settle` must see no connection open or queued before it is
+#: sure (a connection between ``accept()`` and being counted is invisible meanwhile, for
+#: microseconds unless its thread is descheduled).
+SETTLE_QUIET = 0.05
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -82,6 +87,8 @@ class RuntimeApiProxy:
         #: ``host:port`` to give the runtime as ``AWS_LAMBDA_RUNTIME_API`` once started.
         self.address = ""
         self._listener: socket.socket | None = None
+        #: Accepted sockets inherit TCP_NODELAY from the listener (or each must be set).
+        self._nodelay_inherited = False
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
         self._spare = 0  # threads in accept(), or on their way there
@@ -122,6 +129,7 @@ class RuntimeApiProxy:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen (port 0: a free one) and return ``host:port``; OSError if the port is taken."""
         self._listener = listen(host, port)
+        self._nodelay_inherited = passes_on_nodelay(self._listener)
         bound = self._listener.getsockname()
         self.address = f"{bound[0]}:{bound[1]}"
         with self._lock:
@@ -135,10 +143,35 @@ class RuntimeApiProxy:
         Once the runtime has exited, what it sent before (a ``/response`` posted just before
         exiting) is still in its connections: each is read to its end and forwarded, and a
         held ``next`` is dropped when its connection's hang-up is seen.  Closing the proxy
-        before that would lose the response.  True if all ended in time.
+        before that would lose the response.  That includes a connection the listener has not
+        handed over yet (it defers ``accept()`` until the first bytes arrive, so a runtime that
+        connects, posts and exits leaves one queued) and one a thread has accepted but not yet
+        counted: nothing must be pending for :data:`SETTLE_QUIET` s in a row.  True if all
+        ended in time.
         """
+        deadline = time.monotonic() + timeout
+        quiet_since = -1.0
         with self._lock:
-            return self._ended.wait_for(lambda: not self._connections, timeout)
+            while True:
+                now = time.monotonic()
+                if self._connections or self._queued():
+                    quiet_since = -1.0
+                elif quiet_since < 0:
+                    quiet_since = now
+                elif now - quiet_since >= SETTLE_QUIET:
+                    return True
+                if now >= deadline:
+                    return not self._connections and not self._queued()
+                self._ended.wait(min(deadline - now, SETTLE_QUIET / 5))
+
+    def _queued(self) -> bool:
+        """A connection waits in the listener's queue for a thread to accept it."""
+        listener = self._listener
+        if listener is None or listener.fileno() < 0:
+            return False
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         """Stop listening, hang up on the runtime's connections and upstream's, join threads."""
@@ -205,8 +238,10 @@ class RuntimeApiProxy:
                     if not self._spare:
                         self._spawn()
                     self._connections.add(sock)
+                if not self._nodelay_inherited:
+                    set_nodelay(sock)
                 try:
-                    RuntimeConnection(self, accepted(sock)).serve()
+                    RuntimeConnection(self, sock).serve()
                 except Exception:
                     logger.exception("runtime connection failed")
                 with self._lock:

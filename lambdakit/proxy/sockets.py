@@ -43,13 +43,14 @@ def listen(host: str, port: int) -> socket.socket:
     Two options save the proxy a wake-up and a system call per connection, which matters for a
     runtime that opens one per call (curl forks for each, bench/results/postrun_latency.md):
 
-    * ``TCP_DEFER_ACCEPT``: ``accept()`` returns a connection once its request has arrived, not
-      at the handshake.  A Runtime API client always speaks first; curl sends about 0.1 ms
-      after ``connect()`` returns, which was otherwise one wake-up in ``accept()`` and one more
-      in ``recv()``.  A connection that stays silent is handed over when its first bytes come
-      (or after ``DEFER_ACCEPT_SECONDS``, once the kernel's retry of the handshake is answered).
-    * ``TCP_NODELAY`` on the listener, which accepted sockets inherit on Linux (elsewhere
-      :func:`accepted` sets it on each).
+    * ``TCP_DEFER_ACCEPT`` (Linux): ``accept()`` returns a connection once its first bytes have
+      arrived, not at the handshake.  A Runtime API client always speaks first; curl sends
+      about 0.1 ms after ``connect()`` returns, which was otherwise one wake-up in ``accept()``
+      and one more in ``recv()``.  A connection that stays silent is handed over when its
+      first bytes come (or after ``DEFER_ACCEPT_SECONDS``, once the kernel's retry of the
+      handshake is answered).  Elsewhere, connections are accepted at the handshake as before.
+    * ``TCP_NODELAY`` on the listener, which accepted sockets inherit on Linux (elsewhere, or
+      if the listener refused it, each accepted socket needs it: :func:`passes_on_nodelay`).
     """
     listener = socket.create_server((host, port))
     set_nodelay(listener)
@@ -59,11 +60,14 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def accepted(sock: socket.socket) -> socket.socket:
-    """``sock`` from :func:`listen`'s ``accept()``, ready to serve (TCP_NODELAY on)."""
-    if not _INHERITS_NODELAY:
-        set_nodelay(sock)
-    return sock
+def passes_on_nodelay(listener: socket.socket) -> bool:
+    """Sockets ``listener`` accepts have TCP_NODELAY on already (see :func:`listen`)."""
+    try:
+        return _INHERITS_NODELAY and bool(
+            listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        )
+    except OSError:
+        return False
 
 
 def shut(sock: socket.socket) -> None:
