@@ -150,18 +150,18 @@ class RuntimeApiProxy:
         ended in time.
         """
         deadline = time.monotonic() + timeout
-        quiet_since = -1.0
+        quiet_since: float | None = None  # since when nothing was pending
         with self._lock:
             while True:
                 now = time.monotonic()
                 if self._connections or self._queued():
-                    quiet_since = -1.0
-                elif quiet_since < 0:
+                    quiet_since = None
+                elif quiet_since is None:
                     quiet_since = now
                 elif now - quiet_since >= SETTLE_QUIET:
                     return True
                 if now >= deadline:
-                    return not self._connections and not self._queued()
+                    return quiet_since is not None
                 self._ended.wait(min(deadline - now, SETTLE_QUIET / 5))
 
     def _queued(self) -> bool:
